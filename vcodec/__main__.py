@@ -1,0 +1,3 @@
+from vcodec.cli.main import entry_point
+
+entry_point()

@@ -1,0 +1,1 @@
+"""The ``vcodec`` command line; see :mod:`vcodec.cli.main`."""
