@@ -1,0 +1,351 @@
+"""Stream format: round trips, extraction, random access, versioning and damage."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+from fractions import Fraction
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vcodec.bitstream import (
+    Damage,
+    LayerConfig,
+    SequenceHeader,
+    StreamReader,
+    StreamWriter,
+    Unit,
+    UnitType,
+    extract_layers,
+    pack_unit,
+    parse_layers,
+    stream_stats,
+)
+from vcodec.bitstream.format import PREAMBLE, UNIT_HEADER_SIZE
+from vcodec.errors import BitstreamError, ConfigError, InputError
+
+
+def make_header(**kw: object) -> SequenceHeader:
+    base = dict(width=416, height=240, fps=Fraction(30000, 1001), bit_depth=8, matrix="bt601",
+                intra_period=4, num_frames=10, properties={"encoder": "test", "x": [1, 2.5]})
+    base.update(kw)
+    return SequenceHeader(**base)  # type: ignore[arg-type]
+
+
+def make_layers() -> list[LayerConfig]:
+    return [
+        LayerConfig(0, "learned-base", "base-test-v1", bytes(range(32)), {"quality": 0.5}),
+        LayerConfig(1, "residual", "libx265", b"", {"qp": 27, "preset": "fast"}, b"\x00\x00\x01VPS"),
+    ]
+
+
+def make_stream(frames: int = 10, intra_period: int = 4, enh_delay: int = 0) -> bytes:
+    buf = io.BytesIO()
+    w = StreamWriter(buf, make_header(intra_period=intra_period, num_frames=frames), make_layers())
+    pending: list[int] = []
+    for f in range(frames):
+        intra = f % intra_period == 0
+        w.write_frame_unit(UnitType.BASE_FRAME, 0, frame=f, payload=bytes([f % 256]) * (30 + f), intra=intra)
+        pending.append(f)
+        while len(pending) > enh_delay:
+            e = pending.pop(0)
+            w.write_frame_unit(UnitType.ENH_PACKET, 1, frame=e, payload=bytes([e]) * (50 + 3 * e),
+                               intra=e % intra_period == 0)
+    for e in pending:
+        w.write_frame_unit(UnitType.ENH_PACKET, 1, frame=e, payload=bytes([e]) * (50 + 3 * e),
+                           intra=e % intra_period == 0)
+    w.close()
+    return buf.getvalue()
+
+
+def read_all(data: bytes, **kw: object) -> list[Unit | Damage]:
+    with StreamReader(data, **kw) as r:  # type: ignore[arg-type]
+        return list(r)
+
+
+# -- round trips -----------------------------------------------------------------------------------
+
+def test_header_fields_survive() -> None:
+    data = make_stream()
+    with StreamReader(data) as r:
+        assert r.header == make_header()
+        assert r.layers == {c.layer_id: c for c in make_layers()}
+        assert r.minor == 0
+
+
+@pytest.mark.parametrize("utype,layer", [(UnitType.BASE_FRAME, 0), (UnitType.ENH_PACKET, 1),
+                                         (UnitType.ENH_PACKET, 7)])
+@pytest.mark.parametrize("payload", [b"", b"\x00", bytes(range(256)) * 10])
+def test_every_frame_unit_type_round_trips(utype: UnitType, layer: int, payload: bytes) -> None:
+    layers = make_layers() + [LayerConfig(7, "residual", "libx264")]
+    buf = io.BytesIO()
+    w = StreamWriter(buf, make_header(), layers)
+    w.write_frame_unit(utype, layer, frame=123456, payload=payload, intra=True)
+    w.close()
+    (unit,) = read_all(buf.getvalue())
+    assert isinstance(unit, Unit)
+    assert (unit.type, unit.layer, unit.frame, unit.intra, unit.payload) == (utype, layer, 123456, True,
+                                                                            payload)
+
+
+def test_stream_level_units_round_trip() -> None:
+    data = make_stream(frames=9, intra_period=4)
+    with StreamReader(data) as r:
+        units = list(r)
+        assert r.index == [(0, r.index[0][1]), (4, r.index[1][1]), (8, r.index[2][1])]
+        assert r.end_info is not None and r.end_info[0] == 9
+    assert [u.frame for u in units if isinstance(u, Unit) and u.layer == 0] == list(range(9))
+
+
+def test_reader_works_on_a_pipe_without_seeking() -> None:
+    data = make_stream()
+
+    class Pipe(io.RawIOBase):
+        """Hands out at most 7 bytes per read and cannot seek, like a socket."""
+
+        def __init__(self, b: bytes) -> None:
+            self.b, self.pos = b, 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, n: int = -1) -> bytes:
+            n = 7 if n < 0 else min(n, 7)
+            out = self.b[self.pos:self.pos + n]
+            self.pos += len(out)
+            return out
+
+    units = read_all(Pipe(data))  # type: ignore[arg-type]
+    assert [(u.layer, u.frame) for u in units] == [(u.layer, u.frame) for u in read_all(data)]
+
+
+def test_header_validation_errors_name_the_field() -> None:
+    with pytest.raises(ConfigError, match="even"):
+        make_header(width=415).to_bytes()
+    with pytest.raises(ConfigError, match="matrix"):
+        make_header(matrix="bt2020").to_bytes()
+    with pytest.raises(ConfigError, match="JSON"):
+        make_header(properties={"x": object()}).to_bytes()
+
+
+# -- extraction -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("enh_delay", [0, 3])
+def test_extraction_equals_layer0_units_byte_for_byte(enh_delay: int) -> None:
+    data = make_stream(frames=12, enh_delay=enh_delay)
+    out = io.BytesIO()
+    extract_layers(data, out, [0])
+    base = out.getvalue()
+    full_units = [u for u in read_all(data) if isinstance(u, Unit)]
+    with StreamReader(base) as r:
+        assert set(r.layers) == {0}
+        assert r.header == make_header(num_frames=12)
+        base_units = list(r)
+        # the fresh index points at the right units of the new stream
+        for frame, off in r.index or []:
+            assert base[off + UNIT_HEADER_SIZE - 22: off + 2] == b"VU"
+            assert frame % 4 == 0
+    assert [u.raw for u in base_units] == [u.raw for u in full_units if u.layer == 0]
+    # extracting again is the identity
+    again = io.BytesIO()
+    extract_layers(base, again, [0])
+    assert again.getvalue() == base
+
+
+def test_extraction_of_missing_layer_is_refused() -> None:
+    out = io.BytesIO()
+    base = io.BytesIO()
+    extract_layers(make_stream(), base, [0])
+    with pytest.raises(ConfigError, match="not in this stream"):
+        extract_layers(base.getvalue(), out, [1])
+
+
+def test_parse_layers() -> None:
+    assert parse_layers("base") == {0}
+    assert parse_layers("all") is None
+    assert parse_layers("0,1") == {0, 1}
+    with pytest.raises(ConfigError):
+        parse_layers("humans")
+
+
+def test_stats_count_bytes_per_layer() -> None:
+    data = make_stream(frames=10)
+    s = stream_stats(data)
+    assert s.num_frames == 10
+    assert s.intra_frames == [0, 4, 8]
+    assert s.total_bytes == len(data)
+    assert s.layer_bytes[0] == sum(UNIT_HEADER_SIZE + 30 + f for f in range(10)) + len(
+        pack_unit(UnitType.LAYER_CONFIG, 0, make_layers()[0].to_bytes()))
+    assert s.kbps(0) > 0 and s.kbps(1) > s.kbps(0)
+
+
+# -- random access ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("with_index", [True, False])
+def test_seek_to_intra_at_or_before(with_index: bool, tmp_path) -> None:
+    data = make_stream(frames=10)
+    if not with_index:
+        # rebuild without INDEX: the reader must scan
+        buf = io.BytesIO()
+        w = StreamWriter(buf, make_header(), make_layers())
+        for u in read_all(data):
+            assert isinstance(u, Unit)
+            w.write_frame_unit(u.type, u.layer, frame=u.frame or 0, payload=u.payload, intra=u.intra)
+        w.close(index=False)
+        data = buf.getvalue()
+    path = tmp_path / "s.vcs"
+    path.write_bytes(data)
+    with StreamReader(path) as r:
+        assert r.seek_frame(6) == 4
+        first = next(iter(r))
+        assert isinstance(first, Unit) and first.frame == 4 and first.intra and first.layer == 0
+    with StreamReader(path) as r:
+        assert r.seek_frame(0) == 0
+        assert len(list(r)) == 20
+
+
+def test_seek_on_pipe_is_refused() -> None:
+    class NoSeek(io.BytesIO):
+        def seekable(self) -> bool:
+            return False
+
+    with StreamReader(NoSeek(make_stream())) as r:
+        with pytest.raises(InputError, match="seekable"):
+            r.seek_frame(3)
+
+
+# -- versioning --------------------------------------------------------------------------------------
+
+def _with_preamble(data: bytes, major: int, minor: int) -> bytes:
+    return PREAMBLE.pack(b"VCDC", major, minor, 0) + data[PREAMBLE.size:]
+
+
+def _insert_unit(data: bytes, unit: bytes) -> bytes:
+    """Insert a unit right before the first frame unit, fixing END's unit count."""
+    with StreamReader(data) as r:
+        pos = r.data_offset
+    out = data[:pos] + unit + data[pos:]
+    # END is the last unit: bump its unit count and recompute its CRCs
+    end = bytearray(out[-(UNIT_HEADER_SIZE + 16):])
+    frames, idx, units = struct.unpack(">IQI", end[UNIT_HEADER_SIZE:])
+    idx_off = idx + len(unit) if idx else 0
+    payload = struct.pack(">IQI", frames, idx_off, units + 1)
+    new_end = pack_unit(UnitType.END, 0xFF, payload)
+    body = out[: -len(end)]
+    # shift INDEX offsets too
+    return _fix_index(body, len(unit), pos) + new_end
+
+
+def _fix_index(body: bytes, shift: int, after: int) -> bytes:
+    i = body.rfind(b"VU")
+    while i >= 0:
+        if body[i + 2] == UnitType.INDEX and zlib.crc32(body[i:i + 18]) == int.from_bytes(body[i + 18:i + 22], "big"):
+            payload = body[i + UNIT_HEADER_SIZE:]
+            (n,) = struct.unpack(">I", payload[:4])
+            entries = [struct.unpack(">IQ", payload[4 + 12 * k: 16 + 12 * k]) for k in range(n)]
+            new = struct.pack(">I", n) + b"".join(struct.pack(">IQ", f, o + shift if o >= after else o)
+                                                  for f, o in entries)
+            return body[:i] + pack_unit(UnitType.INDEX, 0xFF, new)
+        i = body.rfind(b"VU", 0, i)
+    return body
+
+
+def test_unknown_major_version_is_refused() -> None:
+    with pytest.raises(BitstreamError, match="version 2.0 is not supported"):
+        StreamReader(_with_preamble(make_stream(), 2, 0))
+
+
+def test_unknown_unit_type_refused_in_same_minor_skipped_in_newer_minor() -> None:
+    data = _insert_unit(make_stream(), pack_unit(0x55, 0, b"future", frame=0))
+    with pytest.raises(BitstreamError, match="unknown unit type 0x55"):
+        read_all(data)
+    newer = _with_preamble(data, 1, 3)
+    assert [(u.layer, u.frame) for u in read_all(newer)] == [(u.layer, u.frame) for u in read_all(make_stream())]
+
+
+# -- damage -----------------------------------------------------------------------------------------
+
+def test_wrong_magic() -> None:
+    with pytest.raises(BitstreamError, match="not a vcodec stream") as e:
+        StreamReader(b"RIFF" + make_stream()[4:])
+    assert e.value.offset == 0
+
+
+def test_crc_mismatch_names_offset_and_unit() -> None:
+    data = bytearray(make_stream())
+    with StreamReader(bytes(data)) as r:
+        units = list(r)
+    target = units[3]
+    assert isinstance(target, Unit)
+    data[target.offset + UNIT_HEADER_SIZE + 1] ^= 0x10
+    with pytest.raises(BitstreamError, match="payload CRC mismatch") as e:
+        read_all(bytes(data))
+    assert e.value.offset == target.offset
+    assert e.value.frame == target.frame
+    assert "ENH_PACKET" in str(e.value)
+
+
+def test_length_past_end_is_reported() -> None:
+    data = make_stream()
+    with pytest.raises(BitstreamError, match="points past the end"):
+        read_all(data[: len(data) - 5])
+
+
+def test_truncation_at_unit_boundary_is_detected() -> None:
+    data = make_stream()
+    with StreamReader(data) as r:
+        units = list(r)
+    cut = units[-1].offset  # type: ignore[union-attr]
+    with pytest.raises(BitstreamError, match="without an END unit"):
+        read_all(data[:cut])
+    # ... unless the caller accepts an open end (live streams)
+    assert len(read_all(data[:cut], allow_open_end=True)) == len(units) - 1
+
+
+def test_trailing_garbage_is_refused() -> None:
+    with pytest.raises(BitstreamError, match="after the END"):
+        read_all(make_stream() + b"\x00")
+
+
+def test_conceal_skips_damaged_units_and_reports_them() -> None:
+    data = bytearray(make_stream(frames=10))
+    with StreamReader(bytes(data)) as r:
+        units = [u for u in r if isinstance(u, Unit)]
+    hit = [u for u in units if u.layer == 0 and u.frame == 5][0]
+    data[hit.offset + 7] ^= 0xFF  # header damage: frame index byte
+    items = read_all(bytes(data), conceal=True)
+    damages = [d for d in items if isinstance(d, Damage)]
+    assert len(damages) == 1 and damages[0].offset == hit.offset
+    kept = [(u.layer, u.frame) for u in items if isinstance(u, Unit)]
+    assert (0, 5) not in kept and (0, 6) in kept and (1, 5) in kept
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzz_truncation_and_bit_flips_only_raise_bitstream_error(data: st.DataObject) -> None:
+    stream = make_stream(frames=6)
+    mode = data.draw(st.sampled_from(["truncate", "flip", "both"]))
+    buf = bytearray(stream)
+    if mode in ("flip", "both"):
+        for _ in range(data.draw(st.integers(1, 4))):
+            pos = data.draw(st.integers(0, len(buf) - 1))
+            buf[pos] ^= 1 << data.draw(st.integers(0, 7))
+    if mode in ("truncate", "both"):
+        buf = buf[: data.draw(st.integers(0, len(buf) - 1))]
+    blob = bytes(buf)
+    start = time.monotonic()
+    if blob != stream:
+        with pytest.raises(BitstreamError):
+            read_all(blob)
+    # a concealing reader never raises after the headers, and always terminates
+    try:
+        items = read_all(blob, conceal=True)
+    except BitstreamError:
+        pass  # damage in the preamble / sequence header / first layer config is fatal
+    else:
+        assert all(isinstance(i, (Unit, Damage)) for i in items)
+    assert time.monotonic() - start < 2.0

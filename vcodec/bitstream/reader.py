@@ -1,0 +1,537 @@
+"""Bounds-checked, stream-capable reader.
+
+The reader pulls bytes with ``read(n)`` only, so it works front to back on a
+pipe or a socket; when the source is a seekable file it can also use the
+INDEX to jump to the intra frame at or before a given frame.
+
+Every defect (wrong magic, unknown major version, truncation, a length that
+points past the end, a CRC mismatch, an unknown unit type of this or an older
+minor version, trailing bytes) raises :class:`~vcodec.errors.BitstreamError`
+naming the byte offset and the unit.  With ``conceal=True`` damaged units are
+reported as :class:`Damage` items in the iteration instead, and the reader
+resynchronises on the next valid unit header; decoders then skip to the next
+intra frame of each layer.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from vcodec.bitstream.format import (
+    END_PAYLOAD,
+    END_UNIT_SIZE,
+    FLAG_INTRA,
+    FRAME_TYPES,
+    INDEX_COUNT,
+    INDEX_ENTRY,
+    KNOWN_FLAGS,
+    MAGIC,
+    MAX_PAYLOAD,
+    NO_FRAME,
+    PREAMBLE,
+    STREAM_LAYER,
+    SYNC,
+    UNIT_HEADER,
+    UNIT_HEADER_SIZE,
+    VERSION_MAJOR,
+    VERSION_MINOR,
+    UnitType,
+    unit_name,
+)
+from vcodec.bitstream.headers import LayerConfig, SequenceHeader
+from vcodec.errors import BitstreamError, InputError
+
+__all__ = ["StreamReader", "Unit", "Damage", "StreamSource", "is_stream_prefix"]
+
+
+class _Truncated(BitstreamError):
+    """The data ends inside a unit."""
+
+
+class _HeaderDamage(BitstreamError):
+    """A unit header failed its checks; its length cannot be trusted."""
+
+    def __init__(self, message: str, *, raw: bytes, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.raw = raw
+
+
+class _PayloadDamage(BitstreamError):
+    """A unit's payload failed its CRC; the header (and so the length) was intact."""
+
+    def __init__(self, message: str, *, layer: int, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.layer = layer
+
+
+def is_stream_prefix(data: bytes) -> bool:
+    """True when ``data`` starts like a vcodec stream (used to sniff inputs)."""
+    return data[:4] == MAGIC
+
+
+@dataclass
+class Unit:
+    """One unit as read from a stream."""
+
+    type: int
+    layer: int
+    flags: int
+    frame: int | None
+    payload: bytes
+    offset: int
+    header: bytes  # the 22 raw header bytes, for byte-exact copying
+
+    @property
+    def intra(self) -> bool:
+        return bool(self.flags & FLAG_INTRA)
+
+    @property
+    def name(self) -> str:
+        return unit_name(self.type)
+
+    @property
+    def raw(self) -> bytes:
+        return self.header + self.payload
+
+    def describe(self) -> str:
+        where = "" if self.frame is None else f" frame {self.frame}"
+        return f"{self.name} (layer {self.layer}{where})"
+
+
+@dataclass
+class Damage:
+    """A damaged region skipped by a concealing reader."""
+
+    offset: int
+    message: str
+    layer: int | None = None
+    frame: int | None = None
+
+
+StreamSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+
+
+class _ByteSource:
+    """``read_exact`` over a binary file object with a push-back buffer."""
+
+    def __init__(self, fobj: BinaryIO, name: str) -> None:
+        self.fobj = fobj
+        self.name = name
+        self.offset = 0  # stream offset of the next byte handed out
+        self.pending = bytearray()
+
+    def read_upto(self, n: int) -> bytes:
+        out = bytearray()
+        if self.pending:
+            take = min(n, len(self.pending))
+            out += self.pending[:take]
+            del self.pending[:take]
+        while len(out) < n:
+            chunk = self.fobj.read(n - len(out))
+            if not chunk:
+                break
+            out += chunk
+        self.offset += len(out)
+        return bytes(out)
+
+    def unread(self, data: bytes) -> None:
+        self.pending[:0] = data
+        self.offset -= len(data)
+
+    def seekable(self) -> bool:
+        try:
+            return bool(self.fobj.seekable())
+        except (AttributeError, OSError, ValueError):
+            return False
+
+    def seek(self, offset: int) -> None:
+        self.fobj.seek(offset)
+        self.pending.clear()
+        self.offset = offset
+
+
+class StreamReader:
+    """Read a vcodec stream.
+
+    ``source`` is a path, the stream bytes, or a binary file object (a pipe
+    is fine).  The headers are read on construction; iterate to get frame
+    units (and :class:`Damage` items when ``conceal`` is true).
+
+    ``allow_open_end``: accept a stream that stops at a unit boundary without
+    an END unit (a live stream whose sender stopped); otherwise that is a
+    truncation error.
+    """
+
+    def __init__(
+        self,
+        source: StreamSource,
+        *,
+        conceal: bool = False,
+        allow_open_end: bool = False,
+        name: str | None = None,
+    ) -> None:
+        self.conceal = conceal
+        self.allow_open_end = allow_open_end
+        self._owned: BinaryIO | None = None
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            fobj: BinaryIO = io.BytesIO(bytes(source))
+            self.name = name or "<bytes>"
+        elif isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            try:
+                fobj = open(path, "rb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise InputError(f"{path}: cannot open stream ({exc.strerror or exc})") from None
+            self._owned = fobj
+            self.name = name or str(path)
+        else:
+            fobj = source
+            self.name = name or getattr(source, "name", None) or "<stream>"
+            if not isinstance(self.name, str):
+                self.name = "<stream>"
+        self._src = _ByteSource(fobj, self.name)
+        self.minor = VERSION_MINOR
+        self.units_read = 0
+        self.ended = False
+        self.end_info: tuple[int, int, int] | None = None
+        self.index: list[tuple[int, int]] | None = None
+        self.damage: list[Damage] = []
+        self.data_offset = 0
+        self._pending_damage: Damage | None = None
+        self._seeked = False  # after a seek the END unit count cannot be checked
+        try:
+            self._read_preamble()
+            self.header, self.layers = self._read_headers()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- context ------------------------------------------------------------
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
+
+    def __enter__(self) -> StreamReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- errors ---------------------------------------------------------------
+    def _error(self, message: str, offset: int, unit: str | None = None, frame: int | None = None
+               ) -> BitstreamError:
+        return BitstreamError(message, offset=offset, unit=unit, frame=frame, source=self.name)
+
+    # -- preamble and headers -------------------------------------------------
+    def _read_preamble(self) -> None:
+        data = self._src.read_upto(PREAMBLE.size)
+        if len(data) < PREAMBLE.size:
+            raise self._error(
+                f"stream is {len(data)} bytes long, shorter than the {PREAMBLE.size}-byte preamble "
+                "(empty or truncated file?)", 0, "preamble")
+        magic, major, minor, flags = PREAMBLE.unpack(data)
+        if magic != MAGIC:
+            raise self._error(
+                f"not a vcodec stream: magic is {magic!r}, expected {MAGIC!r} "
+                "(is this a raw video or another container? see `vcodec info --help`)", 0, "preamble")
+        if major != VERSION_MAJOR:
+            raise self._error(
+                f"stream format version {major}.{minor} is not supported by this vcodec "
+                f"(reads {VERSION_MAJOR}.x); upgrade vcodec", 4, "preamble")
+        if flags != 0:
+            raise self._error(f"reserved preamble flags are 0x{flags:04x}, expected 0", 6, "preamble")
+        self.minor = minor
+
+    def _read_headers(self) -> tuple[SequenceHeader, dict[int, LayerConfig]]:
+        first = self._read_unit_strict()
+        if first is None or first.type != UnitType.SEQUENCE_HEADER:
+            got = "end of data" if first is None else first.describe()
+            raise self._error(f"expected SEQUENCE_HEADER as the first unit, got {got}", PREAMBLE.size,
+                              "SEQUENCE_HEADER")
+        try:
+            header = SequenceHeader.from_bytes(first.payload)
+        except BitstreamError as exc:
+            raise self._error(str(exc), first.offset, "SEQUENCE_HEADER") from None
+        self.header_units: list[Unit] = [first]
+        layers: dict[int, LayerConfig] = {}
+        while True:
+            offset = self._src.offset
+            try:
+                unit = self._read_unit_strict()
+            except _HeaderDamage as exc:
+                if not self.conceal or not layers:
+                    raise
+                # most likely the first frame unit; resynchronise and let iteration report it
+                self._src.unread(exc.raw[1:])
+                self._resync()
+                self.damage.append(Damage(offset, str(exc)))
+                self._pending_damage = self.damage[-1]
+                break
+            if unit is None:
+                break
+            if unit.type != UnitType.LAYER_CONFIG:
+                self._src.unread(unit.raw)
+                self.units_read -= 1
+                break
+            if unit.layer in layers or unit.layer == STREAM_LAYER:
+                raise self._error(f"duplicate or invalid LAYER_CONFIG for layer {unit.layer}",
+                                  unit.offset, "LAYER_CONFIG")
+            self.header_units.append(unit)
+            try:
+                layers[unit.layer] = LayerConfig.from_bytes(unit.layer, unit.payload)
+            except BitstreamError as exc:
+                raise self._error(str(exc), unit.offset, f"LAYER_CONFIG of layer {unit.layer}") from None
+        self.data_offset = offset  # where the first frame unit starts (or should)
+        return header, layers
+
+    # -- units -------------------------------------------------------------------
+    def _parse_header(self, raw: bytes, offset: int) -> tuple[int, int, int, int | None, int, int]:
+        sync, utype, layer, flags, reserved, frame, length, pcrc, hcrc = UNIT_HEADER.unpack(raw)
+        if sync != SYNC:
+            raise _HeaderDamage(f"bad unit sync bytes {sync!r} (expected {SYNC!r}): stream is damaged "
+                              "or misaligned", offset=offset, unit="unit header", source=self.name, raw=raw)
+        if zlib.crc32(raw[:18]) != hcrc:
+            raise _HeaderDamage("unit header CRC mismatch: the header is damaged", offset=offset, unit="unit header", source=self.name, raw=raw)
+        what = f"{unit_name(utype)} (layer {layer})"
+        if reserved != 0 or (flags & ~KNOWN_FLAGS and self.minor <= VERSION_MINOR):
+            raise _HeaderDamage(f"reserved header bits set (flags 0x{flags:02x})", offset=offset, unit=what, source=self.name, raw=raw)
+        if length > MAX_PAYLOAD:
+            raise _HeaderDamage(f"payload length {length} exceeds the limit {MAX_PAYLOAD}", offset=offset, unit=what, source=self.name, raw=raw)
+        return utype, layer, flags, (None if frame == NO_FRAME else frame), length, pcrc
+
+    def _read_unit_strict(self) -> Unit | None:
+        """Read one unit; None at a clean end of data. Raises on any defect."""
+        offset = self._src.offset
+        raw = self._src.read_upto(UNIT_HEADER_SIZE)
+        if not raw:
+            return None
+        if len(raw) < UNIT_HEADER_SIZE:
+            raise _Truncated(f"truncated unit header: {len(raw)} of {UNIT_HEADER_SIZE} bytes present",
+                             offset=offset, unit="unit header", source=self.name)
+        utype, layer, flags, frame, length, pcrc = self._parse_header(raw, offset)
+        what = f"{unit_name(utype)} (layer {layer})"
+        payload = self._src.read_upto(length)
+        if len(payload) < length:
+            raise _Truncated(
+                f"payload length {length} points past the end of the data ({len(payload)} bytes left): "
+                "the stream is truncated", offset=offset, unit=what, frame=frame, source=self.name)
+        if zlib.crc32(payload) != pcrc:
+            raise _PayloadDamage("payload CRC mismatch: the unit is damaged", offset=offset, unit=what,
+                                 frame=frame, source=self.name, layer=layer)
+        self.units_read += 1
+        return Unit(utype, layer, flags, frame, payload, offset, raw)
+
+    def _resync(self) -> None:
+        """Skip forward to the next byte position holding a valid unit header (or the end)."""
+        while True:
+            chunk = self._src.read_upto(65536)
+            if not chunk:
+                return
+            start = 0
+            while True:
+                pos = chunk.find(SYNC, start)
+                if pos < 0:
+                    if chunk[-1:] == SYNC[:1]:  # SYNC may straddle two chunks
+                        self._src.unread(chunk[-1:])
+                    break
+                if len(chunk) - pos < UNIT_HEADER_SIZE:
+                    chunk += self._src.read_upto(UNIT_HEADER_SIZE)
+                    if len(chunk) - pos < UNIT_HEADER_SIZE:
+                        return  # too few bytes left for any unit
+                cand = chunk[pos : pos + UNIT_HEADER_SIZE]
+                if zlib.crc32(cand[:18]) == int.from_bytes(cand[18:22], "big"):
+                    self._src.unread(chunk[pos:])
+                    return
+                start = pos + 1
+
+    def _next(self) -> Unit | Damage | None:
+        if not self.conceal:
+            return self._read_unit_strict()
+        try:
+            return self._read_unit_strict()
+        except _PayloadDamage as exc:
+            dmg = Damage(exc.offset or 0, str(exc), exc.layer, exc.frame)  # length was trustworthy
+        except _HeaderDamage as exc:
+            dmg = Damage(exc.offset or 0, str(exc))
+            self._src.unread(exc.raw[1:])
+            self._resync()
+        except _Truncated as exc:
+            dmg = Damage(exc.offset or 0, str(exc), frame=exc.frame)
+            self.ended = True
+        self.damage.append(dmg)
+        return dmg
+
+    def __iter__(self) -> Iterator[Unit | Damage]:
+        return self.units()
+
+    def units(self) -> Iterator[Unit | Damage]:
+        """Frame units (and Damage items in conceal mode) until END."""
+        while not self.ended:
+            item = self._next_frame_item()
+            if item is None:
+                return
+            yield item
+
+    def _next_frame_item(self) -> Unit | Damage | None:
+        if self._pending_damage is not None:
+            dmg, self._pending_damage = self._pending_damage, None
+            return dmg
+        while True:
+            offset = self._src.offset
+            item = self._next()
+            if item is None:
+                if self.allow_open_end:
+                    return None
+                err = self._error("stream ends without an END unit: it is truncated "
+                                  "(or a live stream that was cut off)", offset, "END")
+                if self.conceal:
+                    dmg = Damage(offset, str(err))
+                    self.damage.append(dmg)
+                    self.ended = True
+                    return dmg
+                raise err
+            if isinstance(item, Damage):
+                return item
+            if item.type in FRAME_TYPES:
+                if item.frame is None:
+                    raise self._error("frame unit without a frame index", item.offset, item.describe())
+                return item
+            if item.type == UnitType.INDEX:
+                try:
+                    self.index = self._parse_index(item)
+                except BitstreamError as exc:
+                    if not self.conceal:
+                        raise
+                    self.damage.append(Damage(item.offset, str(exc)))
+                continue
+            if item.type == UnitType.END:
+                self._finish(item)
+                return None
+            if item.type in (UnitType.SEQUENCE_HEADER, UnitType.LAYER_CONFIG):
+                err = self._error("header unit after the first frame unit", item.offset, item.describe())
+                if self.conceal:
+                    dmg = Damage(item.offset, str(err))
+                    self.damage.append(dmg)
+                    return dmg
+                raise err
+            if self.minor > VERSION_MINOR:
+                continue  # a unit type from a newer minor version: skip it
+            err = self._error(
+                f"unknown {unit_name(item.type)} in a version 1.{self.minor} stream "
+                "(damaged stream, or written by an incompatible tool)", item.offset, "unit")
+            if self.conceal:
+                dmg = Damage(item.offset, str(err))
+                self.damage.append(dmg)
+                return dmg
+            raise err
+
+    def _parse_index(self, unit: Unit) -> list[tuple[int, int]]:
+        p = unit.payload
+        if len(p) < INDEX_COUNT.size:
+            raise self._error("INDEX payload too short", unit.offset, "INDEX")
+        (count,) = INDEX_COUNT.unpack_from(p)
+        if len(p) != INDEX_COUNT.size + count * INDEX_ENTRY.size:
+            raise self._error(f"INDEX says {count} entries but holds {len(p) - 4} bytes", unit.offset,
+                              "INDEX")
+        entries = [INDEX_ENTRY.unpack_from(p, INDEX_COUNT.size + i * INDEX_ENTRY.size)
+                   for i in range(count)]
+        for f, o in entries:
+            if o < self.data_offset or o >= unit.offset:
+                raise self._error(f"INDEX entry for frame {f} points to byte {o}, outside the frame data",
+                                  unit.offset, "INDEX")
+        return entries
+
+    def _finish(self, unit: Unit) -> None:
+        if len(unit.payload) != END_PAYLOAD.size:
+            raise self._error(f"END payload is {len(unit.payload)} bytes, expected {END_PAYLOAD.size}",
+                              unit.offset, "END")
+        frames, index_offset, units = END_PAYLOAD.unpack(unit.payload)
+        if units != self.units_read - 1 and not (self.conceal or self._seeked):
+            raise self._error(f"END says {units} units precede it but {self.units_read - 1} were read: "
+                              "units are missing", unit.offset, "END")
+        self.end_info = (frames, index_offset, units)
+        self.ended = True
+        trailing = self._src.read_upto(1)
+        if trailing:
+            err = self._error("unexpected data after the END unit", unit.offset + END_UNIT_SIZE, "END")
+            if not self.conceal:
+                raise err
+            self.damage.append(Damage(unit.offset + END_UNIT_SIZE, str(err)))
+
+    # -- random access ----------------------------------------------------------
+    @property
+    def seekable(self) -> bool:
+        return self._src.seekable()
+
+    def read_index(self) -> list[tuple[int, int]]:
+        """The intra-frame index ``[(frame, offset), ...]`` (seekable sources only).
+
+        Uses the INDEX unit found through the END unit; rebuilds the index by
+        scanning unit headers when the stream has none.
+        """
+        if not self.seekable:
+            raise InputError(f"{self.name}: random access needs a seekable file, not a pipe")
+        saved = self._src.offset
+        saved_units = self.units_read
+        fobj = self._src.fobj
+        fobj.seek(0, io.SEEK_END)
+        size = fobj.tell()
+        entries: list[tuple[int, int]] | None = None
+        if size - END_UNIT_SIZE >= self.data_offset:
+            self._src.seek(size - END_UNIT_SIZE)
+            try:
+                end = self._read_unit_strict()
+                if end is not None and end.type == UnitType.END and len(end.payload) == END_PAYLOAD.size:
+                    _, index_offset, _ = END_PAYLOAD.unpack(end.payload)
+                    if index_offset:
+                        self._src.seek(index_offset)
+                        unit = self._read_unit_strict()
+                        if unit is None or unit.type != UnitType.INDEX:
+                            raise self._error("END points to a unit that is not the INDEX", index_offset,
+                                              "INDEX")
+                        entries = self._parse_index(unit)
+            except BitstreamError:
+                entries = None
+        if entries is None:
+            entries = self._scan_index()
+        self._src.seek(saved)
+        self.units_read = saved_units
+        self.index = entries
+        return entries
+
+    def _scan_index(self) -> list[tuple[int, int]]:
+        self._src.seek(self.data_offset)
+        base = min(self.layers) if self.layers else 0
+        out: list[tuple[int, int]] = []
+        while True:
+            offset = self._src.offset
+            raw = self._src.read_upto(UNIT_HEADER_SIZE)
+            if len(raw) < UNIT_HEADER_SIZE:
+                return out
+            utype, layer, flags, frame, length, _ = self._parse_header(raw, offset)
+            if utype == UnitType.END:
+                return out
+            if utype in FRAME_TYPES and layer == base and flags & FLAG_INTRA and frame is not None:
+                out.append((frame, offset))
+            self._src.seek(offset + UNIT_HEADER_SIZE + length)
+
+    def seek_frame(self, frame: int) -> int:
+        """Position the reader at the intra frame at or before ``frame``; returns that frame."""
+        entries = self.index if self.index is not None else self.read_index()
+        best: tuple[int, int] | None = None
+        for f, o in entries:
+            if f <= frame and (best is None or f > best[0]):
+                best = (f, o)
+        if best is None:
+            raise InputError(f"{self.name}: no intra frame at or before frame {frame}")
+        self._src.seek(best[1])
+        self._seeked = True
+        self.ended = False
+        return best[0]
