@@ -339,8 +339,14 @@ def test_fuzz_truncation_and_bit_flips_only_raise_bitstream_error(data: st.DataO
     blob = bytes(buf)
     start = time.monotonic()
     if blob != stream:
-        with pytest.raises(BitstreamError):
-            read_all(blob)
+        # either the damage is detected, or it was benign (e.g. a newer minor version number,
+        # which only changes how unknown unit types are treated) and the content is unchanged
+        try:
+            got = read_all(blob)
+        except BitstreamError:
+            pass
+        else:
+            assert [u.raw for u in got] == [u.raw for u in read_all(stream)]  # type: ignore[union-attr]
     # a concealing reader never raises after the headers, and always terminates
     try:
         items = read_all(blob, conceal=True)
