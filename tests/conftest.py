@@ -32,3 +32,34 @@ def yolox_nano_onnx() -> Path:
     if not YOLOX_NANO_ONNX.is_file():
         pytest.skip(f"YOLOX-Nano weights not available ({YOLOX_NANO_ONNX} is missing)")
     return YOLOX_NANO_ONNX
+
+
+# -- end-to-end codec (tests/test_codec*.py, tests/test_cli_codec*.py) ------------------
+SEQUENCE = REPO / "sequences" / "synthetic_416x240_30.y4m"
+
+
+def _save_test_base_model(out_dir: Path, seed: int) -> Path:
+    """A small seeded, untrained base model written as real weights files (.json + .pt).
+
+    The coding machinery (payloads, hashes, determinism, layering) does not depend on
+    training, and a small model keeps the end-to-end tests fast on 2 cores.
+    """
+    import torch
+
+    from vcodec.models import BaseNet, BaseNetConfig, save_base_weights
+
+    torch.manual_seed(seed)
+    net = BaseNet(BaseNetConfig(detector="yolox-nano", n=32, m=48, nz=16, t_channels=32))
+    return save_base_weights(net, "base-e2e-test-v1", out_dir).with_suffix(".json")
+
+
+@pytest.fixture(scope="session")
+def codec_test_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of the ``.json`` of a small test base model (seed 0)."""
+    return _save_test_base_model(tmp_path_factory.mktemp("base-model-a"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def codec_other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Same model id and architecture as ``codec_test_model`` but other weights (seed 1)."""
+    return _save_test_base_model(tmp_path_factory.mktemp("base-model-b"), seed=1)

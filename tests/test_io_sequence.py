@@ -7,33 +7,21 @@ intended change to the generator (then regenerate sequences/ and commit both).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
-from vcodec.io import open_video
+from vcodec.io import open_video, synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "sequences" / "synthetic_416x240_30.y4m"
 EXPECTED = ROOT / "tests" / "expected" / "sequence.md5"
 
 
-def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_sequence", ROOT / "tools" / "make_sequence.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_regenerated_clip_matches_golden_md5_and_committed_file(tmp_path: Path) -> None:
     out = tmp_path / CLIP.name
-    digest = _tool().write(out)
+    digest = synthetic.write(out)
     if os.environ.get("GENERATE_EXPECTED") == "1":
         EXPECTED.parent.mkdir(parents=True, exist_ok=True)
         EXPECTED.write_text(f"{digest}  {CLIP.name}\n")

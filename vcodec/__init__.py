@@ -3,9 +3,21 @@
 One stream, two layers: a learned base layer (layer 0) from which an object
 detector runs on decoded features without reconstructing pixels, and a
 conventional enhancement layer (layer 1) carrying the residual for people.
+
+The curated public API::
+
+    from vcodec import Encoder, Decoder, open_video, open_writer
+    from vcodec import StreamReader, StreamWriter, extract_layers, stream_stats
+    from vcodec import get_detector, Detections, Frame, VideoInfo, errors
+
+Names that need torch (Encoder, Decoder, get_detector...) are imported on
+first use, so that stream tools such as ``vcodec info`` start quickly.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -13,4 +25,52 @@ from vcodec import errors
 from vcodec.errors import BitstreamError, VcodecError
 from vcodec.io.frame import Frame, VideoInfo
 
-__all__ = ["__version__", "errors", "BitstreamError", "VcodecError", "Frame", "VideoInfo"]
+#: public name -> module that defines it (imported lazily)
+_LAZY: dict[str, str] = {
+    "Encoder": "vcodec.codec",
+    "Decoder": "vcodec.codec",
+    "EncodeSummary": "vcodec.codec",
+    "FrameStats": "vcodec.codec",
+    "detect_stream": "vcodec.codec",
+    "open_video": "vcodec.io",
+    "open_writer": "vcodec.io",
+    "StreamReader": "vcodec.bitstream",
+    "StreamWriter": "vcodec.bitstream",
+    "SequenceHeader": "vcodec.bitstream",
+    "LayerConfig": "vcodec.bitstream",
+    "extract_layers": "vcodec.bitstream",
+    "stream_stats": "vcodec.bitstream",
+    "get_detector": "vcodec.detection",
+    "Detections": "vcodec.detection",
+    "load_base_model": "vcodec.models",
+}
+
+__all__ = ["__version__", "errors", "BitstreamError", "VcodecError", "Frame", "VideoInfo", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vcodec' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from vcodec.bitstream import (
+        LayerConfig,
+        SequenceHeader,
+        StreamReader,
+        StreamWriter,
+        extract_layers,
+        stream_stats,
+    )
+    from vcodec.codec import Decoder, EncodeSummary, Encoder, FrameStats, detect_stream
+    from vcodec.detection import Detections, get_detector
+    from vcodec.io import open_video, open_writer
+    from vcodec.models import load_base_model

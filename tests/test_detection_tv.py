@@ -1,0 +1,60 @@
+"""torchvision adapters: split plumbing with random weights on tiny inputs (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vcodec.detection import get_detector
+from vcodec.detection.tv import TorchvisionDetector
+from vcodec.errors import ConfigError, WeightsError
+
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the CI machine has 2 cores shared by parallel jobs; restore for other test files
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _picture() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name,channels", [("fasterrcnn-r50-fpn", 1536), ("retinanet-r50-fpn", 512), ("fcos-r50-fpn", 512)])
+def test_split_equals_unsplit_torchvision_model(name: str, channels: int) -> None:
+    torch.manual_seed(0)
+    det = get_detector(name, score_threshold=0.0, max_detections=20)
+    assert isinstance(det, TorchvisionDetector) and not det.pretrained
+    x, g = det.prepare(_picture(), "pad", multiple=32)
+    assert tuple(x.shape) == (1, 3, 96, 128)
+    with torch.no_grad():
+        f = det.front(x)
+        assert f.shape == (1, channels, 12, 16) and det.split_channels == channels
+        [d] = det.back(f, g)
+        # the unsplit model on the same picture, its own resize made a no-op
+        det.model.transform.min_size = (96,)
+        det.model.transform.max_size = 4096
+        [ref] = det.model([x[0]])
+    assert 0 < len(d) <= 20
+    cats = ref["labels"].numpy()
+    keep = ~np.isin(cats, [0, 12, 26, 29, 30, 45, 66, 68, 69, 71, 83])  # ids without a COCO80 class
+    ref_scores = ref["scores"].numpy()[keep][:20]
+    np.testing.assert_allclose(np.sort(d.scores)[::-1][: len(ref_scores)], np.sort(ref_scores)[::-1][: len(d)], atol=1e-4)
+    # boxes are clipped to the original 120x90 picture
+    assert np.all(d.boxes[:, 2] <= 120) and np.all(d.boxes[:, 3] <= 90)
+
+
+def test_tv_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        TorchvisionDetector("fasterrcnn-r50-fpn", split_after="layer3")
+    w = tmp_path / "retina.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, w)
+    with pytest.raises(WeightsError, match="retina.pth"):
+        get_detector("retinanet-r50-fpn", w)

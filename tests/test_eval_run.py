@@ -1,0 +1,189 @@
+"""`vcodec eval` end to end on the bundled clip: every system, two points each, resume, --jobs, real GT."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from vcodec.cli.eval import main as eval_main
+from vcodec.eval.runner import METRIC_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+SEQUENCE = REPO / "sequences" / "synthetic_416x240_30.y4m"
+ONNX = REPO.parent / "shared" / "models" / "yolox_nano" / "yolox_nano.onnx"
+
+
+def _detector_args() -> list[str]:
+    # real YOLOX-Nano weights when the shared folder is there; else the same network at its
+    # (seeded, prior-biased) initialisation, which exercises the same code with few detections
+    return ["--detector", "yolox-nano", *(["--detector-weights", str(ONNX)] if ONNX.is_file() else [])]
+
+
+def _common(model: Path, out: Path) -> list[str]:
+    return [
+        str(SEQUENCE),
+        "-o",
+        str(out),
+        "--start",
+        "9",
+        "--frames",
+        "3",
+        "--base-model",
+        str(model),
+        *_detector_args(),
+        "--preset",
+        "ultrafast",
+        "--no-progress",
+    ]
+
+
+@pytest.mark.slow
+def test_eval_end_to_end_two_points_per_system(
+    codec_test_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "res"
+    args = [
+        *_common(codec_test_model, out),
+        "--base-qualities",
+        "0.2,0.8",
+        "--enh-qps",
+        "30,40",
+        "--anchor-qps",
+        "27,37",
+    ]
+    assert eval_main(args) == 0
+    for name in (
+        "results.csv",
+        "results.json",
+        "summary.md",
+        "provenance.json",
+        "groundtruth.json",
+        "rd_map50.png",
+        "rd_psnr.png",
+        "rd_msssim.png",
+    ):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert (out / "rd_psnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = json.loads((out / "results.json").read_text())
+    ids = {p["id"] for p in res["points"]}
+    expected = {
+        "reference",
+        "vcodec-base_q0.20",
+        "vcodec-base_q0.80",
+        "vcodec-full_q0.20_qp30",
+        "vcodec-full_q0.20_qp40",
+        "vcodec-full_q0.80_qp30",
+        "vcodec-full_q0.80_qp40",
+        "x265_qp27",
+        "x265_qp37",
+        "x264_qp27",
+        "x264_qp37",
+        "simulcast_q0.20_qp27",
+        "simulcast_q0.20_qp37",
+        "simulcast_q0.80_qp27",
+        "simulcast_q0.80_qp37",
+    }
+    assert ids == expected
+    by = {p["id"]: p for p in res["points"]}
+    # rates: the base layer is part of the full stream; a finer base costs more bits
+    assert 0 < by["vcodec-base_q0.20"]["kbps_base"] < by["vcodec-base_q0.80"]["kbps_base"]
+    full = by["vcodec-full_q0.20_qp30"]
+    assert full["kbps_total"] == pytest.approx(full["kbps_base"] + full["kbps_enh"])
+    assert full["kbps_base"] == pytest.approx(by["vcodec-base_q0.20"]["kbps_base"])
+    assert by["x265_qp27"]["kbps_total"] > by["x265_qp37"]["kbps_total"] > 0
+    sim = by["simulcast_q0.20_qp27"]
+    assert sim["kbps_total"] == pytest.approx(
+        by["vcodec-base_q0.20"]["kbps_base"] + by["x265_qp27"]["kbps_total"]
+    )
+    assert sim["psnr_y"] == by["x265_qp27"]["psnr_y"]
+    # quality: a lower QP is better; the enhancement lifts the untrained base picture a lot
+    assert by["x265_qp27"]["psnr_y"] > by["x265_qp37"]["psnr_y"] > 25
+    assert full["psnr_y"] > by["vcodec-full_q0.20_qp40"]["psnr_y"] > by["vcodec-base_q0.20"]["psnr_y"]
+    assert 0 < full["ms_ssim"] <= 1
+    # pseudo ground truth is flagged everywhere
+    assert res["pseudo_ground_truth"] is True and "PSEUDO" in res["ground_truth"]
+    assert "PSEUDO GROUND TRUTH" in (out / "summary.md").read_text()
+    gt = json.loads((out / "groundtruth.json").read_text())
+    if any(f["boxes"] for f in gt["frames"].values()):
+        # the reference IS the pseudo ground truth (plus lower-scored extras): perfect by construction
+        assert by["reference"]["map50"] == pytest.approx(1.0)
+        assert 0 <= by["x265_qp27"]["map50"] <= 1
+    # BD-rate: two points allow PCHIP but not the cubic fit, which says why
+    bd = [
+        e
+        for e in res["bd_rate"]
+        if e["test"] == "vcodec-full q=0.20" and e["anchor"] == "x265" and e["metric"] == "psnr_y"
+    ]
+    assert {e["method"] for e in bd} == {"pchip", "cubic"}
+    cubic = next(e for e in bd if e["method"] == "cubic")
+    assert cubic["bd_rate"] is None and "at least 4" in cubic["reason"]
+    # per-point files and CSV schema
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == METRIC_COLUMNS and len(rows) == len(expected)
+    point = json.loads((out / "points" / "x264_qp27.json").read_text())
+    assert point["settings"]["encoder_config"]["codec"] == "libx264" and point["key"]
+    assert (out / "points" / "x264_qp27.csv").is_file()
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["vcodec_version"] and prov["libavcodec"] and "libx265" in prov["encoders"]
+    base_point = json.loads((out / "points" / "vcodec-base_q0.20.json").read_text())
+    model_sha = json.loads(codec_test_model.read_text())["sha256"]
+    assert base_point["settings"]["base_model"]["sha256"] == model_sha
+
+    # rerun: nothing is recomputed, the stored points are untouched
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")}
+    capsys.readouterr()
+    assert eval_main(args) == 0
+    err = capsys.readouterr().err
+    assert "10 already computed, 0 work units" in err
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")} == mtimes
+
+    # real ground truth (SFU-HW-Objects) re-scores the stored detections without re-encoding
+    gt_dir = tmp_path / "gt"
+    gt_dir.mkdir()
+    for i in range(9, 12):
+        (gt_dir / f"synthetic_416x240_30_seq_{i:03d}.txt").write_text("0 0.5 0.5 0.2 0.4\n")
+    capsys.readouterr()
+    assert eval_main([*args, "--gt", str(gt_dir)]) == 0
+    assert "10 already computed" in capsys.readouterr().err
+    res2 = json.loads((out / "results.json").read_text())
+    assert res2["pseudo_ground_truth"] is False and "sfu-objects" in res2["ground_truth"]
+    assert "PSEUDO" not in (out / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_eval_parallel_jobs_match_serial(codec_test_model: Path, tmp_path: Path) -> None:
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    args = ["--base-qualities", "", "--enh-qps", "", "--anchor-qps", "30,38", "--anchors", "x265"]
+    assert eval_main([*_common(codec_test_model, serial), *args]) == 0
+    assert eval_main([*_common(codec_test_model, parallel), *args, "--jobs", "2"]) == 0
+    a = {p["id"]: p for p in json.loads((serial / "results.json").read_text())["points"]}
+    b = {p["id"]: p for p in json.loads((parallel / "results.json").read_text())["points"]}
+    assert set(a) == set(b) == {"reference", "x265_qp30", "x265_qp38"}
+    for pid in ("x265_qp30", "x265_qp38"):
+        assert a[pid]["psnr_y"] == pytest.approx(b[pid]["psnr_y"], abs=0.05)
+        assert a[pid]["kbps_total"] == pytest.approx(b[pid]["kbps_total"], rel=0.02)
+
+
+def test_eval_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert eval_main([str(SEQUENCE), "-o", str(tmp_path / "r"), "--base-qualities", "1.5"]) == 2
+    assert "base quality 1.5" in capsys.readouterr().err
+    assert (
+        eval_main([str(SEQUENCE), "-o", str(tmp_path / "r"), "--anchors", "vp9", "--base-qualities", ""]) == 2
+    )
+    assert "unknown anchor" in capsys.readouterr().err
+    assert (
+        eval_main([str(tmp_path / "missing.y4m"), "-o", str(tmp_path / "r"), "--detector", "yolox-nano"]) == 1
+    )
+
+
+def test_eval_base_layer_only(codec_test_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "base_only"
+    args = [*_common(codec_test_model, out), "--base-qualities", "0.5", "--enh-qps", "", "--anchors", ""]
+    assert eval_main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert [p["id"] for p in res["points"]] == ["reference", "vcodec-base_q0.50"]
+    assert res["points"][1]["kbps_base"] > 0 and res["bd_rate"] == []

@@ -1,0 +1,101 @@
+"""Measure vcodec's speed and memory per stage beside single-layer x265, in the same run.
+
+  vcodec bench clip.y4m --frames 30 -o bench.json
+  vcodec bench cars_320x240.i420 --base-model base-yolox-nano-v1 --detector-weights yolox_nano.onnx
+
+Stages: base encode, enhancement encode, base-only decode + detect (detector
+back end on the decoded latent, no pixels), full decode, and x265 single-layer
+encode, decode and decode + detect of the same frames at the same QP, preset
+and intra period.  Each stage reports seconds, frames/s, ms/frame and peak
+resident memory (MiB); ratios compare vcodec with x265 (below 1 = vcodec is
+faster).  Models are loaded and warmed up before timing; --threads fixes the
+torch and encoder threads (default 1, for numbers that do not depend on the
+machine's load).  The JSON report goes to -o FILE or to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vcodec.cli.main import subcommand_main
+from vcodec.errors import OutputError
+
+HELP = "speed (frames/s, ms/frame) and memory per stage beside x265 (JSON)"
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 416x240, got {text!r}") from None
+    return w, h
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="video file or image folder")
+    parser.add_argument("-o", "--output", default="-", help="JSON report file (default: standard output)")
+    parser.add_argument("--frames", type=int, default=30, help="frames to code (default 30)")
+    parser.add_argument("--start", type=int, default=0, help="skip the first N frames")
+    parser.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
+    parser.add_argument("--base-model", help="base model id or .json/.pt path (default: the shipped one)")
+    parser.add_argument(
+        "--base-quality", type=float, default=0.5, help="base quality in [0, 1] (default 0.5)"
+    )
+    parser.add_argument(
+        "--detector-weights", help="weights of the base model's detector when not shipped (.onnx)"
+    )
+    parser.add_argument(
+        "--qp", type=int, default=32, help="QP of the enhancement layer and of x265 (default 32)"
+    )
+    parser.add_argument(
+        "--codec", default="libx265", help="enhancement / single-layer encoder (default libx265)"
+    )
+    parser.add_argument("--preset", default="medium", help="encoder preset (default medium)")
+    parser.add_argument("--intra-period", type=int, default=32, help="intra period (default 32)")
+    parser.add_argument("--threads", type=int, default=1, help="torch and encoder threads (default 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from vcodec.eval.bench import run_bench
+
+    report = run_bench(
+        args.input,
+        frames=args.frames,
+        start=args.start,
+        size=args.input_size,
+        base_model=args.base_model,
+        base_quality=args.base_quality,
+        detector_weights=args.detector_weights,
+        qp=args.qp,
+        codec=args.codec,
+        preset=args.preset,
+        intra_period=args.intra_period,
+        threads=args.threads,
+    )
+    text = json.dumps(report, indent=1, sort_keys=True) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            Path(args.output).write_text(text)
+        except OSError as exc:
+            raise OutputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    lines = [
+        f"{k:20s} {v['frames_per_s']:8.2f} frames/s {v['ms_per_frame']:9.1f} ms/frame "
+        f"{v['peak_rss_mib']:8.1f} MiB"
+        for k, v in report["stages"].items()
+    ]
+    lines += [f"{k}: {v}" for k, v in report["ratios"].items()]
+    print("\n".join(lines), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return subcommand_main("bench", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Detect objects in a video with any registered split detector.
+
+Reads a plain video (raw YUV named like clip_416x240_50.yuv, Y4M, MP4/MKV,
+.264/.265, an image folder, or - for stdin) and writes one set of detections
+per frame.  The default detector is vcodec-det, the compact detector shipped
+with vcodec (person, bicycle, car, motorcycle, bus, truck).  Third-party
+detectors need the user's weights file (never downloaded):
+
+  vcodec detect clip.mp4 -o dets.json
+  vcodec detect clip_416x240_50.yuv --detector yolox-nano --weights yolox_nano.onnx -o dets.txt
+  vcodec detect clip.mp4 --detector fasterrcnn-r50-fpn --weights frcnn.pth --format sfu -o out_dir
+
+Output format (from the extension, or --format):
+  .json  COCO results (image_id = 0-based frame index, category_id = COCO id 1..90)
+  .txt   MOTChallenge detections (frame,-1,left,top,width,height,conf,-1,-1,-1; frames 1-based)
+  DIR    SFU-HW-Objects: DIR/<input stem>_seq_NNN.txt with "cls xc yc w h" normalised
+Without -o, COCO JSON goes to standard output.
+
+A vcodec stream (a .vcs file, a base-only stream from `vcodec extract`, `-` fed
+by `vcodec encode ... -o -`, or a `vcodec serve` URL) is recognised by its
+first bytes: then ONLY the base layer is decoded and the detector's back end
+runs on the features decoded from the latent, frame by frame as data arrives;
+no pixels are reconstructed:
+
+  vcodec encode clip.mp4 -o - | vcodec detect - -o dets.txt
+  vcodec detect clip.vcs --format sfu -o out_dir
+  vcodec detect http://127.0.0.1:8080/streams/cam1 -o dets.json --token SECRET
+
+Pictures up to 640 pixels wide/high are processed at their own resolution
+padded to a multiple of 32 (the geometry the base layer uses); larger ones are
+resized so that their long side is 416 (--size), keeping the aspect ratio
+(--mode auto, the default).  --mode pad and --mode letterbox (a --size
+square) force one or the other.  Boxes are always in input-picture pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from vcodec.cli.main import subcommand_main
+from vcodec.errors import ConfigError
+
+HELP = "detect objects in a video (COCO JSON, MOTChallenge or SFU-HW output)"
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 416x240, got {text!r}") from None
+    return w, h
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from vcodec.detection import DEFAULT_DETECTOR, DETECTORS
+
+    parser.add_argument("input", help="video file, image folder, vcodec stream, URL, or - for stdin")
+    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS.names(),
+                        help=f"detector name (default {DEFAULT_DETECTOR})")
+    parser.add_argument("--weights", help="weights file (.pth/.pt, or .onnx for YOLOX); required except for vcodec-det")
+    parser.add_argument("--frames", type=int, help="process at most N frames")
+    parser.add_argument("--start", type=int, default=0, help="skip the first N frames")
+    parser.add_argument("-o", "--output", default="-", help="FILE.json, FILE.txt or a directory (default: stdout, COCO JSON)")
+    parser.add_argument("--format", choices=("coco", "mot", "sfu"), help="output format (default: from -o)")
+    parser.add_argument("--mode", choices=("auto", "pad", "letterbox"), default="auto",
+                        help="picture geometry (default auto: pad up to 640 px, else resize to --size)")
+    parser.add_argument("--size", type=int, help="letterbox size / long side (default: the detector's, 416)")
+    parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum score (default 0.3)")
+    parser.add_argument("--nms-threshold", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
+    parser.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    g = parser.add_argument_group("vcodec streams (base-layer analytics)")
+    g.add_argument("--conceal", action="store_true",
+                   help="skip damaged frames up to the next intra frame instead of failing")
+    g.add_argument("--base-model", help=".json/.pt of the base weights when they are not installed")
+    g.add_argument("--token", help="bearer token for a `vcodec serve` URL")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def open_frames(args: argparse.Namespace) -> Iterable:
+    """Frames of the input (the plain-video path; the base-layer stream path plugs in here)."""
+    from vcodec.io import open_video
+
+    return open_video(args.input, size=args.input_size, start=args.start, frames=args.frames)
+
+
+def build_detector(args: argparse.Namespace):
+    from vcodec.detection import get_detector
+
+    if args.detector != "vcodec-det" and args.weights is None:
+        raise ConfigError(
+            f"--detector {args.detector} needs --weights FILE (vcodec never downloads weights); "
+            f"only vcodec-det has weights built in"
+        )
+    return get_detector(
+        args.detector, args.weights, score_threshold=args.score_threshold, nms_threshold=args.nms_threshold
+    )
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    """The base-layer path: decode layer 0 only and run the back end on T(y_hat)."""
+    from vcodec.codec import detect_stream
+    from vcodec.serve.client import is_url, open_url
+
+    if args.frames is not None or args.start:
+        raise ConfigError("--frames/--start apply to plain video; a stream is analysed whole")
+    source: object = args.input
+    if is_url(args.input):
+        source = open_url(args.input, layers="base", token=args.token)
+    t0 = time.perf_counter()
+    frames = detections = 0
+    try:
+        for _, det in detect_stream(source, output=args.output, fmt=args.format, conceal=args.conceal,
+                                    weights=args.weights, base_model=args.base_model,
+                                    threads=args.threads or 0, progress=not args.no_progress):
+            frames += 1
+            detections += len(det)
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None and source is not args.input:
+            close()
+    dt = time.perf_counter() - t0
+    print(f"vcodec detect: base layer of {args.input}: {frames} frames, {detections} detections, "
+          f"{frames / dt if dt > 0 else 0.0:.1f} frames/s -> "
+          f"{args.output if args.output != '-' else 'stdout'}", file=sys.stderr)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from vcodec.codec import is_stream
+    from vcodec.serve.client import is_url
+
+    if is_url(args.input) or is_stream(args.input):
+        return run_stream(args)
+
+    from vcodec.detection import detect_frames
+    from vcodec.detection.formats import coco_results, format_for_path, write_detections
+
+    if args.frames is not None and args.frames <= 0:
+        raise ConfigError(f"--frames must be positive, got {args.frames}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fmt = "coco" if args.output == "-" and args.format is None else format_for_path(args.output, args.format)
+    if args.output == "-" and fmt != "coco":
+        raise ConfigError(f"--format {fmt} writes files; give -o FILE or -o DIR")
+    detector = build_detector(args)
+    frames = open_frames(args)
+    counts = {"frames": 0, "detections": 0}
+    t0 = time.perf_counter()
+
+    def counted(items: Iterator) -> Iterator:
+        for index, det in items:
+            counts["frames"] += 1
+            counts["detections"] += len(det)
+            yield index, det
+
+    items = counted(detect_frames(detector, frames, mode=args.mode, size=args.size))
+    try:
+        if args.output == "-":
+            json.dump(coco_results(items), sys.stdout)
+            sys.stdout.write("\n")
+        else:
+            stem = Path(args.input).stem if args.input != "-" else "stdin"
+            write_detections(args.output, items, fmt, stem=stem)
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
+    dt = time.perf_counter() - t0
+    fps = counts["frames"] / dt if dt > 0 else 0.0
+    print(
+        f"vcodec detect: {args.detector}: {counts['frames']} frames, {counts['detections']} detections, "
+        f"{fps:.1f} frames/s -> {args.output if args.output != '-' else 'stdout'} ({fmt})",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return subcommand_main("detect", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

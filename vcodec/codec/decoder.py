@@ -1,0 +1,391 @@
+"""The end-to-end decoder: full pictures for people, detections from the base layer for machines.
+
+Three ways to read a stream (each Decoder reads its stream once):
+
+* :meth:`Decoder.frames` -- pictures in display order: ``x_base + residual``
+  (``layers="all"``) or the coarse picture ``x_base`` (``layers="base"``);
+* :meth:`Decoder.detections` -- ``(frame_index, Detections)`` from layer 0
+  alone: the detector's back end runs on the decoded latent; no synthesis
+  transform, no pixels, and layer-1 units are skipped without decoding, so a
+  base-only stream from ``vcodec extract`` gives the same result;
+* :meth:`Decoder.latents` -- ``(frame_index, decoded state)`` (tests, tools).
+
+Damaged streams (``conceal=True``)
+----------------------------------
+A damaged or undecodable unit of a layer makes that layer skip its units up
+to its next intra frame (nothing else can be decoded without the reference).
+Then:
+
+* a frame whose **base** is lost is replaced by a *repeat of the last good
+  output picture* (renumbered to the lost index), so the output keeps the
+  input's frame count and timing; frames lost before any good picture are
+  skipped.  :meth:`detections` yields nothing for such frames (no invented
+  boxes);
+* a frame whose base is fine but whose **enhancement** is lost is output as
+  the coarse picture ``x_base`` (current content beats a stale repeat);
+* every lost frame is listed in :attr:`Decoder.lost_frames` (base lost) or
+  :attr:`Decoder.coarse_frames` (enhancement lost), and the damage reports in
+  :attr:`Decoder.damage`.
+
+Without ``conceal`` the first defect raises :class:`~vcodec.errors.BitstreamError`
+naming the byte offset and the frame.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from vcodec.bitstream import BASE_LAYER, ENHANCEMENT_LAYER, Damage, StreamReader, Unit, UnitType
+from vcodec.codec.base_layer import BaseLayer, get_base_factory
+from vcodec.errors import BitstreamError, ConfigError
+from vcodec.io.frame import Frame, VideoInfo
+
+__all__ = ["Decoder", "StreamInput"]
+
+StreamInput = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+
+
+class Decoder:
+    """Decode a vcodec stream.
+
+    ``source``: a path, the stream bytes, a binary file object (a pipe is
+    fine) or ``"-"`` for stdin.  ``layers``: ``"all"`` (full pictures) or
+    ``"base"`` (coarse pictures; also what a base-only stream allows).
+    ``conceal``: survive damaged units (see the module docstring).
+    ``threads``: torch CPU threads and enhancement decoder threads (0 = leave
+    as is; results do not depend on it).  ``detector_weights``: for base
+    models whose detector has no shipped weights (YOLOX-Nano: its ``.onnx``);
+    ``detector``: an already built detector instead.  ``base_model``: the
+    ``.json``/``.pt`` of the base weights when they are not installed (their
+    sha256 must still match the stream's).
+    """
+
+    def __init__(
+        self,
+        source: StreamInput,
+        *,
+        layers: str = "all",
+        conceal: bool = False,
+        threads: int = 0,
+        detector_weights: str | Path | None = None,
+        detector: Any = None,
+        base_model: str | None = None,
+    ) -> None:
+        if layers not in ("all", "base"):
+            raise ConfigError(f"layers={layers!r} is invalid; use 'all' (full pictures) or 'base' (x_base)")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ConfigError(f"threads={threads!r} is invalid; use 0 (leave as is) or a positive count")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.threads = threads
+        self.layers = layers
+        self.conceal = bool(conceal)
+        self._extra_damage: list[Damage] = []
+        if isinstance(source, (str, os.PathLike)) and os.fspath(source) == "-":
+            source = sys.stdin.buffer
+            name: str | None = "<stdin>"
+        else:
+            name = None
+        # an open end is accepted only when concealing (a live stream cut off mid-way)
+        self._reader = StreamReader(source, conceal=self.conceal, allow_open_end=self.conceal, name=name)
+        try:
+            self._setup(detector_weights, detector, base_model)
+        except BaseException:
+            self._reader.close()
+            raise
+        #: frames whose base layer was lost (repeated or skipped in frames(), absent from detections())
+        self.lost_frames: list[int] = []
+        #: frames output as x_base because their enhancement was lost
+        self.coarse_frames: list[int] = []
+        self._used = False
+
+    def _setup(self, detector_weights: str | Path | None, detector: Any, base_model: str | None) -> None:
+        r = self._reader
+        self.header = r.header
+        if BASE_LAYER not in r.layers:
+            raise BitstreamError("the stream has no base layer (layer 0) configuration", source=r.name,
+                                 unit="LAYER_CONFIG")
+        self.base_config = r.layers[BASE_LAYER]
+        self.enh_config = r.layers.get(ENHANCEMENT_LAYER)
+        self.base: BaseLayer = get_base_factory(self.base_config.kind).for_decoding(self.base_config, base_model)
+        if self.layers == "all" and self.enh_config is None:
+            raise ConfigError(
+                f"{r.name} has no enhancement layer (a base-only stream, e.g. from `vcodec extract`); "
+                "decode it with layers='base' (--layers base) or use the full stream"
+            )
+        self._detector = detector
+        self._detector_weights = detector_weights
+
+    # -- properties ----------------------------------------------------------------
+    @property
+    def info(self) -> VideoInfo:
+        """The stream's picture format (for writers): size, rate, bit depth, matrix, frame count."""
+        h = self.header
+        return VideoInfo(h.width, h.height, h.fps, h.bit_depth, h.num_frames, h.matrix, self._reader.name)
+
+    @property
+    def damage(self) -> list[Damage]:
+        """Damage the reader found plus payloads that would not decode (conceal mode)."""
+        return list(self._reader.damage) + self._extra_damage
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        if self._used:
+            raise ConfigError("a Decoder reads its stream once; create another Decoder to read it again")
+        self._used = True
+        self._extra_damage = []
+
+    def _wrap(self, exc: BitstreamError, unit: Unit) -> BitstreamError:
+        """Add the stream position to an error raised inside a payload decoder."""
+        return BitstreamError(str(exc), offset=unit.offset, unit=unit.describe(), frame=unit.frame,
+                              source=self._reader.name)
+
+    def _total_frames(self) -> int | None:
+        end = self._reader.end_info
+        if end is not None:
+            return end[0]
+        return self.header.num_frames
+
+    # -- layer 0 ---------------------------------------------------------------------
+    def _base_events(self, want_enh: bool) -> Iterator[tuple[str, int | None, Any]]:
+        """Walk the stream; decode layer 0, hand layer-1 units on when wanted.
+
+        Yields ``("base", index, decoded)``, ``("lost", index, None)``,
+        ``("enh", index, unit)``, ``("enh-damage", index, damage)`` and finally
+        ``("end", total_frames, None)``.
+        """
+        dec = self.base.decoder()
+        skip = False  # base layer waits for its next intra frame
+        expected = 0
+        for item in self._reader:
+            if isinstance(item, Damage):
+                if item.layer in (None, BASE_LAYER):
+                    skip = True
+                    dec.reset()
+                    if item.frame is not None and item.frame >= expected and item.layer == BASE_LAYER:
+                        for f in range(expected, item.frame + 1):
+                            yield "lost", f, None
+                        expected = item.frame + 1
+                if want_enh and item.layer in (None, ENHANCEMENT_LAYER):
+                    yield "enh-damage", item.frame, item
+                continue
+            if item.layer == ENHANCEMENT_LAYER and item.type == UnitType.ENH_PACKET:
+                if want_enh:
+                    yield "enh", item.frame, item
+                continue
+            if item.layer != BASE_LAYER or item.type != UnitType.BASE_FRAME:
+                continue  # other layers (future): not ours
+            f = int(item.frame)  # type: ignore[arg-type]
+            if f < expected:
+                err = BitstreamError(f"base frame {f} arrives after frame {expected - 1}: frames out of order "
+                                     "or duplicated", offset=item.offset, unit=item.describe(), frame=f,
+                                     source=self._reader.name)
+                if not self.conceal:
+                    raise err
+                self._extra_damage.append(Damage(item.offset, str(err), BASE_LAYER, f))
+                continue
+            for g in range(expected, f):  # units that vanished in a damaged region
+                yield "lost", g, None
+            expected = f + 1
+            if skip and not item.intra:
+                yield "lost", f, None
+                continue
+            try:
+                decoded = dec.decode_frame(item.payload, item.intra)
+            except BitstreamError as exc:
+                err = self._wrap(exc, item)
+                if not self.conceal:
+                    raise err from None
+                self._extra_damage.append(Damage(item.offset, str(err), BASE_LAYER, f))
+                skip = True
+                dec.reset()
+                yield "lost", f, None
+                continue
+            skip = False
+            yield "base", f, (decoded, dec.last_geometry)
+        total = self._total_frames()
+        if total is not None and self.conceal:
+            for g in range(expected, total):  # the tail was cut off
+                yield "lost", g, None
+        yield "end", total, None
+
+    def latents(self) -> Iterator[tuple[int, Any]]:
+        """``(frame_index, decoded state)`` of every decodable base frame (layer 0 only)."""
+        self._start()
+        for kind, index, payload in self._base_events(want_enh=False):
+            if kind == "base":
+                yield int(index), payload[0]  # type: ignore[arg-type]
+            elif kind == "lost":
+                self.lost_frames.append(int(index))  # type: ignore[arg-type]
+
+    def detector(self) -> Any:
+        """The detector the base layer serves (built on first use)."""
+        if self._detector is None:
+            self._detector = self.base.build_detector(self._detector_weights)
+        return self._detector
+
+    def detections(self) -> Iterator[tuple[int, Any]]:
+        """``(frame_index, Detections)`` from layer 0 alone (boxes in picture pixels)."""
+        self._start()
+        detector = self.detector()
+        for kind, index, payload in self._base_events(want_enh=False):
+            if kind == "base":
+                decoded, geometry = payload
+                yield int(index), self.base.detect(decoded, detector, geometry)  # type: ignore[arg-type]
+            elif kind == "lost":
+                self.lost_frames.append(int(index))  # type: ignore[arg-type]
+
+    # -- pictures --------------------------------------------------------------------
+    def frames(self) -> Iterator[Frame]:
+        """Pictures in display order (see the class docstring for ``layers`` and concealment)."""
+        if self.layers == "base" and not self.base.has_picture:
+            raise ConfigError(f"{self._reader.name}: base layer kind {self.base.kind!r} has no picture of its "
+                              "own (detections() works on it); decode pictures with layers='all'")
+        self._start()
+        if self.layers == "base":
+            yield from self._base_frames()
+        else:
+            yield from self._full_frames()
+
+    def _x_base(self, index: int, decoded: Any, geometry: Any) -> Frame | None:
+        h = self.header
+        return self.base.reconstruct(decoded, geometry, bit_depth=h.bit_depth, matrix=h.matrix, index=index)
+
+    @staticmethod
+    def _repeat(last: Frame, index: int) -> Frame:
+        return Frame(last.y, last.u, last.v, bit_depth=last.bit_depth, index=index, matrix=last.matrix)
+
+    def _base_frames(self) -> Iterator[Frame]:
+        last: Frame | None = None
+        for kind, index, payload in self._base_events(want_enh=False):
+            if kind == "base":
+                last = self._x_base(int(index), *payload)  # type: ignore[arg-type]
+                assert last is not None
+                yield last
+            elif kind == "lost":
+                self.lost_frames.append(int(index))  # type: ignore[arg-type]
+                if last is not None:
+                    yield self._repeat(last, int(index))  # type: ignore[arg-type]
+
+    def _new_enh_decoder(self) -> Any:
+        from vcodec.enhancement import EnhancementDecoder
+
+        cfg = self.enh_config
+        assert cfg is not None
+        return EnhancementDecoder(cfg.codec, cfg.params, cfg.extradata, threads=self.threads)
+
+    def _full_frames(self) -> Iterator[Frame]:
+        from vcodec.enhancement import EnhancementPacket, reconstruct
+
+        cfg = self.enh_config
+        assert cfg is not None
+        try:
+            enh = self._new_enh_decoder()
+        except ConfigError as exc:
+            raise BitstreamError(f"enhancement layer configuration cannot be used: {exc}", unit="LAYER_CONFIG "
+                                 "of layer 1", source=self._reader.name) from None
+        enh_skip = False  # enhancement waits for its next intra packet
+        pending: dict[int, Frame | None] = {}  # decoded bases waiting for their residual
+        residuals: dict[int, Any] = {}
+        lost: set[int] = set()
+        newest_residual = -1  # residuals come out in display order: older frames will get none
+        next_out = 0
+        last: Frame | None = None
+
+        def emit(final: bool, total: int | None = None) -> Iterator[Frame]:
+            nonlocal next_out, last
+            while True:
+                i = next_out
+                if i in lost:
+                    lost.discard(i)
+                    residuals.pop(i, None)
+                    if last is not None:
+                        yield self._repeat(last, i)
+                elif i in pending:
+                    x_base = pending[i]
+                    if i in residuals:
+                        out = reconstruct(x_base, residuals.pop(i), index=i)
+                    elif final or newest_residual > i:
+                        if x_base is None:  # no base picture to fall back on
+                            self.lost_frames.append(i)
+                            del pending[i]
+                            if last is not None:
+                                yield self._repeat(last, i)
+                            next_out += 1
+                            continue
+                        self.coarse_frames.append(i)
+                        out = x_base
+                    else:
+                        return  # wait for this frame's residual
+                    del pending[i]
+                    last = out
+                    yield out
+                else:
+                    return
+                next_out += 1
+
+        def take(outs: list[tuple[int, Any]]) -> None:
+            nonlocal newest_residual
+            for idx, residual in outs:
+                residuals[idx] = residual
+                newest_residual = max(newest_residual, idx)
+
+        def drop_decoder() -> None:
+            """After damage: keep what the decoder holds (decoded before the loss), start over."""
+            nonlocal enh, enh_skip
+            try:
+                take(enh.flush())
+            except BitstreamError:
+                pass
+            enh.close()
+            enh = self._new_enh_decoder()
+            enh_skip = True
+
+        for kind, index, payload in self._base_events(want_enh=True):
+            if kind == "base":
+                decoded, geometry = payload
+                pending[int(index)] = self._x_base(int(index), decoded, geometry)  # type: ignore[arg-type]
+            elif kind == "lost":
+                lost.add(int(index))  # type: ignore[arg-type]
+                self.lost_frames.append(int(index))  # type: ignore[arg-type]
+            elif kind == "enh-damage":
+                drop_decoder()
+            elif kind == "enh":
+                unit: Unit = payload
+                if enh_skip and not unit.intra:
+                    continue
+                enh_skip = False
+                try:
+                    packet = EnhancementPacket.from_payload(int(unit.frame), unit.intra, unit.payload)  # type: ignore[arg-type]
+                    take(enh.decode(packet))
+                except BitstreamError as exc:
+                    err = self._wrap(exc, unit)
+                    if not self.conceal:
+                        raise err from None
+                    self._extra_damage.append(Damage(unit.offset, str(err), ENHANCEMENT_LAYER, unit.frame))
+                    drop_decoder()
+            elif kind == "end":
+                try:
+                    take(enh.flush())
+                except BitstreamError as exc:
+                    if not self.conceal:
+                        raise BitstreamError(f"at the end of the enhancement layer: {exc}",
+                                             source=self._reader.name) from None
+                enh.close()
+                yield from emit(final=True)
+                return
+            yield from emit(final=False)

@@ -1,0 +1,426 @@
+"""The end-to-end encoder: one stream, base layer (machines) + enhancement layer (people).
+
+For every frame it writes the base unit (layer 0) and then whatever
+enhancement packets (layer 1) the conventional encoder has ready, and flushes
+the sink, so a reader on a pipe sees each base unit as soon as it is coded.
+Intra frames are the frames with ``index % intra_period == 0`` in both layers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO
+
+from vcodec.bitstream import (
+    BASE_LAYER,
+    ENHANCEMENT_LAYER,
+    LayerConfig,
+    SequenceHeader,
+    StreamWriter,
+    UnitType,
+)
+from vcodec.codec.base_layer import BaseLayer, get_base_factory, kind_for_mode
+from vcodec.codec.stats import EncodeSummary, FrameStats, mean_psnr
+from vcodec.errors import ConfigError, EncoderError, InputError, OutputError
+from vcodec.io.frame import Frame, VideoInfo
+
+__all__ = ["Encoder", "OutputTarget"]
+
+OutputTarget = str | os.PathLike | BinaryIO
+
+
+class _Sink:
+    """Where the stream goes: a path (temporary name, renamed on success), stdout or a file object."""
+
+    def __init__(self, output: OutputTarget) -> None:
+        self.tmp: str | None = None
+        self.target: Path | None = None
+        if isinstance(output, (str, os.PathLike)) and os.fspath(output) == "-":
+            self.f: BinaryIO = sys.stdout.buffer
+            self.name = "<stdout>"
+        elif isinstance(output, (str, os.PathLike)):
+            target = Path(output)
+            self.name = str(target)
+            if target.is_dir():
+                raise OutputError(f"{target}: is a directory; give a file name such as {target / 'out.vcs'}")
+            parent = target.parent
+            try:
+                fd, self.tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=parent)
+            except OSError as exc:
+                raise OutputError(f"{target}: cannot write here ({exc.strerror or exc}); check that "
+                                  f"{parent} exists and is writable") from None
+            self.f = os.fdopen(fd, "wb")
+            self.target = target
+        else:
+            if not hasattr(output, "write"):
+                raise ConfigError(f"output must be a path, '-' or a binary file object, got {type(output).__name__}")
+            self.f = output
+            self.name = str(getattr(output, "name", "<stream>"))
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except BrokenPipeError:
+            raise
+        except (AttributeError, ValueError):
+            pass
+
+    def commit(self) -> None:
+        if self.tmp is None:
+            self.flush()
+            return
+        try:
+            self.f.close()
+            os.chmod(self.tmp, 0o666 & ~_umask())
+            os.replace(self.tmp, self.target)  # type: ignore[arg-type]
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.name}: cannot finish writing ({exc.strerror or exc})") from None
+        self.tmp = None
+
+    def abort(self) -> None:
+        if self.tmp is None:
+            return
+        try:
+            self.f.close()
+        except OSError:
+            pass
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+        self.tmp = None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class Encoder:
+    """Encode frames into a two-layer vcodec stream.
+
+    >>> with Encoder("out.vcs", reader.info) as enc:
+    ...     for frame in reader:
+    ...         stats = enc.encode(frame)
+    >>> print(enc.summary().lines())
+
+    ``output``: a path (written to a temporary name and renamed when the
+    encoder closes without error; nothing is left behind on error), ``"-"``
+    (stdout) or a binary file object.  ``info``: the video's size, rate, bit
+    depth and colour matrix (e.g. ``reader.info``).
+
+    Base layer: ``base_model`` (a registered id such as ``base-vcodec-det-v1``
+    or a ``.json``/``.pt`` path; default: the shipped model for
+    ``vcodec-det``, else the YOLOX-Nano one), ``base_quality`` in [0, 1],
+    ``base_mode`` ``"learned"`` or ``"features"`` (training-free; the
+    enhancement layer then codes full frames).
+
+    Enhancement layer: ``enh_codec`` (libx265, libx264, libsvtav1,
+    libvpx-vp9), ``enh_qp`` or ``enh_crf``, ``preset``, ``low_delay``,
+    ``lossless`` (bit-exact full decode with libx265/x264), ``roi`` (only
+    regions the base-layer detector finds get a residual;
+    ``detector_weights`` for detectors without shipped weights).
+
+    ``intra_period``: frames with ``index % intra_period == 0`` are intra in
+    both layers.  ``threads``: torch CPU threads and encoder threads (0 =
+    leave as is).  ``psnr``: also decode the enhancement packets to measure
+    the full picture's PSNR (costs a decoder).
+    """
+
+    def __init__(
+        self,
+        output: OutputTarget,
+        info: VideoInfo,
+        *,
+        base_model: str | None = None,
+        base_quality: float = 0.5,
+        base_mode: str = "learned",
+        enh_codec: str = "libx265",
+        enh_qp: int | None = None,
+        enh_crf: float | None = None,
+        preset: str | int | None = None,
+        intra_period: int = 32,
+        low_delay: bool = False,
+        lossless: bool = False,
+        roi: bool = False,
+        threads: int = 0,
+        psnr: bool = False,
+        detector_weights: str | Path | None = None,
+        properties: dict[str, Any] | None = None,
+    ) -> None:
+        from vcodec import __version__
+        from vcodec.enhancement import CODECS, EnhancementEncoder
+
+        t0 = time.perf_counter()
+        if not isinstance(info, VideoInfo):
+            raise ConfigError(f"info must be a VideoInfo (e.g. reader.info), got {type(info).__name__}")
+        if isinstance(intra_period, bool) or not isinstance(intra_period, int) or not 1 <= intra_period <= 0xFFFF:
+            raise ConfigError(f"intra_period={intra_period!r} is invalid; use an integer in 1..65535 (32 is usual)")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ConfigError(f"threads={threads!r} is invalid; use 0 (leave as is) or a positive count")
+        if not isinstance(base_quality, (int, float)) or not 0.0 <= float(base_quality) <= 1.0:
+            raise ConfigError(f"base_quality={base_quality!r} is out of range; use a number in [0, 1]")
+        if enh_codec not in CODECS:
+            raise ConfigError(f"unknown enhancement codec {enh_codec!r}; use one of {', '.join(CODECS)}")
+        if info.bit_depth not in (8, 10):
+            raise InputError(f"{info.source or 'input'}: {info.bit_depth}-bit video is not supported by the "
+                             "enhancement layer; convert it to 8 or 10 bits (--bit-depth)")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.info = info
+        self.intra_period = intra_period
+        self.base_quality = float(base_quality)
+        self.kind = kind_for_mode(base_mode)
+        self.base: BaseLayer = get_base_factory(self.kind).for_encoding(base_model)
+        if detector_weights is not None and hasattr(self.base, "set_detector_weights"):
+            self.base.set_detector_weights(detector_weights)  # optional protocol hook (feature mode)
+        self.has_picture = bool(self.base.has_picture)
+        if roi and not self.has_picture:
+            raise ConfigError(f"roi needs a base picture to add the residual to; base mode {base_mode!r} has "
+                              "none (use base_mode='learned')")
+        self.roi = bool(roi)
+        self._detector = self.base.build_detector(detector_weights) if roi else None
+        self._enh = EnhancementEncoder(
+            info.width, info.height, bit_depth=info.bit_depth, fps=info.fps, codec=enh_codec, qp=enh_qp,
+            crf=enh_crf, preset=preset, low_delay=low_delay, intra_period=intra_period, lossless=lossless,
+            threads=threads, anchor=not self.has_picture,
+        )
+        self.enh_codec = enh_codec
+        self._enh_params = dict(self._enh.config())
+        # what the enhancement codes: the residual over x_base, or (no base picture) full frames
+        self._enh_params["base_picture"] = self.has_picture
+        self._enh_params["roi"] = self.roi
+        props: dict[str, Any] = {
+            "encoder": "vcodec", "vcodec_version": __version__, "intra_period": intra_period,
+            "base_mode": self.kind, "source": Path(info.source).name if info.source else "",
+        }
+        props.update(properties or {})
+        self._header = SequenceHeader(
+            info.width, info.height, Fraction(info.fps), info.bit_depth, info.matrix, False, intra_period,
+            info.num_frames, props,
+        )
+        self._header.validate()
+        self._psnr = bool(psnr)
+        self._psnr_dec: Any = None
+        if psnr:
+            from vcodec.enhancement import EnhancementDecoder
+
+            self._psnr_dec = EnhancementDecoder(enh_codec, self._enh_params, self._enh.extradata)
+        self._pending: dict[int, tuple[Frame, Frame | None]] = {}
+        self._psnr_base: list[float] = []
+        self._psnr_full: dict[int, tuple[float, float]] = {}
+        self._count = 0
+        self._closed = False
+        self._last_dts: int | None = None
+        # modes that derive their stream parameters from the first frames (the feature mode's
+        # clipping ranges) see those frames before the header is written
+        self._calibrating = bool(getattr(self.base, "needs_calibration", False))
+        self._calib_frames: list[Frame] = []
+        self._calib_count = max(1, int(getattr(self.base, "calibration_frames", 8)))
+        self._base_enc: Any = None
+        if not self._calibrating:
+            self._base_enc = self.base.encoder(self.base_quality, intra_period)
+            self._check_layers()
+        self._sink = _Sink(output)
+        self._writer: Any = None
+        try:
+            if not self._calibrating:
+                self._start_stream()
+        except BaseException:
+            self._sink.abort()
+            raise
+        # model loading is reported apart: encode fps is the steady-state speed
+        self.setup_seconds = time.perf_counter() - t0
+        self._seconds = 0.0
+
+    def _layers(self) -> list[LayerConfig]:
+        base_params = self.base.layer_config(self.base_quality, self.intra_period)
+        return [
+            LayerConfig(BASE_LAYER, self.kind, self.base.codec_id,
+                        bytes.fromhex(self.base.sha256) if self.base.sha256 else b"", base_params),
+            LayerConfig(ENHANCEMENT_LAYER, "residual" if self.has_picture else "full-frame", self.enh_codec,
+                        b"", self._enh_params, self._enh.extradata),
+        ]
+
+    def _check_layers(self) -> None:
+        for cfg in self._layers():
+            cfg.to_bytes()  # validate before any file exists
+
+    def _start_stream(self) -> None:
+        self._writer = StreamWriter(self._sink.f, self._header, self._layers())
+        self._sink.flush()
+
+    def _finish_calibration(self) -> list[FrameStats]:
+        """Calibrate on the buffered frames, write the headers, code the buffered frames."""
+        self.base.calibrate(self._calib_frames)  # type: ignore[attr-defined]
+        self._base_enc = self.base.encoder(self.base_quality, self.intra_period)
+        self._calibrating = False
+        self._start_stream()
+        frames, self._calib_frames = self._calib_frames, []
+        return [self._encode(f) for f in frames]
+
+    # -- context -----------------------------------------------------------------
+    def __enter__(self) -> Encoder:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        if et is None:
+            self.close()
+        else:
+            self.abort()
+
+    # -- coding ------------------------------------------------------------------
+    @property
+    def frames_encoded(self) -> int:
+        """Frames given to encode() so far (including frames held for calibration)."""
+        return self._count + len(self._calib_frames)
+
+    def encode(self, frame: Frame) -> FrameStats:
+        """Code one frame (frames are numbered from 0 in the order given)."""
+        if self._closed:
+            raise EncoderError("the encoder is closed; create a new one for more frames")
+        if not isinstance(frame, Frame):
+            raise InputError(f"encode() needs a vcodec Frame, got {type(frame).__name__}")
+        info = self.info
+        if (frame.width, frame.height) != (info.width, info.height) or frame.bit_depth != info.bit_depth:
+            raise InputError(
+                f"frame {self._count} is {frame.width}x{frame.height} {frame.bit_depth}-bit but the stream "
+                f"was set up for {info.width}x{info.height} {info.bit_depth}-bit (VideoInfo)"
+            )
+        t0 = time.perf_counter()
+        try:
+            if self._calibrating:
+                # the stream cannot start before calibration: hand back placeholder stats
+                self._calib_frames.append(frame)
+                stats = FrameStats(self._count + len(self._calib_frames) - 1, False, 0, 0)
+                if len(self._calib_frames) >= self._calib_count:
+                    stats = self._finish_calibration()[-1]
+            else:
+                stats = self._encode(frame)
+        except BaseException:
+            self.abort()
+            raise
+        self._seconds += time.perf_counter() - t0
+        return stats
+
+    def _encode(self, frame: Frame) -> FrameStats:
+        from vcodec.enhancement import frame_psnr
+
+        index = self._count
+        intra = index % self.intra_period == 0
+        payload, x_base = self._base_enc.encode_frame(frame, intra)
+        if self.has_picture and x_base is None:
+            raise EncoderError(f"base mode {self.kind} gave no picture for frame {index}")
+        self._writer.write_frame_unit(UnitType.BASE_FRAME, BASE_LAYER, frame=index, payload=payload, intra=intra)
+        boxes = None
+        if self.roi:
+            dets = self.base.detect(self._base_enc.last_decoded, self._detector, self._base_enc.last_geometry)
+            boxes = [tuple(float(v) for v in b) for b in dets.boxes]
+        packets = self._enh.encode(frame, x_base if self.has_picture else None, boxes=boxes)
+        enh_bytes = self._write_packets(packets)
+        self._sink.flush()  # pipes: the base unit reaches the reader now, not at the end
+        self._count += 1
+        stats = FrameStats(index, intra, len(payload), enh_bytes)
+        if self._psnr:
+            if x_base is not None:
+                stats.psnr_base = frame_psnr(frame, x_base)[0]
+                self._psnr_base.append(stats.psnr_base)
+            self._pending[index] = (frame, x_base)
+            self._measure(packets)
+            if index in self._psnr_full:
+                stats.psnr_full = self._psnr_full[index][0]
+        return stats
+
+    def _write_packets(self, packets: list[Any]) -> int:
+        n = 0
+        for p in packets:
+            if not -(2**31) <= p.dts < 2**31:
+                # measured: libx265 through libav hands out uninitialised dts values for clips
+                # shorter than its reorder depth (1-2 frames); decoders order by pts, so a
+                # monotone stand-in keeps the stream valid
+                p.dts = self._last_dts + 1 if self._last_dts is not None else p.frame_index - 2
+            self._last_dts = p.dts
+            payload = p.to_payload()
+            self._writer.write_frame_unit(UnitType.ENH_PACKET, ENHANCEMENT_LAYER, frame=p.frame_index,
+                                          payload=payload, intra=p.keyframe)
+            n += len(payload)
+        return n
+
+    def _measure(self, packets: list[Any], final: bool = False) -> None:
+        from vcodec.enhancement import frame_psnr, reconstruct
+
+        out = []
+        for p in packets:
+            out += self._psnr_dec.decode(p)
+        if final:
+            out += self._psnr_dec.flush()
+        for idx, residual in out:
+            x, x_base = self._pending.pop(idx)
+            x_hat = reconstruct(x_base if self.has_picture else None, residual, index=idx)
+            self._psnr_full[idx] = frame_psnr(x, x_hat)
+
+    def close(self) -> None:
+        """Flush the enhancement encoder, write the index and end units, and commit the file."""
+        if self._closed:
+            return
+        t0 = time.perf_counter()
+        try:
+            if self._calibrating:
+                if not self._calib_frames:
+                    raise InputError("no frames were encoded; the feature base layer needs at least one "
+                                     "frame to calibrate")
+                self._finish_calibration()
+            packets = self._enh.flush()
+            self._write_packets(packets)
+            if self._psnr:
+                self._measure(packets, final=True)
+            self._writer.close()
+            self._enh.close()
+            self._sink.commit()
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        self._seconds += time.perf_counter() - t0
+
+    def abort(self) -> None:
+        """Stop without finishing: the output file (when a path) is removed."""
+        if self._closed:
+            return
+        self._closed = True
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "closed with frames inside" is the point here
+            self._enh.close()
+        self._sink.abort()
+
+    # -- reporting ---------------------------------------------------------------
+    def summary(self) -> EncodeSummary:
+        """Bytes and kbit/s per layer, frames, encoding speed, PSNR (with ``psnr=True``)."""
+        w = self._writer
+        if w is None:
+            raise EncoderError("no stream yet: the base layer is still calibrating on the first frames")
+        full = [v[0] for _, v in sorted(self._psnr_full.items())]
+        full_yuv = [v[1] for _, v in sorted(self._psnr_full.items())]
+        return EncodeSummary(
+            frames=self._count, fps=float(self.info.fps),
+            base_bytes=w.bytes_per_layer.get(BASE_LAYER, 0),
+            enh_bytes=w.bytes_per_layer.get(ENHANCEMENT_LAYER, 0),
+            stream_bytes=w.bytes_written, seconds=self._seconds, base_mode=self.kind,
+            base_model=self.base.codec_id, enh_codec=self.enh_codec,
+            psnr_base=mean_psnr(self._psnr_base) if self._psnr else None,
+            psnr_full=mean_psnr(full) if self._psnr else None,
+            psnr_full_yuv=mean_psnr(full_yuv) if self._psnr else None,
+            extra={"setup_seconds": self.setup_seconds},
+        )

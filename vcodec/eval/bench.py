@@ -1,0 +1,281 @@
+"""``vcodec bench``: speed and memory of every vcodec stage beside x265 on the same clip, same run.
+
+Stages (each timed over all frames, models loaded and warmed up beforehand):
+
+* ``base_encode``: learned base layer, frame -> payload and x_base;
+* ``enh_encode``: enhancement layer, residual x - x_base coded by the enhancement encoder;
+* ``base_decode_detect``: analytics path, payload -> y_hat -> T(y_hat) -> detector back end (no pixels);
+* ``full_decode``: payload -> x_base, enhancement packets -> residual, x_hat = x_base + residual;
+* ``x265_encode`` / ``x265_decode``: single-layer x265 of the input at the same QP, preset and
+  intra period (the conventional codec the scalable one must be measured against);
+* ``x265_decode_detect``: the conventional analytics path, x265 decode + the full detector on pixels.
+
+Ratios (``ratios``): vcodec time / x265 time for encoding (base + enhancement vs
+x265), full decoding, and analytics (base decode + back end vs x265 decode +
+whole detector).  Below 1 vcodec is faster.
+
+Peak memory: the process's peak resident set (VmHWM) reset before each stage
+(Linux ``/proc/self/clear_refs``), so each figure is the peak *during* that
+stage including what was already resident (models, frames; ``start_rss_mib`` is
+the resident set when the stage began, so the difference is what the stage
+itself added); where the reset is not available, ``memory_method`` says the
+figure is the peak so far.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vcodec.errors import ConfigError, InputError
+
+__all__ = ["run_bench", "STAGES", "BENCH_SCHEMA_VERSION"]
+
+BENCH_SCHEMA_VERSION = 1
+STAGES = (
+    "base_encode",
+    "enh_encode",
+    "base_decode_detect",
+    "full_decode",
+    "x265_encode",
+    "x265_decode",
+    "x265_decode_detect",
+)
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # "5" resets the peak RSS counter (Linux >= 4.0)
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _rss_mib() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _timed(n: int, fn: Callable[[], Any]) -> tuple[dict[str, float], Any]:
+    start_rss = _rss_mib()
+    reset = _reset_peak()
+    t0 = time.perf_counter()
+    result = fn()
+    dt = time.perf_counter() - t0
+    return {
+        "seconds": dt,
+        "frames_per_s": n / dt if dt > 0 else float("inf"),
+        "ms_per_frame": 1000.0 * dt / n,
+        "peak_rss_mib": round(_peak_rss_mib(), 1),
+        "start_rss_mib": round(start_rss, 1),
+        "peak_reset": reset,
+    }, result
+
+
+def run_bench(
+    input: str | Path,
+    *,
+    frames: int | None = 30,
+    start: int = 0,
+    size: tuple[int, int] | None = None,
+    base_model: str | None = None,
+    base_quality: float = 0.5,
+    detector_weights: str | None = None,
+    qp: int = 32,
+    codec: str = "libx265",
+    preset: str = "medium",
+    intra_period: int = 32,
+    threads: int = 1,
+) -> dict[str, Any]:
+    """Measure every stage on the first ``frames`` frames of ``input``; returns the JSON report."""
+    import av
+    import torch
+
+    from vcodec import __version__
+    from vcodec.codec.base_layer import get_base_factory, kind_for_mode
+    from vcodec.detection import detect_frames
+    from vcodec.enhancement import EnhancementDecoder, EnhancementEncoder, reconstruct
+    from vcodec.io import open_video
+
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    with open_video(input, size=size, start=start, frames=frames) as reader:
+        clip = list(reader)
+        info = reader.info
+    if not clip:
+        raise InputError(f"{input}: no frames to benchmark")
+    n = len(clip)
+    base = get_base_factory(kind_for_mode("learned")).for_encoding(base_model)
+    detector = base.build_detector(detector_weights)
+    # warm-up: first calls pay for allocations and lazy initialisation, not for coding
+    warm = base.encoder(base_quality, intra_period)
+    payload, _ = warm.encode_frame(clip[0], True)
+    wdec = base.decoder()
+    base.detect(wdec.decode_frame(payload, True), detector, wdec.last_geometry)
+    detector.detect(clip[0], mode="pad")
+
+    def enc_settings(anchor: bool) -> dict[str, Any]:
+        return dict(
+            bit_depth=clip[0].bit_depth,
+            fps=info.fps,
+            codec=codec,
+            qp=qp,
+            preset=preset,
+            intra_period=intra_period,
+            threads=threads,
+            anchor=anchor,
+        )
+
+    stages: dict[str, dict[str, float]] = {}
+
+    def base_encode() -> tuple[list[tuple[bool, bytes]], list[Any]]:
+        enc = base.encoder(base_quality, intra_period)
+        units, bases = [], []
+        for f in clip:
+            intra = f.index % intra_period == 0 or not units
+            p, xb = enc.encode_frame(f, intra)
+            units.append((intra, p))
+            bases.append(xb)
+        return units, bases
+
+    stages["base_encode"], (units, bases) = _timed(n, base_encode)
+
+    def enh_encode() -> tuple[Any, ...]:
+        with EnhancementEncoder(clip[0].width, clip[0].height, **enc_settings(False)) as enc:
+            packets = []
+            for f, xb in zip(clip, bases):
+                packets += enc.encode(f, xb)
+            packets += enc.flush()
+            return enc.config(), enc.extradata, packets
+
+    stages["enh_encode"], (enh_cfg, enh_extra, enh_packets) = _timed(n, enh_encode)
+
+    def base_decode_detect() -> int:
+        dec = base.decoder()
+        found = 0
+        for intra, p in units:
+            found += len(base.detect(dec.decode_frame(p, intra), detector, dec.last_geometry))
+        return found
+
+    stages["base_decode_detect"], _ = _timed(n, base_decode_detect)
+
+    def full_decode() -> int:
+        dec = base.decoder()
+        xbs = []
+        for f, (intra, p) in zip(clip, units):
+            state = dec.decode_frame(p, intra)
+            xbs.append(
+                base.reconstruct(
+                    state, dec.last_geometry, bit_depth=f.bit_depth, matrix=f.matrix, index=f.index
+                )
+            )
+        out = 0
+        with EnhancementDecoder(codec, enh_cfg, enh_extra, threads=threads) as edec:
+            residuals = [r for p in enh_packets for r in edec.decode(p)] + edec.flush()
+        for k, r in residuals:
+            reconstruct(xbs[k], r, index=k)
+            out += 1
+        return out
+
+    stages["full_decode"], _ = _timed(n, full_decode)
+
+    def x265_encode() -> tuple[Any, ...]:
+        with EnhancementEncoder(clip[0].width, clip[0].height, **enc_settings(True)) as enc:
+            packets = []
+            for f in clip:
+                packets += enc.encode(f, None)
+            packets += enc.flush()
+            return enc.config(), enc.extradata, packets
+
+    stages["x265_encode"], (a_cfg, a_extra, a_packets) = _timed(n, x265_encode)
+
+    def x265_decode() -> list[Any]:
+        with EnhancementDecoder(codec, a_cfg, a_extra, threads=threads) as dec:
+            pics = [r for p in a_packets for r in dec.decode(p)] + dec.flush()
+        return [reconstruct(None, r, index=k) for k, r in pics]
+
+    stages["x265_decode"], _ = _timed(n, x265_decode)
+
+    def x265_decode_detect() -> int:
+        return sum(len(d) for _, d in detect_frames(detector, x265_decode(), mode="pad"))
+
+    stages["x265_decode_detect"], _ = _timed(n, x265_decode_detect)
+
+    def ratio(a: float, b: float) -> float:
+        return round(a / b, 3) if b > 0 else float("nan")
+
+    s = {k: v["seconds"] for k, v in stages.items()}
+    fps = float(info.fps)
+    base_bytes = sum(len(p) for _, p in units)
+    enh_bytes = sum(len(p.data) for p in enh_packets)
+    x265_bytes = sum(len(p.data) for p in a_packets)
+    return {
+        "schema_version": BENCH_SCHEMA_VERSION,
+        "input": str(input),
+        "frames": n,
+        "size": [clip[0].width, clip[0].height],
+        "fps": fps,
+        "settings": {
+            "base_model": base.codec_id,
+            "base_model_sha256": base.sha256,
+            "base_quality": base_quality,
+            "detector": detector.name,
+            "codec": codec,
+            "qp": qp,
+            "preset": preset,
+            "intra_period": intra_period,
+            "threads": threads,
+        },
+        "provenance": {
+            "vcodec_version": __version__,
+            "torch": torch.__version__,
+            "pyav": av.__version__,
+            "libavcodec": ".".join(str(v) for v in av.library_versions.get("libavcodec", ())),
+            "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
+        "stages": {
+            k: {kk: (round(vv, 6) if isinstance(vv, float) else vv) for kk, vv in v.items()}
+            for k, v in stages.items()
+        },
+        "kbps": {
+            "base": base_bytes * 8 * fps / n / 1000,
+            "enh": enh_bytes * 8 * fps / n / 1000,
+            "x265": x265_bytes * 8 * fps / n / 1000,
+        },
+        "ratios": {
+            "encode_vs_x265": ratio(s["base_encode"] + s["enh_encode"], s["x265_encode"]),
+            "base_encode_vs_x265": ratio(s["base_encode"], s["x265_encode"]),
+            "full_decode_vs_x265": ratio(s["full_decode"], s["x265_decode"]),
+            "analytics_vs_x265_decode_detect": ratio(s["base_decode_detect"], s["x265_decode_detect"]),
+        },
+        "memory_method": (
+            "peak RSS (VmHWM) reset before each stage"
+            if all(v["peak_reset"] for v in stages.values())
+            else "peak RSS of the process so far (reset unavailable)"
+        ),
+    }

@@ -1,0 +1,203 @@
+"""Plots (matplotlib, Agg) and the markdown summary of a ``vcodec eval`` results folder."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_plots", "write_summary", "markdown_table"]
+
+_STYLE = {
+    "vcodec-base": ("tab:red", "o-"),
+    "x265": ("tab:blue", "s-"),
+    "x264": ("tab:green", "^-"),
+    "vcodec-full": ("tab:orange", "o-"),
+    "simulcast": ("tab:purple", "d--"),
+}
+
+
+def _ok(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _series(
+    rows: list[dict[str, Any]], system: str, y: str, rate: str = "kbps_total", q: float | None = None
+) -> tuple[list[float], list[float]]:
+    pts = sorted(
+        (r[rate], r[y])
+        for r in rows
+        if r["system"] == system
+        and _ok(r.get(y))
+        and _ok(r.get(rate))
+        and (q is None or r.get("base_quality") == q)
+    )
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
+    """``rd_map50.png`` (rate vs mAP@0.5, all systems), ``rd_psnr.png`` and ``rd_msssim.png``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["points"]
+    qualities = sorted({r["base_quality"] for r in rows if r["system"] == "vcodec-base"})
+    gt = "pseudo ground truth" if results.get("pseudo_ground_truth") else "ground truth"
+    written = []
+    for y, fname, label in (
+        ("map50", "rd_map50.png", f"mAP@0.5 ({gt})"),
+        ("psnr_y", "rd_psnr.png", "PSNR-Y (dB)"),
+        ("ms_ssim", "rd_msssim.png", "MS-SSIM (Y)"),
+    ):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for system in ("vcodec-base", "x265", "x264"):
+            rate = "kbps_base" if system == "vcodec-base" else "kbps_total"
+            xs, ys = _series(rows, system, y, rate)
+            if xs:
+                c, st = _STYLE[system]
+                name = {"vcodec-base": "vcodec base layer (layer 0 only)"}.get(
+                    system, f"{system} single layer"
+                )
+                ax.plot(xs, ys, st, color=c, label=name)
+        for i, q in enumerate(qualities):
+            alpha = 0.35 + 0.65 * (i + 1) / len(qualities)
+            ycol = "map50_full" if y == "map50" else y
+            xs, ys = _series(rows, "vcodec-full", ycol, q=q)
+            if xs:
+                ax.plot(xs, ys, "o-", color="tab:orange", alpha=alpha, label=f"vcodec full, base q={q:.2f}")
+            xs, ys = _series(rows, "simulcast", y if y != "map50" else "map50", q=q)
+            if xs and y != "map50":
+                ax.plot(xs, ys, "d--", color="tab:purple", alpha=alpha, label=f"simulcast, base q={q:.2f}")
+        if y == "map50":
+            ref = [r for r in rows if r["system"] == "reference" and _ok(r.get("map50"))]
+            if ref:
+                ax.axhline(ref[0]["map50"], color="grey", ls=":", label="uncompressed")
+        if ax.get_legend_handles_labels()[0]:
+            ax.set_xscale("log")
+            ax.legend(fontsize=7, loc="lower right")
+        else:  # e.g. mAP when the ground truth holds no object: say so instead of an empty frame
+            ax.text(0.5, 0.5, f"no {label} values to plot", ha="center", va="center", transform=ax.transAxes)
+        ax.set_xlabel("kbit/s (base layer for vcodec base; whole stream otherwise)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{Path(str(results['input'])).name}: {results['frames']} frames")
+        ax.grid(True, which="both", alpha=0.3)
+        fig.tight_layout()
+        p = out / fname
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        written.append(p)
+    return written
+
+
+def _f(v: Any, digits: int = 3) -> str:
+    return f"{v:.{digits}f}" if _ok(v) else "-"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def points_table(rows: list[dict[str, Any]]) -> str:
+    body = []
+    for r in rows:
+        body.append(
+            [
+                r["id"],
+                _f(r.get("kbps_base"), 1),
+                _f(r.get("kbps_total"), 1),
+                _f(r.get("map50")),
+                _f(r.get("map")),
+                _f(r.get("map50_full")),
+                _f(r.get("mota")),
+                _f(r.get("idf1")),
+                _f(r.get("psnr_y"), 2),
+                _f(r.get("ms_ssim"), 4),
+            ]
+        )
+    return markdown_table(
+        [
+            "point",
+            "kbit/s base",
+            "kbit/s total",
+            "mAP@0.5",
+            "mAP@[.5:.95]",
+            "mAP@0.5 (full pixels)",
+            "MOTA",
+            "IDF1",
+            "PSNR-Y",
+            "MS-SSIM",
+        ],
+        body,
+    )
+
+
+def _short(reason: str) -> str:
+    for key, text in (
+        ("needs at least", "too few points"),
+        ("strictly increasing", "not monotonic"),
+        ("overlap", "no overlap"),
+        ("rate <= 0", "zero rate"),
+    ):
+        if key in reason:
+            return text
+    return reason[:40]
+
+
+def bd_table(entries: list[dict[str, Any]]) -> str:
+    body = []
+    pairs: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for e in entries:
+        pairs.setdefault((e["test"], e["anchor"], e["metric"]), {})[e["method"]] = e
+
+    def cell(m: dict[str, Any], method: str) -> str:
+        e = m.get(method)
+        if e is None:
+            return "-"
+        return f"{e['bd_rate']:+.1f} %" if _ok(e.get("bd_rate")) else f"n/a ({_short(e['reason'])})"
+
+    for (test, anchor, metric), m in pairs.items():
+        body.append([test, anchor, metric, cell(m, "pchip"), cell(m, "cubic")])
+    return markdown_table(["test", "anchor", "metric", "BD-rate (PCHIP)", "BD-rate (cubic)"], body)
+
+
+def write_summary(results: dict[str, Any], path: Path) -> None:
+    prov = results["provenance"]
+    det = prov["detector"]
+    lines = [
+        f"# vcodec eval: {Path(str(results['input'])).name}",
+        "",
+        *(
+            [
+                "> **PSEUDO GROUND TRUTH**: the reference detector's output on the uncompressed frames; mAP "
+                "and MOTA measure agreement with it, not accuracy against human labels.",
+                "",
+            ]
+            if results.get("pseudo_ground_truth")
+            else []
+        ),
+        f"- {results['frames']} frames, {results['size'][0]}x{results['size'][1]} at {results['fps']:g} fps",
+        f"- **{results['ground_truth']}**",
+        f"- detector {det['name']} (weights {det['weights']}, sha256 {det['sha256'][:16] or 'n/a'}), "
+        f"predictions scored from {det['score_threshold']}",
+        f"- vcodec {prov['vcodec_version']}, libavcodec {prov['libavcodec']}, torch {prov['torch']}, "
+        f"preset {prov['settings']['preset']}, intra period {prov['settings']['intra_period']}",
+        "",
+        "BD-rate: negative = the test system needs fewer bits than the anchor for the same accuracy or "
+        "quality. Base-layer rates are layer 0 alone; vcodec-full rates are both layers' payloads.",
+        "",
+        "## BD-rate",
+        "",
+        bd_table(results["bd_rate"]),
+        "",
+        "## Points",
+        "",
+        points_table(results["points"]),
+        "",
+        "Plots: rd_map50.png, rd_psnr.png, rd_msssim.png.",
+        "",
+    ]
+    path.write_text("\n".join(lines))

@@ -1,0 +1,23 @@
+"""Streaming over HTTP: the base layer to analytics, the full stream to viewers, live.
+
+* :mod:`vcodec.serve.server`  the aiohttp server (``vcodec serve``): stored and live streams,
+  per-layer bearer tokens, Prometheus metrics;
+* :mod:`vcodec.serve.hub`     live fan-out with bounded per-client buffers and intra-frame joins;
+* :mod:`vcodec.serve.live`    live producers (an encoder, or a stored stream replayed in real time);
+* :mod:`vcodec.serve.client`  blocking clients: read a served stream, publish a live one;
+* :mod:`vcodec.serve.parser`  the push parser that cuts arriving bytes into checked units.
+
+The server never decodes: it routes units by their layer id.  See ``docs/SERVE.md``.
+"""
+
+from vcodec.serve.client import Publisher, is_url, open_url, stream_url
+from vcodec.serve.hub import DEFAULT_BUFFER_BYTES, LiveChannel, Subscriber
+from vcodec.serve.live import ChannelSink, LiveTask, replay_producer, start_live
+from vcodec.serve.parser import UnitParser
+from vcodec.serve.server import ServeConfig, ServerThread, StreamServer, parse_tokens
+
+__all__ = [
+    "ServeConfig", "StreamServer", "ServerThread", "parse_tokens", "LiveChannel", "Subscriber",
+    "DEFAULT_BUFFER_BYTES", "ChannelSink", "LiveTask", "start_live", "replay_producer", "UnitParser",
+    "open_url", "is_url", "stream_url", "Publisher",
+]
