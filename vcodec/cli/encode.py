@@ -135,11 +135,19 @@ def run(args: argparse.Namespace) -> int:
     from vcodec.serve.client import Publisher
 
     with contextlib.ExitStack() as stack:
-        publisher = stack.enter_context(Publisher(args.publish, token=args.token))
-        if args.output is None:
-            return _run(args, publisher)
-        local = stack.enter_context(atomic_output(args.output))
-        return _run(args, _Tee(local, publisher))
+        # the local file is entered first so that it is committed only after the publisher
+        # closed cleanly: a publish refused or failed at the end leaves no local file behind
+        local = stack.enter_context(atomic_output(args.output)) if args.output is not None else None
+        publisher = Publisher(args.publish, token=args.token)
+        try:
+            rc = _run(args, publisher if local is None else _Tee(local, publisher))
+        except BaseException:
+            # report the encoder's error, not the server's answer to the truncated publish
+            with contextlib.suppress(Exception):
+                publisher.close()
+            raise
+        publisher.close()
+        return rc
 
 
 def _run(args: argparse.Namespace, output: Any) -> int:
