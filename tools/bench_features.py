@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -102,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
     from vcodec.detection.clips import iter_clip_bgr, shared_dir
     from vcodec.detection.evaluate import map_against
     from vcodec.features import FeatureBase
-    from vcodec.features.codec import feature_geometry
     from vcodec.io.frame import Frame
 
     onnx = shared_dir() / "models" / "yolox_nano" / "yolox_nano.onnx"

@@ -20,18 +20,11 @@ import json
 import sys
 from pathlib import Path
 
+from vcodec.cli._args import parse_size
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import OutputError
 
 HELP = "speed (frames/s, ms/frame) and memory per stage beside x265 (JSON)"
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 416x240, got {text!r}") from None
-    return w, h
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="-", help="JSON report file (default: standard output)")
     parser.add_argument("--frames", type=int, default=30, help="frames to code (default 30)")
     parser.add_argument("--start", type=int, default=0, help="skip the first N frames")
-    parser.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
+    parser.add_argument("--input-size", type=parse_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
     parser.add_argument("--base-model", help="base model id or .json/.pt path (default: the shipped one)")
     parser.add_argument(
         "--base-quality", type=float, default=0.5, help="base quality in [0, 1] (default 0.5)"

@@ -55,7 +55,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vcodec.bitstream import extract_layers
-    from vcodec.cli.encode import parse_size
+    from vcodec.cli._args import parse_size
     from vcodec.codec import Decoder, Encoder, bundled_sequence
     from vcodec.enhancement import frame_psnr
     from vcodec.io import open_video, open_writer

@@ -42,18 +42,11 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from vcodec.cli._args import parse_size
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError
 
 HELP = "detect objects in a video (COCO JSON, MOTChallenge or SFU-HW output)"
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 416x240, got {text!r}") from None
-    return w, h
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, help="letterbox size / long side (default: the detector's, 416)")
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum score (default 0.3)")
     parser.add_argument("--nms-threshold", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
-    parser.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
+    parser.add_argument("--input-size", type=parse_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     g = parser.add_argument_group("vcodec streams (base-layer analytics)")
     g.add_argument("--conceal", action="store_true",

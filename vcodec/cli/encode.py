@@ -29,31 +29,12 @@ import json
 import sys
 from typing import Any, BinaryIO
 from collections.abc import Sequence
-from fractions import Fraction
 
+from vcodec.cli._args import parse_fps, parse_size
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError, InputError
 
 HELP = "encode a video into a two-layer stream (base for detection + enhancement for viewing)"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 416x240, got {text!r}") from None
-    return w, h
-
-
-def parse_fps(text: str) -> Fraction:
-    try:
-        f = Fraction(text).limit_denominator(1001000)
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"frame rate must be a number such as 30, 29.97 or 30000/1001, "
-                                         f"got {text!r}") from None
-    if f <= 0:
-        raise argparse.ArgumentTypeError(f"frame rate must be positive, got {text!r}")
-    return f
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -39,6 +39,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vcodec.cli._args import parse_size
 from vcodec.cli.main import subcommand_main
 
 HELP = "evaluate rate vs detection accuracy / quality against x265, x264 and simulcast"
@@ -62,14 +63,6 @@ def _ints(text: str) -> list[int]:
         ) from None
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 416x240, got {text!r}") from None
-    return w, h
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "input", help="video file (raw YUV with its size in the name, Y4M, MP4, ...) or image folder"
@@ -77,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="results folder (created; reused to resume)")
     parser.add_argument("--frames", type=int, help="evaluate at most N frames")
     parser.add_argument("--start", type=int, default=0, help="skip the first N frames")
-    parser.add_argument("--input-size", type=_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
+    parser.add_argument("--input-size", type=parse_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
     parser.add_argument(
         "--gt", help="ground truth: SFU-HW folder, MOT gt.txt, or COCO JSON (default: pseudo)"
     )

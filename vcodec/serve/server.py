@@ -28,7 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from vcodec.bitstream.extract import parse_layers
-from vcodec.bitstream.format import STREAM_LAYER, UnitType
+from vcodec.bitstream.format import UnitType
 from vcodec.bitstream.info import stream_stats
 from vcodec.bitstream.reader import StreamReader, Unit
 from vcodec.bitstream.writer import StreamWriter
