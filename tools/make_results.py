@@ -30,6 +30,10 @@ SHARED = REPO.parent / "shared"
 DOCS = REPO / "docs"
 
 
+#: first frame evaluated per clip: the one-by-one clip's opening frames show an empty room
+#: (YOLOX-Nano finds people from about frame 75 on), which would make pseudo ground truth empty
+CLIP_START: dict[str, int] = {"one-by-one-person-detection.mp4": 75}
+
 def _fmt(v: Any, spec: str = "+.1f", unit: str = " %") -> str:
     return f"{v:{spec}}{unit}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
 
@@ -121,6 +125,7 @@ def run_all(args: argparse.Namespace) -> None:
                         input=str(clip),
                         output=str(out),
                         frames=args.frames,
+                        start=CLIP_START.get(clip.name, 0),
                         detector=cfg["detector"],
                         detector_weights=cfg["weights"],
                         base_model=cfg["base_model"],

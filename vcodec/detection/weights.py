@@ -7,13 +7,13 @@ the graph's initializers).  Nothing is ever downloaded.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from vcodec.errors import WeightsError
+from vcodec.hashing import file_sha256 as sha256_of
 
 __all__ = ["read_state_dict", "load_state_dict_strict", "sha256_of", "require_file"]
 
@@ -23,14 +23,6 @@ def require_file(path: str | Path, what: str) -> Path:
     if not p.is_file():
         raise WeightsError(f"{what} weights file {str(p)!r} does not exist or is not a file")
     return p
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_state_dict(path: str | Path, what: str) -> dict[str, Tensor]:

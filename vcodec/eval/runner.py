@@ -48,6 +48,7 @@ from vcodec.eval.detection import detection_map
 from vcodec.eval.groundtruth import GroundTruth, load_ground_truth, pseudo_ground_truth
 from vcodec.eval.quality import QualityAccumulator
 from vcodec.eval.tracking import ground_truth_tracks, mot_metrics, track_detections
+from vcodec.hashing import file_sha256 as _sha256_file
 
 __all__ = ["EvalConfig", "run_eval", "ANCHOR_NAMES", "METRIC_COLUMNS"]
 
@@ -132,14 +133,6 @@ class EvalConfig:
 
 
 # -- helpers shared by the main process and workers ---------------------------------
-def _sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _fmt_q(q: float) -> str:
     return f"{q:.2f}"
 

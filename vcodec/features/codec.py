@@ -43,7 +43,6 @@ sits at).
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from vcodec.errors import BitstreamError, ConfigError, InputError
 from vcodec.features.clipping import ActivationModel, SideModel, fit_activation, optimal_clip
 from vcodec.features.entropy import CdfTables, decode_indexes, encode_indexes
 from vcodec.features.quantizer import assign, design_ecsq, uniform_levels
+from vcodec.hashing import file_sha256 as _file_sha256
 from vcodec.io.frame import Frame
 
 __all__ = [
@@ -270,14 +270,6 @@ def _normalise(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 # -- the base layer ----------------------------------------------------------------------------
-def _file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class FeatureBase:
     """The feature mode behind the :class:`vcodec.codec.base_layer.BaseLayer` protocol.
 

@@ -41,7 +41,6 @@ and :meth:`BaseCodec.detect` runs the detector's back end on a float64 copy.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ from vcodec.errors import (
     WeightsError,
     WeightsMismatchError,
 )
+from vcodec.hashing import file_sha256
 from vcodec.io.frame import Frame
 from vcodec.models.base_net import SCALE_TABLE, BaseNet, BaseNetConfig
 from vcodec.registry import Registry
@@ -89,14 +89,6 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 #: base model id -> path of its .json descriptor
 BASE_MODELS: Registry[Path] = Registry("base model")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def quality_code(quality: float) -> int:
