@@ -46,7 +46,7 @@ from vcodec.cli._args import parse_size
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError
 
-HELP = "detect objects in a video (COCO JSON, MOTChallenge or SFU-HW output)"
+HELP = "detect objects in a video, or from a stream's base layer alone (COCO JSON, MOT or SFU-HW output)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

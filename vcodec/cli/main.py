@@ -76,6 +76,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if module is None:
             sub.add_parser(name, help="(reserved: not available in this version)")
             continue
+        if only is None:
+            # the command list only needs each HELP line; filling every parser would import
+            # torch, the detectors and the encoders just to print `vcodec --help`
+            sub.add_parser(name, help=getattr(module, "HELP", ""))
+            continue
         p = sub.add_parser(
             name,
             help=getattr(module, "HELP", ""),
