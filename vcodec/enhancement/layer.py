@@ -344,6 +344,11 @@ class EnhancementEncoder:
                     params.append(f"chroma-qp-offset={self._chroma_offset}")
             if name == "libx265":
                 params += ["log-level=none", "info=0"]
+                if not self.anchor and not self.lossless:
+                    # psy-rd/psy-rdoq keep the *coded* picture's texture energy; the coded
+                    # picture here is a residual that is never shown on its own, so they only
+                    # spend bits on noise (measured: +4.05 % -> +2.00 % BD-rate on one-by-one)
+                    params += ["psy-rd=0", "psy-rdoq=0"]
                 if self.threads:
                     params += [f"pools={self.threads}", f"frame-threads={min(self.threads, 16)}"]
                 if self.lossless:
