@@ -344,9 +344,6 @@ def test_encoder_errors_leave_nothing(tmp_path: Path, codec_test_model: Path) ->
 def test_feature_base_mode_end_to_end(yolox_nano_onnx: Path) -> None:
     """The training-free feature mode through the same Encoder/Decoder (no base picture:
     the enhancement layer codes full frames)."""
-    features = pytest.importorskip("vcodec.features")
-    if not hasattr(features.FeatureBase, "set_detector_weights"):
-        pytest.skip("vcodec.features does not implement the set_detector_weights hook yet")
     info, frames = _frames(5)
     sink = io.BytesIO()
     with Encoder(sink, info, base_mode="features", base_model="yolox-nano", detector_weights=yolox_nano_onnx,
