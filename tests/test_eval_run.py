@@ -141,6 +141,13 @@ def test_eval_end_to_end_two_points_per_system(
     assert "10 already computed, 0 work units" in err
     assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")} == mtimes
 
+    # anchors do not depend on the base model: a run without it (as after retraining) reuses them
+    capsys.readouterr()
+    i = args.index("--base-qualities")
+    assert eval_main([*args[:i], *args[i + 2:], "--base-qualities", ""]) == 0
+    assert "4 points, 4 already computed, 0 work units" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")} == mtimes
+
     # real ground truth (SFU-HW-Objects) re-scores the stored detections without re-encoding
     gt_dir = tmp_path / "gt"
     gt_dir.mkdir()

@@ -133,14 +133,20 @@ def run_all(args: argparse.Namespace) -> None:
                         jobs=args.jobs,
                         threads=1,
                         progress=False,
-                        base_qualities=args.base_qualities,
+                        base_qualities=[] if args.anchors_only else args.base_qualities,
                         enh_qps=args.enh_qps,
                         anchor_qps=args.anchor_qps,
                     )
                 )
             except VcodecError as exc:
+                if args.anchors_only:
+                    print(f"   failed: {exc}", file=sys.stderr, flush=True)
+                    continue
                 state["runs"][key] = {"status": "failed", "reason": str(exc)}
             else:
+                if args.anchors_only:  # a partial run: RESULTS.md keeps describing full runs only
+                    print(f"   anchors done in {(time.time() - t0) / 60:.1f} min", file=sys.stderr, flush=True)
+                    continue
                 dest = Path(args.docs) / "results" / key
                 dest.mkdir(parents=True, exist_ok=True)
                 for name in ("rd_map50.png", "rd_psnr.png", "rd_msssim.png", "summary.md"):
@@ -159,7 +165,7 @@ def run_all(args: argparse.Namespace) -> None:
             work.mkdir(parents=True, exist_ok=True)
             state_path.write_text(json.dumps(state, indent=1) + "\n")
             write_results_md(state, args.docs)
-    if not args.skip_bench:
+    if not args.skip_bench and not args.anchors_only:
         cfg = _configs(args)[0]
         bench_clip = Path(args.clips) / args.bench_clip
         why = cfg["missing"] or _check_model(cfg["base_model"], cfg["detector"])
@@ -348,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench-clip", default="cars_320x240.i420")
     p.add_argument("--bench-frames", type=int, default=30)
     p.add_argument("--skip-bench", action="store_true")
+    p.add_argument(
+        "--anchors-only",
+        action="store_true",
+        help="only compute the x265/x264 anchor points into --work (they do not depend on the base "
+        "model, so this can run while a model trains; a later full run reuses them)",
+    )
     p.add_argument("--markdown-only", action="store_true", help="only rewrite RESULTS.md from --work")
     args = p.parse_args(argv)
     if args.markdown_only:

@@ -76,7 +76,9 @@ METRIC_COLUMNS = [
     "encode_s",
     "decode_s",
 ]
-POINT_VERSION = 1
+#: part of every point's cache key: bump it when a code change alters what a point measures
+#: (2: residuals coded without psy-rd; anchor keys no longer carry the base model)
+POINT_VERSION = 2
 
 
 @dataclass
@@ -715,8 +717,9 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
     keys: dict[str, str] = {}
     stored: dict[str, dict[str, Any]] = {}
 
-    def cached(pid: str, spec: dict[str, Any]) -> bool:
-        keys[pid] = _cache_key(cfg, spec, input_sig, model_sig, det_sig)
+    def cached(pid: str, spec: dict[str, Any], uses_model: bool = True) -> bool:
+        # anchors never touch the base model: retraining it must not recompute them
+        keys[pid] = _cache_key(cfg, spec, input_sig, model_sig if uses_model else "", det_sig)
         p = out / "points" / f"{pid}.json"
         if p.is_file():
             try:
@@ -739,7 +742,7 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
             units.append({"kind": "vcodec", "q": q, "qps": qps, "need_base": not base_done})
     for a in cfg.anchors:
         for qp in cfg.anchor_qps:
-            if not cached(f"{a}_qp{qp}", {"system": a, "qp": qp}):
+            if not cached(f"{a}_qp{qp}", {"system": a, "qp": qp}, uses_model=False):
                 units.append({"kind": "anchor", "name": a, "qp": qp})
     total_points = len(cfg.base_qualities) * (1 + len(cfg.enh_qps)) + len(cfg.anchors) * len(cfg.anchor_qps)
     say(
