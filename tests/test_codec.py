@@ -129,6 +129,28 @@ def test_lossless_is_bit_exact(codec_test_model: Path) -> None:
         assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v)
 
 
+def test_inter_layer_off_codes_full_frames(encoded: Encoded, codec_test_model: Path) -> None:
+    enc = _encode(codec_test_model, intra_period=INTRA, psnr=True, inter_layer=False)
+    reader = StreamReader(enc.data)
+    assert reader.layers[1].kind == "full-frame" and reader.layers[1].params["anchor"] is True
+    assert reader.layers[1].params["base_picture"] is True
+    # same base layer, byte for byte: the switch only changes what layer 1 codes
+    base = lambda data: [u.payload for u in StreamReader(data) if u is not None and u.layer == 0]  # noqa: E731
+    assert base(enc.data) == base(encoded.data)
+    with Decoder(enc.data, base_model=str(codec_test_model)) as dec:
+        out = list(dec.frames())
+    psnrs = [frame_psnr(a, b)[0] for a, b in zip(enc.frames, out)]
+    assert len(out) == FRAMES and min(psnrs) > PSNR_FLOOR
+    assert enc.summary.psnr_full == pytest.approx(float(np.mean(psnrs)), abs=1e-6)  # type: ignore[attr-defined]
+    # the full decode is the enhancement picture alone: it no longer depends on the base picture
+    lossless = _encode(codec_test_model, n=3, lossless=True, preset="ultrafast", inter_layer=False)
+    with Decoder(lossless.data, base_model=str(codec_test_model)) as dec:
+        for a, b in zip(lossless.frames, dec.frames()):
+            assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v)
+    with pytest.raises(ConfigError, match="inter_layer"):
+        _encode(codec_test_model, n=1, roi=True, inter_layer=False)
+
+
 def test_deterministic_across_runs_and_threads(encoded: Encoded, codec_test_model: Path, decoded_md5: str) -> None:
     # encoding again gives the same bytes; decoding with 2 threads gives the same pictures
     again = _encode(codec_test_model, intra_period=INTRA, psnr=True)

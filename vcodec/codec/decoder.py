@@ -298,6 +298,9 @@ class Decoder:
         except ConfigError as exc:
             raise BitstreamError(f"enhancement layer configuration cannot be used: {exc}", unit="LAYER_CONFIG "
                                  "of layer 1", source=self._reader.name) from None
+        # full-frame enhancement (no base picture, or inter-layer prediction off) adds nothing to
+        # the base picture; the base picture still stands in for a lost enhancement frame
+        predicts = not bool(cfg.params.get("anchor", False))
         enh_skip = False  # enhancement waits for its next intra packet
         pending: dict[int, Frame | None] = {}  # decoded bases waiting for their residual
         residuals: dict[int, Any] = {}
@@ -318,7 +321,7 @@ class Decoder:
                 elif i in pending:
                     x_base = pending[i]
                     if i in residuals:
-                        out = reconstruct(x_base, residuals.pop(i), index=i)
+                        out = reconstruct(x_base if predicts else None, residuals.pop(i), index=i)
                     elif final or newest_residual > i:
                         if x_base is None:  # no base picture to fall back on
                             self.lost_frames.append(i)

@@ -127,7 +127,13 @@ class Encoder:
     libvpx-vp9), ``enh_qp`` or ``enh_crf``, ``preset``, ``low_delay``,
     ``lossless`` (bit-exact full decode with libx265/x264), ``roi`` (only
     regions the base-layer detector finds get a residual;
-    ``detector_weights`` for detectors without shipped weights).
+    ``detector_weights`` for detectors without shipped weights),
+    ``inter_layer``: ``True`` (default) codes the residual over the base
+    picture; ``False`` codes the full frames instead, in the same stream (no
+    inter-layer prediction, as an SHVC enhancement layer may choose).  The
+    residual only pays off when the base picture is a good predictor: with
+    the shipped base models it is not (docs/RESULTS.md, "full vs
+    simulcast"), so ``False`` is the cheaper choice for viewing today.
 
     ``intra_period``: frames with ``index % intra_period == 0`` are intra in
     both layers.  ``threads``: torch CPU threads and encoder threads (0 =
@@ -155,6 +161,7 @@ class Encoder:
         psnr: bool = False,
         detector_weights: str | Path | None = None,
         properties: dict[str, Any] | None = None,
+        inter_layer: bool = True,
     ) -> None:
         from vcodec import __version__
         from vcodec.enhancement import CODECS, EnhancementEncoder
@@ -188,16 +195,23 @@ class Encoder:
         if roi and not self.has_picture:
             raise ConfigError(f"roi needs a base picture to add the residual to; base mode {base_mode!r} has "
                               "none (use base_mode='learned')")
+        if not isinstance(inter_layer, bool):
+            raise ConfigError(f"inter_layer={inter_layer!r} is invalid; use True (residual) or False (full frames)")
+        if roi and not inter_layer:
+            raise ConfigError("roi suppresses the residual outside objects, so it needs inter_layer=True")
+        #: the enhancement codes x - x_base (True) or the full frames x (False)
+        self.inter_layer = self.has_picture and inter_layer
         self.roi = bool(roi)
         self._detector = self.base.build_detector(detector_weights) if roi else None
         self._enh = EnhancementEncoder(
             info.width, info.height, bit_depth=info.bit_depth, fps=info.fps, codec=enh_codec, qp=enh_qp,
             crf=enh_crf, preset=preset, low_delay=low_delay, intra_period=intra_period, lossless=lossless,
-            threads=threads, anchor=not self.has_picture,
+            threads=threads, anchor=not self.inter_layer,
         )
         self.enh_codec = enh_codec
         self._enh_params = dict(self._enh.config())
-        # what the enhancement codes: the residual over x_base, or (no base picture) full frames
+        # whether the base layer carries a picture; params["anchor"] says what the enhancement
+        # codes: full frames (no base picture, or inter-layer prediction off) or the residual
         self._enh_params["base_picture"] = self.has_picture
         self._enh_params["roi"] = self.roi
         props: dict[str, Any] = {
@@ -248,7 +262,7 @@ class Encoder:
         return [
             LayerConfig(BASE_LAYER, self.kind, self.base.codec_id,
                         bytes.fromhex(self.base.sha256) if self.base.sha256 else b"", base_params),
-            LayerConfig(ENHANCEMENT_LAYER, "residual" if self.has_picture else "full-frame", self.enh_codec,
+            LayerConfig(ENHANCEMENT_LAYER, "residual" if self.inter_layer else "full-frame", self.enh_codec,
                         b"", self._enh_params, self._enh.extradata),
         ]
 
@@ -326,7 +340,7 @@ class Encoder:
         if self.roi:
             dets = self.base.detect(self._base_enc.last_decoded, self._detector, self._base_enc.last_geometry)
             boxes = [tuple(float(v) for v in b) for b in dets.boxes]
-        packets = self._enh.encode(frame, x_base if self.has_picture else None, boxes=boxes)
+        packets = self._enh.encode(frame, x_base if self.inter_layer else None, boxes=boxes)
         enh_bytes = self._write_packets(packets)
         self._sink.flush()  # pipes: the base unit reaches the reader now, not at the end
         self._count += 1
@@ -366,7 +380,7 @@ class Encoder:
             out += self._psnr_dec.flush()
         for idx, residual in out:
             x, x_base = self._pending.pop(idx)
-            x_hat = reconstruct(x_base if self.has_picture else None, residual, index=idx)
+            x_hat = reconstruct(x_base if self.inter_layer else None, residual, index=idx)
             self._psnr_full[idx] = frame_psnr(x, x_hat)
 
     def close(self) -> None:
