@@ -63,3 +63,27 @@ def codec_test_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def codec_other_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Same model id and architecture as ``codec_test_model`` but other weights (seed 1)."""
     return _save_test_base_model(tmp_path_factory.mktemp("base-model-b"), seed=1)
+
+
+# -- CLI tests (tests/test_cli_*.py) ----------------------------------------------------
+#: encoder settings that keep CLI round trips fast; intra period 4 gives several GOPs
+FAST_ENCODE = ["--preset", "ultrafast", "--intra-period", "4", "-q"]
+
+
+def cli_encode(out: Path, model: Path, frames: int) -> Path:
+    """Encode the bundled sequence's first ``frames`` frames with ``vcodec encode``."""
+    from vcodec.cli import encode as encode_cli
+
+    args = [str(SEQUENCE), "-o", str(out), "--frames", str(frames), "--base-model", str(model), *FAST_ENCODE]
+    assert encode_cli.main(args) == 0
+    return out
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    """The command's stderr is exactly one line (no traceback) and names every needle."""
+    err = capsys.readouterr().err.strip()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEQUENCE
+from conftest import FAST_ENCODE, REPO, SEQUENCE, cli_encode, one_error_line
 from vcodec.cli import decode as decode_cli
 from vcodec.cli import demo as demo_cli
 from vcodec.cli import encode as encode_cli
 from vcodec.io import open_video
 
-FAST = ["--preset", "ultrafast", "--intra-period", "4", "-q"]
 
 
 def _md5_frames(path: Path) -> str:
@@ -35,19 +34,8 @@ def _md5_frames(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory, codec_test_model: Path) -> Path:
-    out = tmp_path_factory.mktemp("cli-codec") / "clip.vcs"
-    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "6", "--base-model",
-                            str(codec_test_model), *FAST]) == 0
-    return out
+    return cli_encode(tmp_path_factory.mktemp("cli-codec") / "clip.vcs", codec_test_model, 6)
 
-
-def _one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
 
 
 def test_encode_decode_roundtrip(tmp_path: Path, codec_test_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,7 +76,7 @@ def test_pipes_through_processes(tmp_path: Path, stream: Path, codec_test_model:
     model = str(codec_test_model)
     py = shlex.quote(sys.executable)
     enc = (f"{py} -m vcodec encode {shlex.quote(str(SEQUENCE))} --frames 6 --base-model {shlex.quote(model)} "
-           f"--threads 1 -o - {' '.join(FAST)}")
+           f"--threads 1 -o - {' '.join(FAST_ENCODE)}")
     dec = f"{py} -m vcodec decode - -o piped.y4m --base-model {shlex.quote(model)} --threads 2 -q"
     # analytics on the same pipe: MOT lines, written frame by frame
     code = ("from vcodec.codec import detect_stream\n"
@@ -117,11 +105,11 @@ def test_unreadable_input(tmp_path: Path, codec_test_model: Path, capsys: pytest
     out = tmp_path / "o.vcs"
     rc = encode_cli.main([str(tmp_path / "missing.mp4"), "-o", str(out), "--base-model", str(codec_test_model)])
     assert rc == 1
-    _one_error_line(capsys, "vcodec encode: error:", "missing.mp4")
+    one_error_line(capsys, "vcodec encode: error:", "missing.mp4")
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"this is not a video at all" * 100)
     assert encode_cli.main([str(junk), "-o", str(out), "--base-model", str(codec_test_model)]) == 1
-    _one_error_line(capsys, "junk.mp4")
+    one_error_line(capsys, "junk.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.mp4"]
 
 
@@ -131,10 +119,10 @@ def test_wrong_raw_size(tmp_path: Path, codec_test_model: Path, capsys: pytest.C
     rc = encode_cli.main([str(raw), "--size", "416x240", "-o", str(tmp_path / "o.vcs"),
                           "--base-model", str(codec_test_model), "-q"])
     assert rc == 1
-    _one_error_line(capsys, "clip.yuv")
+    one_error_line(capsys, "clip.yuv")
     rc = encode_cli.main([str(raw), "-o", str(tmp_path / "o.vcs"), "--base-model", str(codec_test_model)])
     assert rc == 1
-    _one_error_line(capsys, "--size")
+    one_error_line(capsys, "--size")
     assert [p.name for p in tmp_path.iterdir()] == ["clip.yuv"]
 
 
@@ -145,7 +133,7 @@ def test_unknown_codec(tmp_path: Path, codec_test_model: Path, capsys: pytest.Ca
     rc = encode_cli.main([str(SEQUENCE), "-o", str(tmp_path / "o.vcs"), "--base-mode", "learned",
                           "--base-model", str(tmp_path / "nope.json"), "--frames", "1"])
     assert rc == 1
-    _one_error_line(capsys, "nope.json")
+    one_error_line(capsys, "nope.json")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -153,10 +141,10 @@ def test_stream_made_with_other_weights(tmp_path: Path, stream: Path, codec_othe
                                         capsys: pytest.CaptureFixture[str]) -> None:
     rc = decode_cli.main([str(stream), "-o", str(tmp_path / "o.y4m"), "--base-model", str(codec_other_model)])
     assert rc == 1
-    _one_error_line(capsys, "sha256", "install the weights")
+    one_error_line(capsys, "sha256", "install the weights")
     rc = decode_cli.main([str(stream), "-o", str(tmp_path / "o.y4m")])  # model id not installed
     assert rc == 1
-    _one_error_line(capsys, "base-e2e-test-v1", "--base-model")
+    one_error_line(capsys, "base-e2e-test-v1", "--base-model")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -171,7 +159,7 @@ def test_damaged_stream(tmp_path: Path, stream: Path, codec_test_model: Path,
     bad.write_bytes(bytes(data))
     out = tmp_path / "o.y4m"
     assert decode_cli.main([str(bad), "-o", str(out), "--base-model", str(codec_test_model)]) == 1
-    _one_error_line(capsys, f"byte {unit.offset}", "frame 2", "CRC")
+    one_error_line(capsys, f"byte {unit.offset}", "frame 2", "CRC")
     assert not out.exists()
     assert decode_cli.main([str(bad), "-o", str(out), "--conceal", "--base-model", str(codec_test_model),
                             "--no-progress"]) == 0
@@ -181,7 +169,7 @@ def test_damaged_stream(tmp_path: Path, stream: Path, codec_test_model: Path,
         assert r.info.num_frames == 6
     # a file that is not a stream at all
     assert decode_cli.main([str(SEQUENCE), "-o", str(tmp_path / "x.y4m")]) == 1
-    _one_error_line(capsys, "not a vcodec stream")
+    one_error_line(capsys, "not a vcodec stream")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.vcs", "o.y4m"]
 
 
@@ -191,14 +179,14 @@ def test_unwritable_output(tmp_path: Path, stream: Path, codec_test_model: Path,
     rc = encode_cli.main([str(SEQUENCE), "-o", str(missing / "o.vcs"), "--frames", "1", "--base-model",
                           str(codec_test_model), "-q"])
     assert rc == 1
-    _one_error_line(capsys, "cannot write", "o.vcs")
+    one_error_line(capsys, "cannot write", "o.vcs")
     rc = encode_cli.main([str(SEQUENCE), "-o", str(tmp_path), "--frames", "1", "--base-model",
                           str(codec_test_model), "-q"])
     assert rc == 1
-    _one_error_line(capsys, "is a directory")
+    one_error_line(capsys, "is a directory")
     rc = decode_cli.main([str(stream), "-o", str(missing / "o.y4m"), "--base-model", str(codec_test_model), "-q"])
     assert rc == 1
-    _one_error_line(capsys, "o.y4m")
+    one_error_line(capsys, "o.y4m")
     assert list(tmp_path.iterdir()) == []
 
 

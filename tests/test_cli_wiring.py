@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SEQUENCE
+from conftest import FAST_ENCODE, REPO, SEQUENCE, cli_encode, one_error_line
 from tests.test_serve import TIMEOUT, wait_until
 from vcodec.cli import decode as decode_cli
 from vcodec.cli import detect as detect_cli
@@ -35,7 +35,6 @@ FRAMES = 6
 #: the YOLOX back end on the untrained test model's features is slow on 2 shared cores
 #: (seconds per frame), so the detection tests use a shorter stream
 DET_FRAMES = 3
-FAST = ["--preset", "ultrafast", "--intra-period", "4", "-q"]
 TOKENS = "base=BASE,all=ALL,publish=PUB"
 
 
@@ -44,29 +43,15 @@ def _frames(path: Path) -> list[bytes]:
         return [f.to_bytes() for f in r]
 
 
-def _one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
-    err = capsys.readouterr().err.strip()
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    for n in needles:
-        assert n in lines[0], lines[0]
-    return lines[0]
-
 
 @pytest.fixture(scope="module")
 def stream(tmp_path_factory: pytest.TempPathFactory, codec_test_model: Path) -> Path:
-    out = tmp_path_factory.mktemp("wiring") / "clip.vcs"
-    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", str(FRAMES), "--base-model",
-                            str(codec_test_model), *FAST]) == 0
-    return out
+    return cli_encode(tmp_path_factory.mktemp("wiring") / "clip.vcs", codec_test_model, FRAMES)
 
 
 @pytest.fixture(scope="module")
 def det_stream(tmp_path_factory: pytest.TempPathFactory, codec_test_model: Path) -> Path:
-    out = tmp_path_factory.mktemp("wiring-det") / "det.vcs"
-    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", str(DET_FRAMES), "--base-model",
-                            str(codec_test_model), *FAST]) == 0
-    return out
+    return cli_encode(tmp_path_factory.mktemp("wiring-det") / "det.vcs", codec_test_model, DET_FRAMES)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +105,7 @@ def test_detect_stream_rejects_frames(tmp_path: Path, stream: Path, codec_test_m
     out = tmp_path / "d.json"
     assert detect_cli.main([str(stream), "-o", str(out), "--frames", "2", "--base-model",
                             str(codec_test_model), "--no-progress"]) == 2
-    _one_error_line(capsys, "--frames")
+    one_error_line(capsys, "--frames")
     assert not out.exists()
 
 
@@ -156,12 +141,12 @@ def test_url_with_wrong_token(tmp_path: Path, server: ServerThread, codec_test_m
     dets, y4m = tmp_path / "d.json", tmp_path / "o.y4m"
     assert detect_cli.main([url, "-o", str(dets), "--token", "WRONG", "--base-model", str(codec_test_model),
                             "--no-progress"]) == 2
-    _one_error_line(capsys, "401", "token")
+    one_error_line(capsys, "401", "token")
     assert decode_cli.main([url, "-o", str(y4m), "--token", "WRONG", "-q"]) == 2
-    _one_error_line(capsys, "401")
+    one_error_line(capsys, "401")
     # a base-only token cannot read every layer: 403
     assert decode_cli.main([url, "-o", str(y4m), "--layers", "all", "--token", "BASE", "-q"]) == 2
-    _one_error_line(capsys, "403", "layers=base")
+    one_error_line(capsys, "403", "layers=base")
     assert not dets.exists() and not y4m.exists()
 
 
@@ -195,7 +180,7 @@ def test_encode_publish_live_equals_local_file(tmp_path: Path, codec_test_model:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "vcodec", "encode", "-", "-o", str(local), "--publish", url, "--token", "PUB",
-             "--base-model", str(codec_test_model), "--threads", "1", *FAST],
+             "--base-model", str(codec_test_model), "--threads", "1", *FAST_ENCODE],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
         try:
             wait_until(lambda: "cam1" in srv.server.channels or proc.poll() is not None, timeout=60.0,
@@ -242,7 +227,7 @@ def test_encode_publish_without_output(tmp_path: Path, codec_test_model: Path,
     with ServerThread(ServeConfig(root=root, allow_publish=True)) as srv:
         url = srv.url + "/streams/cam2"
         assert encode_cli.main([str(SEQUENCE), "--frames", "4", "--publish", url, "--base-model",
-                                str(codec_test_model), *FAST]) == 0
+                                str(codec_test_model), *FAST_ENCODE]) == 0
         ch = srv.server.channels["cam2"]
         assert ch.ended and ch.failed is None and ch.frames_published == 4
         assert ch.bytes_published.get(0, 0) > 0 and ch.bytes_published.get(1, 0) > 0
@@ -251,21 +236,21 @@ def test_encode_publish_without_output(tmp_path: Path, codec_test_model: Path,
     with ServerThread(ServeConfig(root=root, tokens=parse_tokens(TOKENS))) as srv:
         out = tmp_path / "kept.vcs"
         assert encode_cli.main([str(SEQUENCE), "--frames", "4", "-o", str(out), "--publish",
-                                srv.url + "/streams/cam3", "--base-model", str(codec_test_model), *FAST]) == 2
-        _one_error_line(capsys, "401")
+                                srv.url + "/streams/cam3", "--base-model", str(codec_test_model), *FAST_ENCODE]) == 2
+        one_error_line(capsys, "401")
         assert not out.exists()
 
 
 def test_encode_needs_output_or_publish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert encode_cli.main([str(SEQUENCE), "--frames", "4", *FAST]) == 2
-    _one_error_line(capsys, "-o", "--publish")
+    assert encode_cli.main([str(SEQUENCE), "--frames", "4", *FAST_ENCODE]) == 2
+    one_error_line(capsys, "-o", "--publish")
 
 
 # -- --base-mode features --detector -------------------------------------------------------
 def test_encode_features_detector_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "feat.vcs"
     assert encode_cli.main([str(SEQUENCE), "--frames", str(FRAMES), "-o", str(out), "--base-mode", "features",
-                            "--detector", "vcodec-det", *FAST]) == 0
+                            "--detector", "vcodec-det", *FAST_ENCODE]) == 0
     dets = tmp_path / "d.json"
     assert detect_cli.main([str(out), "-o", str(dets), "--no-progress"]) == 0
     results = json.loads(dets.read_text())
@@ -277,6 +262,6 @@ def test_encode_features_detector_round_trip(tmp_path: Path, capsys: pytest.Capt
     capsys.readouterr()
     bad = tmp_path / "bad.vcs"
     assert encode_cli.main([str(SEQUENCE), "--frames", "4", "-o", str(bad), "--detector", "vcodec-det",
-                            *FAST]) == 2
-    _one_error_line(capsys, "--detector", "--base-mode features")
+                            *FAST_ENCODE]) == 2
+    one_error_line(capsys, "--detector", "--base-mode features")
     assert not bad.exists()
