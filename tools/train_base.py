@@ -244,7 +244,7 @@ def derive(detector: str, source_json: Path, out: Path) -> int:
     ``vcodec-det`` keeps YOLOX-Nano's stem/dark2/dark3 frozen as its front end, so the
     base model trained against YOLOX-Nano's front is trained against vcodec-det's too.
     This checks that claim on held-out frames of every clip (features must agree to
-    1e-5) before writing ``base-<detector>-v1`` with the same tensors.
+    1e-5) before writing ``base-<detector>-vN`` (the source's version) with the same tensors.
     """
     from vcodec.models.base_codec import BaseCodec
 
@@ -266,7 +266,10 @@ def derive(detector: str, source_json: Path, out: Path) -> int:
                       f"max |feature difference| on held-out crops {worst:.2e}",
         "detector": detector,
     }
-    pt = save_base_weights(net, f"base-{detector}-v1", out, record)
+    # the derived model keeps the source's version: base-yolox-nano-v2 -> base-vcodec-det-v2
+    version = src.model_id.rsplit("-", 1)[-1]
+    version = version if version[:1] == "v" and version[1:].isdigit() else "v1"
+    pt = save_base_weights(net, f"base-{detector}-{version}", out, record)
     print(f"wrote {pt} (front ends agree: max |diff| {worst:.2e})")
     return 0
 

@@ -84,7 +84,7 @@ _HEAD = struct.Struct("<BBHHHHH")
 _LEN = struct.Struct("<I")
 PAD_VALUE = 114  # the detector's letterbox/pad grey, so padded regions look alike to both
 
-#: shipped weights live here as base-<detector>-v1.pt + .json
+#: shipped weights live here as base-<detector>-v<N>.pt + .json
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 #: base model id -> path of its .json descriptor
