@@ -23,6 +23,7 @@ from conftest import SEQUENCE
 from vcodec import __version__
 from vcodec.bitstream import StreamReader, UnitType, extract_layers
 from vcodec.codec import Decoder, Encoder, FrameStats, bundled_sequence
+from vcodec.codec.encoder import DB_PER_RATE_DOUBLING, choose_inter_layer
 from vcodec.codec.base_layer import BASE_MODES, LEARNED_KIND, BaseLayer, get_base_factory, kind_for_mode
 from vcodec.enhancement import frame_psnr
 from vcodec.errors import (
@@ -149,6 +150,43 @@ def test_inter_layer_off_codes_full_frames(encoded: Encoded, codec_test_model: P
             assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v)
     with pytest.raises(ConfigError, match="inter_layer"):
         _encode(codec_test_model, n=1, roi=True, inter_layer=False)
+
+
+def test_choose_inter_layer_at_equal_quality() -> None:
+    # bytes alone decide at equal PSNR; ties keep the residual
+    assert choose_inter_layer(900, 40.0, 1000, 40.0) and choose_inter_layer(1000, 40.0, 1000, 40.0)
+    assert not choose_inter_layer(1100, 40.0, 1000, 40.0)
+    # 5 dB more is worth twice the bytes (DB_PER_RATE_DOUBLING), so 1900 bytes at +5 dB win, 2100 lose
+    assert DB_PER_RATE_DOUBLING == 5.0
+    assert choose_inter_layer(1900, 45.0, 1000, 40.0) and not choose_inter_layer(2100, 45.0, 1000, 40.0)
+    # the measured case from the cars clip: the residual is larger AND worse
+    assert not choose_inter_layer(8768, 41.44, 7534, 42.84)
+    # lossless (infinite PSNR): bytes only
+    assert not choose_inter_layer(5000, float("inf"), 4000, float("inf"))
+
+
+def test_inter_layer_auto_probes_the_first_frame(encoded: Encoded, codec_test_model: Path) -> None:
+    enc = _encode(codec_test_model, intra_period=INTRA, psnr=True, inter_layer="auto")
+    probe = enc.summary.extra["inter_layer_probe"]  # type: ignore[attr-defined]
+    assert probe["residual_bytes"] > 0 and probe["full_frame_bytes"] > 0
+    want = choose_inter_layer(probe["residual_bytes"], probe["residual_psnr_y"], probe["full_frame_bytes"],
+                              probe["full_frame_psnr_y"])
+    assert probe["choice"] == ("residual" if want else "full_frame")
+    layer = StreamReader(enc.data).layers[1]
+    assert layer.params["inter_layer_probe"] == probe
+    assert layer.kind == ("residual" if want else "full-frame") and layer.params["anchor"] is (not want)
+    # after the probe the stream codes exactly what the chosen fixed mode codes: the same pictures
+    forced = _encode(codec_test_model, intra_period=INTRA, inter_layer=want)
+    with Decoder(enc.data, base_model=str(codec_test_model)) as a, \
+            Decoder(forced.data, base_model=str(codec_test_model)) as b:
+        assert _md5(list(a.frames())) == _md5(list(b.frames()))
+    # no frames at all: still a valid (empty) stream
+    sink = io.BytesIO()
+    with Encoder(sink, _frames(1)[0], base_model=str(codec_test_model), inter_layer="auto"):
+        pass
+    assert StreamReader(sink.getvalue()).layers[1].kind == "residual"
+    with pytest.raises(ConfigError, match="inter_layer"):
+        _encode(codec_test_model, n=1, inter_layer="sometimes")
 
 
 def test_deterministic_across_runs_and_threads(encoded: Encoded, codec_test_model: Path, decoded_md5: str) -> None:

@@ -11,13 +11,14 @@ Examples:
   vcodec encode raw.yuv --size 832x480 --fps 30 -o clip.vcs --frames 64
   vcodec encode clip.y4m -o clip.vcs --lossless             # bit-exact full decode
   vcodec encode clip.mp4 -o - | vcodec detect - -o dets.txt  # frame-by-frame pipe
-  vcodec encode clip.mp4 -o clip.vcs --inter-layer off      # people layer codes full frames
+  vcodec encode clip.mp4 -o clip.vcs --inter-layer auto     # residual only if it is cheaper
 
 --inter-layer on (default) codes the residual over the base picture; off
 codes the full frames in the enhancement layer instead (same stream, same
-base layer).  The residual pays off only when the base picture predicts the
+base layer); auto codes the first frame both ways and keeps the cheaper at
+equal PSNR.  The residual pays off only when the base picture predicts the
 input well; with the shipped base models "off" needs fewer bits for the same
-PSNR (docs/RESULTS.md, "full vs simulcast").
+PSNR (docs/CODEC.md, "inter_layer").
 
 Inputs are whatever `vcodec.io.open_video` reads: raw YUV (size from the name
 or --size), Y4M, MP4/MKV, .264/.265, image folders, or - for stdin.  The
@@ -66,8 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", help="encoder preset, e.g. ultrafast..veryslow (default: the encoder's)")
     g.add_argument("--lossless", action="store_true", help="lossless enhancement: bit-exact full decode")
     g.add_argument("--roi", action="store_true", help="enhance only objects the base-layer detector finds")
-    g.add_argument("--inter-layer", choices=("on", "off"), default="on",
-                   help="on: code the residual over the base picture (default); off: code full frames")
+    g.add_argument("--inter-layer", choices=("on", "off", "auto"), default="on",
+                   help="on: code the residual over the base picture (default); off: code full frames; "
+                   "auto: probe both on the first frame, keep the cheaper")
     g.add_argument("--detector-weights", "--weights", dest="detector_weights",
                    help="detector weights file when the detector is not shipped (--roi, --base-mode features)")
     g = parser.add_argument_group("structure")
@@ -170,7 +172,7 @@ def _run(args: argparse.Namespace, output: Any) -> int:
             base_mode=args.base_mode, enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
             preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay,
             lossless=args.lossless, roi=args.roi, threads=args.threads, psnr=args.psnr,
-            detector_weights=args.detector_weights, inter_layer=args.inter_layer == "on",
+            detector_weights=args.detector_weights, inter_layer={"on": True, "off": False}.get(args.inter_layer, "auto"),
         )
         bar = _progress(not (args.quiet or args.no_progress), info.num_frames)
         base = enh = 0

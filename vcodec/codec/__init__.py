@@ -26,12 +26,13 @@ from vcodec.codec.base_layer import (
     default_base_model,
 )
 from vcodec.codec.decoder import Decoder
-from vcodec.codec.encoder import Encoder
+from vcodec.codec.encoder import Encoder, choose_inter_layer
 from vcodec.codec.sample import bundled_sequence
 from vcodec.codec.stats import EncodeSummary, FrameStats
 
 __all__ = [
     "Encoder",
+    "choose_inter_layer",
     "Decoder",
     "FrameStats",
     "EncodeSummary",

@@ -30,9 +30,29 @@ from vcodec.codec.stats import EncodeSummary, FrameStats, mean_psnr
 from vcodec.errors import ConfigError, EncoderError, InputError, OutputError
 from vcodec.io.frame import Frame, VideoInfo
 
-__all__ = ["Encoder", "OutputTarget"]
+__all__ = ["Encoder", "OutputTarget", "choose_inter_layer", "DB_PER_RATE_DOUBLING"]
+
+#: PSNR-Y gained per doubling of the enhancement rate, used to compare the two probe
+#: pictures at equal quality; measured with libx265 (QP 27 -> 37 on the shared clips:
+#: 3.8-5.6 dB per doubling), so 5 dB is a middle value
+DB_PER_RATE_DOUBLING = 5.0
 
 OutputTarget = str | os.PathLike | BinaryIO
+
+
+def choose_inter_layer(residual_bytes: int, residual_psnr: float, full_bytes: int, full_psnr: float) -> bool:
+    """True when the residual is the cheaper enhancement at equal PSNR-Y (ties go to the residual).
+
+    Each picture's bytes are moved to a common quality with :data:`DB_PER_RATE_DOUBLING`:
+    ``cost = bytes * 2 ** (-psnr / DB_PER_RATE_DOUBLING)``.  When a PSNR is infinite
+    (lossless) only the bytes are compared.
+    """
+    import math
+
+    if not (math.isfinite(residual_psnr) and math.isfinite(full_psnr)):
+        return residual_bytes <= full_bytes
+    gap = (full_psnr - residual_psnr) / DB_PER_RATE_DOUBLING
+    return residual_bytes * 2.0 ** gap <= full_bytes
 
 
 class _Sink:
@@ -130,10 +150,12 @@ class Encoder:
     ``detector_weights`` for detectors without shipped weights),
     ``inter_layer``: ``True`` (default) codes the residual over the base
     picture; ``False`` codes the full frames instead, in the same stream (no
-    inter-layer prediction, as an SHVC enhancement layer may choose).  The
-    residual only pays off when the base picture is a good predictor: with
-    the shipped base models it is not (docs/RESULTS.md, "full vs
-    simulcast"), so ``False`` is the cheaper choice for viewing today.
+    inter-layer prediction, as an SHVC enhancement layer may choose);
+    ``"auto"`` codes the first frame both ways and keeps the cheaper at equal
+    PSNR-Y (:func:`choose_inter_layer`; the probe is recorded in layer 1's
+    parameters).  The residual only pays off when the base picture is a good
+    predictor: with the shipped base models it is not (docs/CODEC.md), so
+    ``False``/``"auto"`` are the cheaper choices for viewing today.
 
     ``intra_period``: frames with ``index % intra_period == 0`` are intra in
     both layers.  ``threads``: torch CPU threads and encoder threads (0 =
@@ -161,10 +183,10 @@ class Encoder:
         psnr: bool = False,
         detector_weights: str | Path | None = None,
         properties: dict[str, Any] | None = None,
-        inter_layer: bool = True,
+        inter_layer: bool | str = True,
     ) -> None:
         from vcodec import __version__
-        from vcodec.enhancement import CODECS, EnhancementEncoder
+        from vcodec.enhancement import CODECS
 
         t0 = time.perf_counter()
         if not isinstance(info, VideoInfo):
@@ -195,25 +217,33 @@ class Encoder:
         if roi and not self.has_picture:
             raise ConfigError(f"roi needs a base picture to add the residual to; base mode {base_mode!r} has "
                               "none (use base_mode='learned')")
-        if not isinstance(inter_layer, bool):
-            raise ConfigError(f"inter_layer={inter_layer!r} is invalid; use True (residual) or False (full frames)")
-        if roi and not inter_layer:
+        if not (isinstance(inter_layer, bool) or inter_layer == "auto"):
+            raise ConfigError(f"inter_layer={inter_layer!r} is invalid; use True (residual), False (full frames) "
+                              "or 'auto'")
+        if roi and inter_layer is not True:
             raise ConfigError("roi suppresses the residual outside objects, so it needs inter_layer=True")
+        from vcodec.enhancement.codecs import get_spec
+
+        # "auto" decides on the first frame; it needs a base picture and a full-frame mode to compare
+        self._deciding = (inter_layer == "auto" and self.has_picture
+                          and info.bit_depth in get_spec(enh_codec).anchor_depths)
         #: the enhancement codes x - x_base (True) or the full frames x (False)
-        self.inter_layer = self.has_picture and inter_layer
+        self.inter_layer: bool = self.has_picture and inter_layer is not False
+        #: with inter_layer="auto": what the first-frame probe measured and chose
+        self.inter_layer_probe: dict[str, Any] | None = None
         self.roi = bool(roi)
         self._detector = self.base.build_detector(detector_weights) if roi else None
-        self._enh = EnhancementEncoder(
-            info.width, info.height, bit_depth=info.bit_depth, fps=info.fps, codec=enh_codec, qp=enh_qp,
-            crf=enh_crf, preset=preset, low_delay=low_delay, intra_period=intra_period, lossless=lossless,
-            threads=threads, anchor=not self.inter_layer,
+        self._enh_kwargs: dict[str, Any] = dict(
+            bit_depth=info.bit_depth, fps=info.fps, codec=enh_codec, qp=enh_qp, crf=enh_crf, preset=preset,
+            low_delay=low_delay, intra_period=intra_period, lossless=lossless, threads=threads,
         )
         self.enh_codec = enh_codec
-        self._enh_params = dict(self._enh.config())
-        # whether the base layer carries a picture; params["anchor"] says what the enhancement
-        # codes: full frames (no base picture, or inter-layer prediction off) or the residual
-        self._enh_params["base_picture"] = self.has_picture
-        self._enh_params["roi"] = self.roi
+        self._psnr = bool(psnr)
+        self._psnr_dec: Any = None
+        self._enh: Any = None
+        self._enh_params: dict[str, Any] = {}
+        # settings errors surface here, before any file exists (auto validates the residual mode)
+        self._open_enhancement(self.inter_layer)
         props: dict[str, Any] = {
             "encoder": "vcodec", "vcodec_version": __version__, "intra_period": intra_period,
             "base_mode": self.kind, "source": Path(info.source).name if info.source else "",
@@ -224,12 +254,6 @@ class Encoder:
             info.num_frames, props,
         )
         self._header.validate()
-        self._psnr = bool(psnr)
-        self._psnr_dec: Any = None
-        if psnr:
-            from vcodec.enhancement import EnhancementDecoder
-
-            self._psnr_dec = EnhancementDecoder(enh_codec, self._enh_params, self._enh.extradata)
         self._pending: dict[int, tuple[Frame, Frame | None]] = {}
         self._psnr_base: list[float] = []
         self._psnr_full: dict[int, tuple[float, float]] = {}
@@ -248,7 +272,7 @@ class Encoder:
         self._sink = _Sink(output)
         self._writer: Any = None
         try:
-            if not self._calibrating:
+            if not self._calibrating and not self._deciding:
                 self._start_stream()
         except BaseException:
             self._sink.abort()
@@ -256,6 +280,57 @@ class Encoder:
         # model loading is reported apart: encode fps is the steady-state speed
         self.setup_seconds = time.perf_counter() - t0
         self._seconds = 0.0
+
+    def _open_enhancement(self, predict: bool) -> None:
+        """(Re)build the enhancement encoder: residual over x_base (predict) or full frames."""
+        from vcodec.enhancement import EnhancementDecoder, EnhancementEncoder
+
+        if self._enh is not None:
+            self._enh.close()
+        self.inter_layer = predict
+        self._enh = EnhancementEncoder(self.info.width, self.info.height, anchor=not predict, **self._enh_kwargs)
+        self._enh_params = dict(self._enh.config())
+        # whether the base layer carries a picture; params["anchor"] says what the enhancement
+        # codes: full frames (no base picture, or inter-layer prediction off) or the residual
+        self._enh_params["base_picture"] = self.has_picture
+        self._enh_params["roi"] = self.roi
+        if self.inter_layer_probe is not None:
+            self._enh_params["inter_layer_probe"] = dict(self.inter_layer_probe)
+        if self._psnr:
+            self._psnr_dec = EnhancementDecoder(self.enh_codec, self._enh_params, self._enh.extradata)
+
+    def _probe_inter_layer(self, frame: Frame, x_base: Frame) -> dict[str, Any]:
+        """Code ``frame`` as one intra picture both ways; measure bytes and PSNR-Y of each."""
+        from vcodec.enhancement import EnhancementDecoder, EnhancementEncoder, frame_psnr, reconstruct
+
+        kw = self._enh_kwargs | {"intra_period": 1}
+        measured: dict[str, Any] = {}
+        for name, predict in (("residual", True), ("full_frame", False)):
+            with EnhancementEncoder(self.info.width, self.info.height, anchor=not predict, **kw) as enc:
+                packets = enc.encode(frame, x_base if predict else None) + enc.flush()
+                with EnhancementDecoder(self.enh_codec, enc.config(), enc.extradata) as dec:
+                    pics: dict[int, Any] = {}
+                    for p in packets:
+                        pics.update(dec.decode(p))
+                    pics.update(dec.flush())
+            x_hat = reconstruct(x_base if predict else None, pics[0], index=frame.index)
+            measured[f"{name}_bytes"] = sum(len(p.data) for p in packets)
+            measured[f"{name}_psnr_y"] = round(float(frame_psnr(frame, x_hat)[0]), 4)
+        predict = choose_inter_layer(measured["residual_bytes"], measured["residual_psnr_y"],
+                                     measured["full_frame_bytes"], measured["full_frame_psnr_y"])
+        return measured | {"choice": "residual" if predict else "full_frame", "frame": 0}
+
+    def _decide_and_encode(self, frame: Frame) -> FrameStats:
+        """inter_layer="auto": base-code frame 0, probe both enhancement modes on it, start the stream."""
+        base_out = self._base_enc.encode_frame(frame, True)
+        if base_out[1] is None:
+            raise EncoderError(f"base mode {self.kind} gave no picture for frame 0")
+        self.inter_layer_probe = self._probe_inter_layer(frame, base_out[1])
+        self._open_enhancement(self.inter_layer_probe["choice"] == "residual")
+        self._deciding = False
+        self._check_layers()
+        self._start_stream()
+        return self._encode(frame, base_out)
 
     def _layers(self) -> list[LayerConfig]:
         base_params = self.base.layer_config(self.base_quality, self.intra_period)
@@ -319,6 +394,8 @@ class Encoder:
                 stats = FrameStats(self._count + len(self._calib_frames) - 1, False, 0, 0)
                 if len(self._calib_frames) >= self._calib_count:
                     stats = self._finish_calibration()[-1]
+            elif self._deciding:
+                stats = self._decide_and_encode(frame)
             else:
                 stats = self._encode(frame)
         except BaseException:
@@ -327,12 +404,12 @@ class Encoder:
         self._seconds += time.perf_counter() - t0
         return stats
 
-    def _encode(self, frame: Frame) -> FrameStats:
+    def _encode(self, frame: Frame, base_out: tuple[bytes, Frame | None] | None = None) -> FrameStats:
         from vcodec.enhancement import frame_psnr
 
         index = self._count
         intra = index % self.intra_period == 0
-        payload, x_base = self._base_enc.encode_frame(frame, intra)
+        payload, x_base = base_out if base_out is not None else self._base_enc.encode_frame(frame, intra)
         if self.has_picture and x_base is None:
             raise EncoderError(f"base mode {self.kind} gave no picture for frame {index}")
         self._writer.write_frame_unit(UnitType.BASE_FRAME, BASE_LAYER, frame=index, payload=payload, intra=intra)
@@ -394,6 +471,9 @@ class Encoder:
                     raise InputError("no frames were encoded; the feature base layer needs at least one "
                                      "frame to calibrate")
                 self._finish_calibration()
+            if self._deciding:  # no frame to probe: an empty stream with the residual layer
+                self._deciding = False
+                self._start_stream()
             packets = self._enh.flush()
             self._write_packets(packets)
             if self._psnr:
@@ -416,7 +496,8 @@ class Encoder:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "closed with frames inside" is the point here
-            self._enh.close()
+            if self._enh is not None:
+                self._enh.close()
         self._sink.abort()
 
     # -- reporting ---------------------------------------------------------------
@@ -436,5 +517,7 @@ class Encoder:
             psnr_base=mean_psnr(self._psnr_base) if self._psnr else None,
             psnr_full=mean_psnr(full) if self._psnr else None,
             psnr_full_yuv=mean_psnr(full_yuv) if self._psnr else None,
-            extra={"setup_seconds": self.setup_seconds},
+            enh_content="residual" if self.inter_layer else "full-frame",
+            extra={"setup_seconds": self.setup_seconds}
+            | ({"inter_layer_probe": dict(self.inter_layer_probe)} if self.inter_layer_probe else {}),
         )

@@ -63,6 +63,7 @@ class EncodeSummary:
     psnr_base: float | None = None  # mean PSNR-Y of x_base against the input
     psnr_full: float | None = None  # mean PSNR-Y of the full decode
     psnr_full_yuv: float | None = None  # mean PSNR-YUV (6:1:1) of the full decode
+    enh_content: str = "residual"  # what layer 1 codes: "residual" or "full-frame"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -106,7 +107,8 @@ class EncodeSummary:
             f"{self.frames} frames at {self.fps:g} fps, encoded at {self.encode_fps:.1f} frames/s",
             f"  base (layer 0, {self.base_mode} {self.base_model}): {self.base_bytes} bytes, "
             f"{self.base_kbps:.1f} kbit/s ({100 * self.base_share:.1f}% of the stream)",
-            f"  enhancement (layer 1, {self.enh_codec}): {self.enh_bytes} bytes, {self.enh_kbps:.1f} kbit/s",
+            f"  enhancement (layer 1, {self.enh_codec}, {self.enh_content}): {self.enh_bytes} bytes, "
+            f"{self.enh_kbps:.1f} kbit/s",
             f"  stream: {self.stream_bytes} bytes, {self.total_kbps:.1f} kbit/s",
         ]
         if self.psnr_base is not None or self.psnr_full is not None:
