@@ -194,3 +194,18 @@ def test_eval_base_layer_only(codec_test_model: Path, tmp_path: Path) -> None:
     res = json.loads((out / "results.json").read_text())
     assert [p["id"] for p in res["points"]] == ["reference", "vcodec-base_q0.50"]
     assert res["points"][1]["kbps_base"] > 0 and res["bd_rate"] == []
+
+
+@pytest.mark.slow
+def test_eval_inter_layer_off_is_simulcast_in_one_stream(codec_test_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "off"
+    args = [*_common(codec_test_model, out), "--base-qualities", "0.5", "--enh-qps", "30", "--anchors", "x265",
+            "--anchor-qps", "30", "--inter-layer", "off", "--no-full-detect"]
+    assert eval_main(args) == 0
+    by = {p["id"]: p for p in json.loads((out / "results.json").read_text())["points"]}
+    full, x265 = by["vcodec-full_q0.50_qp30"], by["x265_qp30"]
+    settings = json.loads((out / "points" / "vcodec-full_q0.50_qp30.json").read_text())["settings"]
+    assert settings["inter_layer"] == "off" and settings["enhancement_config"]["anchor"] is True
+    # layer 1 then holds the same single-layer x265 picture as the anchor at the same QP
+    assert full["kbps_enh"] == pytest.approx(x265["kbps_total"], rel=0.02)
+    assert full["psnr_y"] == pytest.approx(x265["psnr_y"], abs=0.05)

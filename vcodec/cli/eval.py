@@ -114,6 +114,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--enh-codec", default="libx265", help="enhancement encoder (default libx265)")
     parser.add_argument(
+        "--inter-layer",
+        choices=("on", "off", "auto"),
+        default="on",
+        help="what vcodec's enhancement layer codes: the residual (on, default), full frames (off) or "
+        "the cheaper on the first frame (auto); see vcodec encode --help",
+    )
+    parser.add_argument(
         "--preset", default="medium", help="x264/x265 preset for every system (default medium)"
     )
     parser.add_argument("--intra-period", type=int, help="intra period (default 32 up to 30 fps, else 64)")
@@ -152,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         anchor_qps=args.anchor_qps,
         anchors=anchors,
         enh_codec=args.enh_codec,
+        inter_layer=args.inter_layer,
         preset=args.preset,
         intra_period=args.intra_period,
         gt_min_score=args.gt_min_score,

@@ -101,6 +101,7 @@ class EvalConfig:
     anchor_qps: list[int] = field(default_factory=lambda: [22, 27, 32, 37, 42, 47])
     anchors: list[str] = field(default_factory=lambda: ["x265", "x264"])
     enh_codec: str = "libx265"
+    inter_layer: str = "on"  # vcodec-full: residual ("on"), full frames ("off") or "auto"
     preset: str = "medium"
     intra_period: int | None = None
     gt_min_score: float = 0.3
@@ -123,6 +124,8 @@ class EvalConfig:
         for a in self.anchors:
             if a not in ANCHOR_NAMES:
                 raise ConfigError(f"unknown anchor {a!r}; use {', '.join(ANCHOR_NAMES)}")
+        if self.inter_layer not in ("on", "off", "auto"):
+            raise ConfigError(f"inter_layer {self.inter_layer!r} is invalid; use on, off or auto")
         if self.jobs < 1 or self.threads < 1:
             raise ConfigError(f"jobs and threads must be >= 1, got {self.jobs} and {self.threads}")
         if self.frames is not None and self.frames <= 0:
@@ -255,6 +258,7 @@ def _vcodec_unit(cfg: EvalConfig, q: float, qps: list[int], need_base: bool) -> 
             enh_qp=qp,
             preset=cfg.preset,
             intra_period=cfg.intra_period or 32,
+            inter_layer={"on": True, "off": False}.get(cfg.inter_layer, "auto"),
         ) as enc:
             for f in ctx.frames:
                 enc.encode(f)
@@ -328,6 +332,7 @@ def _vcodec_unit(cfg: EvalConfig, q: float, qps: list[int], need_base: bool) -> 
                     "base_quality": q,
                     "enh_codec": cfg.enh_codec,
                     "enh_qp": qp,
+                    "inter_layer": cfg.inter_layer,
                     "preset": cfg.preset,
                     "intra_period": cfg.intra_period or 32,
                     "enhancement_config": enh_params,
@@ -736,7 +741,10 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
         qps = [
             qp
             for qp in cfg.enh_qps
-            if not cached(f"vcodec-full_q{_fmt_q(q)}_qp{qp}", {"system": "vcodec-full", "q": q, "qp": qp})
+            if not cached(
+                f"vcodec-full_q{_fmt_q(q)}_qp{qp}",
+                {"system": "vcodec-full", "q": q, "qp": qp, "inter_layer": cfg.inter_layer},
+            )
         ]
         if not base_done or qps:
             units.append({"kind": "vcodec", "q": q, "qps": qps, "need_base": not base_done})
