@@ -9,7 +9,9 @@ the enhancement layer then codes the same frames twice with libx265 at each QP,
 once as the residual ``x - x_base`` (``Encoder(inter_layer=True)``) and once as
 the frames themselves (``inter_layer=False``), and both are decoded.  Printed
 per row (and written with --json): bytes and PSNR-Y of the full decode each
-way, and the byte ratio residual / full frames (> 1: the residual costs more).
+way, and the byte ratio residual / full frames (> 1: the residual costs more);
+beside them the same for the first frame alone as one intra picture, which is
+what ``inter_layer="auto"`` probes, and the mode the probe would choose.
 This is the measurement behind the ``inter_layer`` notes in docs/CODEC.md.
 """
 
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
+    from vcodec.codec import choose_inter_layer
     from vcodec.codec.base_layer import get_base_factory, kind_for_mode
     from vcodec.enhancement import frame_psnr
     from vcodec.io import open_video
@@ -76,11 +79,16 @@ def main(argv: list[str] | None = None) -> int:
         for qp in (int(v) for v in args.qps.split(",")):
             rb, rp = code(info, frames, bases, qp, True, args.preset, args.intra_period)
             fb, fp = code(info, frames, bases, qp, False, args.preset, args.intra_period)
+            prb, prp = code(info, frames[:1], bases[:1], qp, True, args.preset, 1)
+            pfb, pfp = code(info, frames[:1], bases[:1], qp, False, args.preset, 1)
             row = {"clip": Path(args.clip).name, "frames": len(frames), "base_model": base.codec_id,
                    "base_quality": q, "base_psnr_y": round(base_psnr, 2), "qp": qp,
                    "residual_bytes": rb, "residual_psnr_y": round(rp, 2),
                    "full_frame_bytes": fb, "full_frame_psnr_y": round(fp, 2),
-                   "byte_ratio": round(rb / fb, 3)}
+                   "byte_ratio": round(rb / fb, 3),
+                   "probe_byte_ratio": round(prb / pfb, 3), "probe_psnr_gap_db": round(pfp - prp, 2),
+                   "probe_choice": "residual" if choose_inter_layer(prb, prp, pfb, pfp) else "full_frame",
+                   "sequence_choice": "residual" if choose_inter_layer(rb, rp, fb, fp) else "full_frame"}
             rows.append(row)
             print(json.dumps(row), flush=True)
     if args.json:
