@@ -14,7 +14,9 @@ Two stages, as in variable-rate post-training (Kamisli et al., DCC 2024):
 R is bits per pixel of y and z; Df the MSE between T(y_hat) and the detector's
 own split features F(x), divided by the mean variance of F(x) over the first
 batches (so lam_f does not depend on the detector's feature scale); Dx the MSE
-of g_s(y_hat) against x in [0, 1].
+of g_s(y_hat) against x in [0, 1]; with ``--lam-t`` the loss adds
+``lam_t * Dtask``: the frozen detector back end's dense outputs on T(y_hat)
+distilled toward its outputs on F(x) (see ``FrontEnd.task_loss``).
 
 Data: every clip in ../shared/data/clips (HD clips downscaled so the long side
 is <= 832, like the codec does); the last 20% of each clip's frames are held
@@ -193,15 +195,48 @@ class FrontEnd:
             return self.det.front(torch.cat(ts, 0))
 
 
+    @property
+    def has_head(self) -> bool:
+        return self.det is not None and hasattr(self.det, "head_levels")
+
+    def task_loss(self, f_hat: torch.Tensor, f_true: torch.Tensor) -> torch.Tensor:
+        """Distillation through the frozen back end: its dense outputs on T(y_hat) vs on F(x).
+
+        Feature MSE treats every channel and position alike, yet a 10 % relative MSE
+        already erases people the detector finds on F(x); this term weighs the errors
+        by what the detector's head makes of them (objectness and class BCE against the
+        head's own probabilities on F(x), less their entropy, so 0 at T(y_hat) = F(x);
+        L1 on box regression), each anchor weighted by the reference objectness and
+        normalised by its sum, as tools/train_det.py distils vcodec-det.
+        """
+        from vcodec.detection.yolox import flatten_levels
+
+        s = flatten_levels(self.det.head_levels(f_hat))
+        with torch.no_grad():
+            t = flatten_levels(self.det.head_levels(f_true))
+            t_obj = t[..., 4].sigmoid()
+            t_cls = t[..., 5:].sigmoid()
+            # the entropy of the soft targets: subtracted so that Dtask is 0 for T(y_hat) = F(x)
+            h_obj = F.binary_cross_entropy_with_logits(t[..., 4], t_obj, reduction="sum")
+            h_cls = (t_obj.unsqueeze(-1) * F.binary_cross_entropy_with_logits(t[..., 5:], t_cls, reduction="none")).sum()
+        norm = t_obj.sum().clamp_min(1.0)
+        l_obj = (F.binary_cross_entropy_with_logits(s[..., 4], t_obj, reduction="sum") - h_obj) / norm
+        l_cls = ((t_obj.unsqueeze(-1) * F.binary_cross_entropy_with_logits(s[..., 5:], t_cls, reduction="none")
+                  ).sum() - h_cls) / norm
+        l_box = (t_obj.unsqueeze(-1) * (s[..., :4] - t[..., :4]).abs()).sum() / norm
+        return l_obj + l_cls + l_box
+
+
 # -- training ------------------------------------------------------------------------
 def run_frames(net: BaseNet, front: FrontEnd, seq: torch.Tensor, gain: torch.Tensor, vr: bool,
-               feat_norm: float) -> dict[str, torch.Tensor]:
+               feat_norm: float, task: bool = False) -> dict[str, torch.Tensor]:
     """Code a B x T window (first frame I, rest P) and return rate and distortions."""
     b, t = seq.shape[:2]
     prev = None
     bits = torch.zeros(())
     df = torch.zeros(())
     dx = torch.zeros(())
+    dt = torch.zeros(())
     bits_i = torch.zeros(())
     npx = b * seq.shape[-1] * seq.shape[-2]
     for k in range(t):
@@ -212,15 +247,18 @@ def run_frames(net: BaseNet, front: FrontEnd, seq: torch.Tensor, gain: torch.Ten
             bits_i = fb.detach()
         bits = bits + fb
         target = front(x)
-        df = df + F.mse_loss(net.T(out["y_hat"]), target) / feat_norm
+        f_hat = net.T(out["y_hat"])
+        df = df + F.mse_loss(f_hat, target) / feat_norm
+        if task:
+            dt = dt + front.task_loss(f_hat, target)
         dx = dx + F.mse_loss(net.g_s(out["y_hat"]), x)
         prev = out["y_hat"].detach()
-    return {"bpp": bits / (npx * t), "df": df / t, "dx": dx / t,
+    return {"bpp": bits / (npx * t), "df": df / t, "dx": dx / t, "dt": dt / t,
             "bpp_i": bits_i / npx, "bpp_p": (bits.detach() - bits_i) / (npx * max(1, t - 1))}
 
 
 def evaluate(net: BaseNet, front: FrontEnd, val: list[list[np.ndarray]], feat_norm: float,
-             level: int, vr: bool, crop: int) -> dict[str, float]:
+             level: int, vr: bool, crop: int, task: bool = False) -> dict[str, float]:
     """Held-out figures on fixed windows (seeded) at one quality level."""
     rng = random.Random(1234)
     net.eval()
@@ -230,7 +268,7 @@ def evaluate(net: BaseNet, front: FrontEnd, val: list[list[np.ndarray]], feat_no
         n = 0
         for _ in range(4):
             seq = sample_batch(val, rng, 2, crop)
-            r = run_frames(net, front, seq, gain, vr, feat_norm)
+            r = run_frames(net, front, seq, gain, vr, feat_norm, task)
             for k, v in r.items():
                 acc[k] = acc.get(k, 0.0) + float(v)
             n += 1
@@ -288,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lam", type=float, default=1.0, help="distortion weight at gain 1.0")
     ap.add_argument("--lam-f", type=float, default=4.0, help="feature MSE weight (normalised)")
     ap.add_argument("--lam-x", type=float, default=10.0, help="pixel MSE weight")
+    ap.add_argument("--lam-t", type=float, default=0.0,
+                    help="weight of the task term: distillation through the detector's frozen back end "
+                         "(0 = off; needs a detector with a YOLOX head)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "vcodec" / "weights", help="where weights are written")
     ap.add_argument("--model-id", default=None, help="default base-<detector>-v1")
@@ -310,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     t_start = time.time()
     front = FrontEnd(args.detector)
+    task = args.lam_t > 0
+    if task and not front.has_head:
+        raise SystemExit(f"--lam-t needs a detector with a YOLOX head; {args.detector} has none")
+    if task:
+        for p in front.det.parameters():
+            p.requires_grad_(False)
     enc_front = args.detector if args.detector in ("yolox-nano", "vcodec-det") else ""
     cfg = BaseNetConfig(detector=args.detector, split_channels=front.split_channels,
                         split_stride=front.split_stride, encoder_front=enc_front)
@@ -381,8 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         gain = net.gain[level].abs() if vr else net.gain[ref_level].detach().abs()
         lam = args.lam * float(gain.detach()) ** 2
         seq = sample_batch(train, rng, args.batch, args.crop)
-        r = run_frames(net, front, seq, gain, vr, feat_norm)
-        loss = r["bpp"] + lam * (args.lam_f * r["df"] + args.lam_x * r["dx"])
+        r = run_frames(net, front, seq, gain, vr, feat_norm, task)
+        loss = r["bpp"] + lam * (args.lam_f * r["df"] + args.lam_x * r["dx"] + args.lam_t * r["dt"])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(main_params, 5.0)
@@ -400,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         step += 1
         if step % args.epoch_steps == 0 or step == args.steps or time.time() >= deadline:
             tr = {k: round(v / max(1, n_acc), 5) for k, v in acc.items()}
-            ev = evaluate(net, front, val, feat_norm, ref_level, vr, args.crop)
+            ev = evaluate(net, front, val, feat_norm, ref_level, vr, args.crop, task)
             rec = {"step": step, "stage": 2 if vr else 1, "train": tr, "val_ref_level": ev,
                    "gains": [round(float(g), 4) for g in net.gain], "sec": round(time.time() - t_epoch, 1)}
             history.append(rec)
@@ -411,13 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     save_ckpt()
     # final validation at every level (stage 2 figures are what the shipped model does)
     vr_final = stage2_from >= 0 and step > stage2_from
-    val_levels = {f"level{l}_gain{float(net.gain[l]):.3f}": evaluate(net, front, val, feat_norm, l, vr_final, args.crop)
+    val_levels = {f"level{l}_gain{float(net.gain[l]):.3f}": evaluate(net, front, val, feat_norm, l, vr_final, args.crop, task)
                   for l in range(net.levels)} if vr_final else {}
     model_id = args.model_id or f"base-{args.detector}-v1"
     record: dict[str, Any] = {
         "data": names, "holdout": "last 20% of each clip's frames", "steps": step,
         "stage1_steps": stage2_from if stage2_from >= 0 else step, "batch": args.batch, "crop": args.crop,
-        "loss": f"bpp + {args.lam}*gain^2*({args.lam_f}*Df/feat_var + {args.lam_x}*Dx)",
+        "loss": f"bpp + {args.lam}*gain^2*({args.lam_f}*Df/feat_var + {args.lam_x}*Dx"
+                + (f" + {args.lam_t}*Dtask)" if task else ")"),
         "feat_var": feat_norm, "seed": args.seed, "detector": args.detector,
         "final_train": history[-1]["train"] if history else {}, "final_val_ref_level": history[-1]["val_ref_level"] if history else {},
         "val_levels": val_levels, "cpu_minutes": round((time.time() - t_start) / 60, 1),
