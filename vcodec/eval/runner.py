@@ -556,7 +556,8 @@ def _curve(rows: list[dict[str, Any]], y: str, rate: str = "kbps_total") -> tupl
 
 
 def _bd_entries(rows: list[dict[str, Any]], qualities: list[float]) -> list[dict[str, Any]]:
-    """BD-rate of the base layer vs each anchor (mAP) and of the full decode vs x265 (PSNR, MS-SSIM)."""
+    """BD-rate of the base layer vs each anchor (mAP), of the full decode vs x265 and vs simulcast,
+    and of simulcast vs x265 (PSNR, MS-SSIM)."""
     entries = []
 
     def add(
@@ -600,6 +601,10 @@ def _bd_entries(rows: list[dict[str, Any]], qualities: list[float]) -> list[dict
                 add(f"vcodec-full q={_fmt_q(q)}", "x265", metric, full, by["x265"])
             if sim:
                 add(f"vcodec-full q={_fmt_q(q)}", f"simulcast q={_fmt_q(q)}", metric, full, sim)
+            if sim and "x265" in by:
+                # what carrying the base layer costs viewers when layer 1 codes full frames
+                # (simulcast, or vcodec with --inter-layer off, in one stream)
+                add(f"simulcast q={_fmt_q(q)}", "x265", metric, sim, by["x265"])
     return entries
 
 
