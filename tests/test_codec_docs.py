@@ -35,7 +35,7 @@ def test_api_example_runs(path: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     from vcodec.models import BASE_MODELS
 
     torch.set_num_threads(1)
-    if not ("base-vcodec-det-v1" in BASE_MODELS and SHIPPED_WEIGHTS.is_file()):
+    if not ("base-vcodec-det-v2" in BASE_MODELS and SHIPPED_WEIGHTS.is_file()):
         # no shipped weights yet: stand the small test model in for the default one
         from conftest import YOLOX_NANO_ONNX
 

@@ -32,8 +32,8 @@ WORKER = textwrap.dedent(
     from vcodec.io.frame import Frame
     from vcodec.models import BaseCodec, BaseNet, BaseNetConfig, BASE_MODELS, load_base_model
 
-    if "base-yolox-nano-v1" in BASE_MODELS:
-        codec = load_base_model("base-yolox-nano-v1")
+    if "base-yolox-nano-v2" in BASE_MODELS:
+        codec = load_base_model("base-yolox-nano-v2")
     else:  # untrained but seeded: the coding path is what is under test
         torch.manual_seed(0)
         codec = BaseCodec(BaseNet(BaseNetConfig()))

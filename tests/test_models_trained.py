@@ -17,7 +17,7 @@ from vcodec.io.frame import Frame
 from vcodec.models import BASE_MODELS, load_base_model
 from vcodec.models.base_codec import frame_to_tensor
 
-MODEL = "base-yolox-nano-v1"
+MODEL = "base-yolox-nano-v2"
 
 
 @pytest.fixture(scope="module")

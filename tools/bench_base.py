@@ -9,7 +9,7 @@ On the cars clip: bits per P-frame against the same frames coded as I-frames
 2 torch threads: base encode (with and without x_base) and base-only
 decode + detect, frames/s.
 
-    python tools/bench_base.py --model base-yolox-nano-v1 --json /tmp/bench_base.json
+    python tools/bench_base.py --model base-yolox-nano-v2 --json /tmp/bench_base.json
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def speed(codec: BaseCodec, det: Any, frames: list[Frame], quality: float) -> di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="base-yolox-nano-v1", help="base model id or .json/.pt path")
+    ap.add_argument("--model", default="base-yolox-nano-v2", help="base model id or .json/.pt path")
     ap.add_argument("--qualities", default="0,0.25,0.5,0.75,1", help="comma-separated base qualities")
     ap.add_argument("--intra-period", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)

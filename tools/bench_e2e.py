@@ -14,7 +14,7 @@ For each clip (default: cars, the first 150 frames of one-by-one-person, the
 
 Usage::
 
-    python tools/bench_e2e.py --base-model /path/base-yolox-nano-v1.json \\
+    python tools/bench_e2e.py --base-model /path/base-yolox-nano-v2.json \\
         --detector-weights ../shared/models/yolox_nano/yolox_nano.onnx --threads 2 --out bench_e2e.json
 
 Prints a Markdown table; ``--out`` also writes all numbers as JSON.

@@ -8,7 +8,7 @@ Two stages, as in variable-rate post-training (Kamisli et al., DCC 2024):
 2. variable-rate post-training: every step draws one quality level l, the
    latent is quantised with step 1/gain_l, the learned reconstruction offsets
    and the variable-rate hyperlatent are used, and the distortion weight is
-   scaled by gain_l**2 (the rate-distortion slope of a uniform quantiser of
+   scaled by the square of level l's initial gain (the rate-distortion slope of a uniform quantiser of
    step 1/gain scales with 1/step**2), so one model covers all levels.
 
 R is bits per pixel of y and z; Df the MSE between T(y_hat) and the detector's
@@ -426,7 +426,10 @@ def main(argv: list[str] | None = None) -> int:
                 g["lr"] = args.lr * 0.5
         level = rng.randrange(net.levels) if vr else ref_level
         gain = net.gain[level].abs() if vr else net.gain[ref_level].detach().abs()
-        lam = args.lam * float(gain.detach()) ** 2
+        # each level's distortion weight is fixed by its INITIAL gain: tied to the learned gain,
+        # lowering a gain also lowered its own weight, and the lowest levels collapsed to the
+        # gain floor (base-yolox-nano-v2's levels 0-1)
+        lam = args.lam * float(cfg.gain_init[level]) ** 2
         seq = sample_batch(train, rng, args.batch, args.crop)
         r = run_frames(net, front, seq, gain, vr, feat_norm, task)
         loss = r["bpp"] + lam * (args.lam_f * r["df"] + args.lam_x * r["dx"] + args.lam_t * r["dt"])

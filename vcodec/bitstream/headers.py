@@ -20,7 +20,7 @@ LAYER_CONFIG payload (layer L = the layer described)::
       0  1  K                length of the kind
       1  K  kind             e.g. "learned-base", "feature-base", "residual"
       .  1  C                length of the codec name
-      .  C  codec            base model id (e.g. "base-vcodec-det-v1") or encoder ("libx265")
+      .  C  codec            base model id (e.g. "base-vcodec-det-v2") or encoder ("libx265")
       .  1  S                length of the weights hash (0 or 32)
       .  S  sha256           of the model weights the layer was coded with
       .  4  P                length of the parameters JSON

@@ -1,7 +1,7 @@
 """Measure vcodec's speed and memory per stage beside single-layer x265, in the same run.
 
   vcodec bench clip.y4m --frames 30 -o bench.json
-  vcodec bench cars_320x240.i420 --base-model base-yolox-nano-v1 --detector-weights yolox_nano.onnx
+  vcodec bench cars_320x240.i420 --base-model base-yolox-nano-v2 --detector-weights yolox_nano.onnx
 
 Stages: base encode, enhancement encode, base-only decode + detect (detector
 back end on the decoded latent, no pixels), full decode, and x265 single-layer

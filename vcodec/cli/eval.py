@@ -6,7 +6,7 @@ folder:
   vcodec eval clip.y4m -o results/ --frames 64
   vcodec eval BasketballPass_416x240_50.yuv --gt ClassD/Annotations/BasketballPass -o res/
   vcodec eval cars_320x240.i420 --detector yolox-nano --detector-weights yolox_nano.onnx \\
-      --base-model base-yolox-nano-v1 -o res/ --jobs 2
+      --base-model base-yolox-nano-v2 -o res/ --jobs 2
 
 Systems: vcodec base layer alone (detector back end on the decoded latent) at
 each --base-qualities point; vcodec full decode at each --enh-qps per base

@@ -172,7 +172,7 @@ def get_base_factory(kind: str) -> BaseLayerFactory:
 
 # -- the learned codec ---------------------------------------------------------------
 #: shipped learned base models, in order of preference when none is named
-DEFAULT_BASE_MODELS = ("base-vcodec-det-v1", "base-yolox-nano-v1")
+DEFAULT_BASE_MODELS = ("base-vcodec-det-v2", "base-yolox-nano-v2")
 
 
 def default_base_model() -> str:

@@ -137,7 +137,7 @@ class Encoder:
     (stdout) or a binary file object.  ``info``: the video's size, rate, bit
     depth and colour matrix (e.g. ``reader.info``).
 
-    Base layer: ``base_model`` (a registered id such as ``base-vcodec-det-v1``
+    Base layer: ``base_model`` (a registered id such as ``base-vcodec-det-v2``
     or a ``.json``/``.pt`` path; default: the shipped model for
     ``vcodec-det``, else the YOLOX-Nano one), ``base_quality`` in [0, 1],
     ``base_mode`` ``"learned"`` or ``"features"`` (training-free; the
