@@ -287,6 +287,9 @@ class Encoder:
 
         if self._enh is not None:
             self._enh.close()
+        if self._psnr_dec is not None:
+            self._psnr_dec.close()
+            self._psnr_dec = None
         self.inter_layer = predict
         self._enh = EnhancementEncoder(self.info.width, self.info.height, anchor=not predict, **self._enh_kwargs)
         self._enh_params = dict(self._enh.config())
@@ -478,6 +481,7 @@ class Encoder:
             self._write_packets(packets)
             if self._psnr:
                 self._measure(packets, final=True)
+                self._psnr_dec.close()
             self._writer.close()
             self._enh.close()
             self._sink.commit()
@@ -498,6 +502,8 @@ class Encoder:
             warnings.simplefilter("ignore")  # "closed with frames inside" is the point here
             if self._enh is not None:
                 self._enh.close()
+            if self._psnr_dec is not None:
+                self._psnr_dec.close()
         self._sink.abort()
 
     # -- reporting ---------------------------------------------------------------
