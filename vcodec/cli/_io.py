@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from vcodec.errors import InputError, OutputError
 
@@ -60,3 +60,15 @@ def atomic_output(path: str) -> Iterator[BinaryIO]:
         except OSError:
             pass
         raise
+
+
+def write_json_report(dest: str, report: Any) -> None:
+    """A command's ``--json`` report: to stderr for ``-`` (stdout may carry the stream), else a file, atomically."""
+    import json
+
+    text = json.dumps(report, indent=2, sort_keys=True)
+    if dest == "-":
+        print(text, file=sys.stderr)
+        return
+    with atomic_output(dest) as f:
+        f.write((text + "\n").encode())

@@ -23,11 +23,11 @@ whose enhancement is lost show x_base; the lost frames are listed on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Sequence
 
+from vcodec.cli._io import write_json_report
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError
 
@@ -93,14 +93,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  concealed {len(damage)} damaged region(s): {len(lost)} frame(s) lost "
                   f"{_ranges(lost)}, {len(coarse)} shown as base picture {_ranges(coarse)}", file=sys.stderr)
     if args.json:
-        text = json.dumps(report, indent=2, sort_keys=True)
-        if args.json == "-":
-            print(text, file=sys.stderr)
-        else:
-            from vcodec.cli._io import atomic_output
-
-            with atomic_output(args.json) as f:
-                f.write((text + "\n").encode())
+        write_json_report(args.json, report)
     return 0
 
 

@@ -33,12 +33,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import sys
 from typing import Any, BinaryIO
 from collections.abc import Sequence
 
 from vcodec.cli._args import parse_fps, parse_size
+from vcodec.cli._io import write_json_report
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError, InputError
 
@@ -199,14 +199,7 @@ def _run(args: argparse.Namespace, output: Any) -> int:
         for line in summary.lines():
             print(line, file=sys.stderr)
     if args.json:
-        text = json.dumps(summary.as_dict(), indent=2, sort_keys=True)
-        if args.json == "-":
-            print(text, file=sys.stderr)
-        else:
-            from vcodec.cli._io import atomic_output
-
-            with atomic_output(args.json) as f:
-                f.write((text + "\n").encode())
+        write_json_report(args.json, summary.as_dict())
     return 0
 
 
