@@ -7,6 +7,7 @@ weights; tests that need them skip cleanly when it is absent.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,17 @@ def yolox_nano_onnx() -> Path:
     if not YOLOX_NANO_ONNX.is_file():
         pytest.skip(f"YOLOX-Nano weights not available ({YOLOX_NANO_ONNX} is missing)")
     return YOLOX_NANO_ONNX
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for the test, restored afterwards (CI's 2 cores are shared by parallel jobs)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 # -- end-to-end codec (tests/test_codec*.py, tests/test_cli_codec*.py) ------------------

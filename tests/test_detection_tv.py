@@ -14,13 +14,8 @@ from vcodec.errors import ConfigError, WeightsError
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CI machine has 2 cores shared by parallel jobs; restore for other test files
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# the detector tests run with one torch thread (conftest ``one_torch_thread``)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _picture() -> np.ndarray:
