@@ -26,7 +26,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor, nn
 
 from vcodec.detection.base import COCO80, SplitDetector, postprocess_dense
@@ -36,8 +35,8 @@ from vcodec.detection.yolox import (
     CSPLayer,
     DWConv,
     Focus,
-    decode_dense,
-    flatten_levels,
+    levels_to_raw,
+    raw_to_dense,
 )
 from vcodec.errors import ConfigError, WeightsError
 
@@ -120,13 +119,10 @@ class VcodecDet(SplitDetector):
 
     def raw_outputs(self, features: Tensor) -> Tensor:
         """``N x A x (4 + 1 + C)``: undecoded boxes, objectness and class probabilities."""
-        out = flatten_levels(self.head_levels(features))
-        return torch.cat([out[..., :4], out[..., 4:].sigmoid()], -1)
+        return levels_to_raw(self.head_levels(features))
 
     def dense(self, features: Tensor) -> Tensor:
-        h, w = features.shape[-2:]
-        shapes = [(h, w), (h // 2, w // 2), (h // 4, w // 4)]
-        return decode_dense(self.raw_outputs(features), shapes, self.strides)
+        return raw_to_dense(self.raw_outputs(features), features, self.strides)
 
     def back_raw(self, features: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
         raw_threshold = self.score_threshold ** (1.0 / self.score_power)

@@ -261,6 +261,18 @@ def decode_dense(raw: Tensor, shapes: list[tuple[int, int]], strides: list[int])
     return torch.cat([xy, wh, raw[..., 4:]], -1)
 
 
+def levels_to_raw(levels: list[Tensor]) -> Tensor:
+    """Per-level head logits -> ``N x A x (4 + 1 + C)``: undecoded boxes, objectness and class probabilities."""
+    out = flatten_levels(levels)
+    return torch.cat([out[..., :4], out[..., 4:].sigmoid()], -1)
+
+
+def raw_to_dense(raw: Tensor, features: Tensor, strides: list[int]) -> Tensor:
+    """``levels_to_raw`` output of stride-8 split ``features`` -> boxes decoded in input pixels."""
+    h, w = features.shape[-2:]
+    return decode_dense(raw, [(h, w), (h // 2, w // 2), (h // 4, w // 4)], strides)
+
+
 class YOLOX(SplitDetector):
     """A YOLOX detector (variant ``nano``, ``tiny``, ``s``, ``m``, ``l`` or ``x``) with the split interface."""
 
@@ -311,15 +323,11 @@ class YOLOX(SplitDetector):
 
     def raw_outputs(self, features: Tensor) -> Tensor:
         """Split features -> the ONNX export's ``output`` (``N x A x 85``, undecoded boxes)."""
-        levels = self.head_levels(features)
-        out = flatten_levels(levels)
-        return torch.cat([out[..., :4], out[..., 4:].sigmoid()], -1)
+        return levels_to_raw(self.head_levels(features))
 
     def dense(self, features: Tensor) -> Tensor:
         """Split features -> decoded ``N x A x (cx, cy, w, h, obj, cls...)`` in input pixels."""
-        h, w = features.shape[-2:]
-        shapes = [(h, w), (h // 2, w // 2), (h // 4, w // 4)]
-        return decode_dense(self.raw_outputs(features), shapes, self.strides)
+        return raw_to_dense(self.raw_outputs(features), features, self.strides)
 
     def back_raw(self, features: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
         return postprocess_dense(
