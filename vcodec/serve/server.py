@@ -30,7 +30,7 @@ from aiohttp import web
 from vcodec.bitstream.extract import parse_layers
 from vcodec.bitstream.format import UnitType
 from vcodec.bitstream.info import stream_stats
-from vcodec.bitstream.reader import StreamReader, Unit
+from vcodec.bitstream.reader import StreamReader, Unit, is_stream_prefix
 from vcodec.bitstream.writer import StreamWriter
 from vcodec.errors import BitstreamError, ConfigError, VcodecError
 from vcodec.serve.hub import DEFAULT_BUFFER_BYTES, LiveChannel, Subscriber, layer_of_chunk
@@ -68,6 +68,17 @@ def check_name(name: str) -> str:
     if not _NAME_RE.match(name):
         raise ConfigError(f"stream name {name!r}: use letters, digits, '_', '-', '.' (not starting with '.' or '-')")
     return name
+
+
+def _is_stream_file(path: Path) -> bool:
+    """True when the file starts like a vcodec stream (other files in --root are neither listed nor served)."""
+    with open(path, "rb") as f:
+        return is_stream_prefix(f.read(4))
+
+
+def _open_stored(path: Path) -> StreamReader | None:
+    """A reader on a stored stream, or None when the file is not a vcodec stream at all."""
+    return StreamReader(path) if _is_stream_file(path) else None
 
 
 @dataclass
@@ -283,9 +294,8 @@ class StreamServer:
             cached = self._stats_cache.get(path)
             if cached is not None and cached[0] == key:
                 return cached[1]
-            with open(path, "rb") as f:
-                if f.read(4) != b"VCDC":
-                    return None  # not a stream: not listed
+            if not _is_stream_file(path):
+                return None  # not a stream: not listed
             s = stream_stats(path).to_dict()
         except (OSError, VcodecError):
             return None
@@ -342,9 +352,13 @@ class StreamServer:
                             start: int | None) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         try:
-            reader = await loop.run_in_executor(None, StreamReader, path)
-        except VcodecError as exc:
+            reader = await loop.run_in_executor(None, _open_stored, path)
+        except (OSError, VcodecError) as exc:
             raise _HTTPRefusal(500, f"stored stream {name!r} cannot be read: {exc}") from None
+        if reader is None:
+            # a stray file in --root is the client asking for something that is not there (as in the listing)
+            raise _HTTPRefusal(404, f"no stream named {name!r}: that file in --root is not a vcodec stream "
+                                    "(GET /streams lists them)")
         try:
             layers = set(reader.layers) if keep is None else set(keep)
             missing = layers - set(reader.layers)
