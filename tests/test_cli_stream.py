@@ -14,6 +14,7 @@ from vcodec.bitstream import StreamReader, Unit
 from vcodec.cli import extract as extract_cli
 from vcodec.cli import info as info_cli
 from vcodec.cli.main import main
+from vcodec.errors import InputError
 
 
 @pytest.fixture
@@ -102,5 +103,6 @@ def test_help_and_debug(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     assert "extract" in capsys.readouterr().out
     assert main(["extract", "--help"]) == 0
     assert "byte-level filter" in capsys.readouterr().out
-    with pytest.raises(Exception):
+    # --debug lets the typed error (and so its traceback) through instead of one line on stderr
+    with pytest.raises(InputError, match="nope.vcs: cannot open"):
         main(["info", "--debug", str(tmp_path / "nope.vcs")])

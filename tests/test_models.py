@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from vcodec.errors import BitstreamError, ConfigError, WeightsError, WeightsMismatchError
+from vcodec.errors import BitstreamError, ConfigError, RegistryError, WeightsError, WeightsMismatchError
 from vcodec.io.frame import Frame
 from vcodec.models import (
     BaseCodec,
@@ -155,7 +155,7 @@ def test_weights_files_and_mismatch(tmp_path: Path) -> None:
 
 
 def test_unknown_model_id() -> None:
-    with pytest.raises(Exception, match="unknown base model"):
+    with pytest.raises(RegistryError, match="unknown base model 'base-nonexistent-v9'; known: base-"):
         load_base_model("base-nonexistent-v9")
 
 
