@@ -21,14 +21,15 @@ EXPECTED = REPO / "tests" / "expected"
 GENERATE_EXPECTED = os.environ.get("GENERATE_EXPECTED") == "1"
 
 
-@pytest.fixture
+# session scope: plain paths, so module-scoped fixtures in the test files can use them too
+@pytest.fixture(scope="session")
 def clips_dir() -> Path:
     if not CLIPS.is_dir():
         pytest.skip(f"real clips not available ({CLIPS} is missing)")
     return CLIPS
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def yolox_nano_onnx() -> Path:
     if not YOLOX_NANO_ONNX.is_file():
         pytest.skip(f"YOLOX-Nano weights not available ({YOLOX_NANO_ONNX} is missing)")
@@ -99,3 +100,33 @@ def one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
     for n in needles:
         assert n in lines[0], lines[0]
     return lines[0]
+
+
+def assert_coco_detections(results: list[dict], frames: int, width: int, height: int) -> None:
+    """COCO results JSON with real content: every detection of a frame of the clip, a COCO
+    category, a box of positive size inside the picture and a score in [0, 1]."""
+    from vcodec.detection import COCO80_TO_CATEGORY_ID
+
+    categories = {int(c) for c in COCO80_TO_CATEGORY_ID}
+    for r in results:
+        assert set(r) == {"image_id", "category_id", "bbox", "score"}, r
+        assert 0 <= r["image_id"] < frames and r["category_id"] in categories, r
+        x, y, w, h = r["bbox"]
+        # 0.01 px: the writer rounds coordinates to two decimals
+        assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= width + 0.01 and y + h <= height + 0.01, r
+        assert 0 <= r["score"] <= 1, r
+
+
+def assert_detections_content(d: object, width: int, height: int) -> None:
+    """A :class:`Detections` whose content is possible: boxes of positive size inside the
+    ``width`` x ``height`` picture, scores in [0, 1] sorted decreasing, COCO80 class ids."""
+    import numpy as np
+
+    from vcodec.detection import COCO80, Detections
+
+    assert isinstance(d, Detections) and (d.image_width, d.image_height) == (width, height)
+    b = d.boxes
+    assert np.all(b[:, 0] >= 0) and np.all(b[:, 1] >= 0) and np.all(b[:, 2] <= width) and np.all(b[:, 3] <= height)
+    assert np.all(b[:, 2] > b[:, 0]) and np.all(b[:, 3] > b[:, 1])
+    assert np.all((d.scores >= 0) & (d.scores <= 1)) and np.all(np.diff(d.scores) <= 0)
+    assert np.all((d.class_ids >= 0) & (d.class_ids < len(COCO80)))

@@ -97,25 +97,6 @@ def real_frames(clips_dir: Path) -> list[np.ndarray]:
     return cars + people
 
 
-# fixtures from conftest are function-scoped; re-export module-scoped versions
-@pytest.fixture(scope="module")
-def yolox_nano_onnx() -> Path:
-    from conftest import YOLOX_NANO_ONNX
-
-    if not YOLOX_NANO_ONNX.is_file():
-        pytest.skip(f"YOLOX-Nano weights not available ({YOLOX_NANO_ONNX} is missing)")
-    return YOLOX_NANO_ONNX
-
-
-@pytest.fixture(scope="module")
-def clips_dir() -> Path:
-    from conftest import CLIPS
-
-    if not CLIPS.is_dir():
-        pytest.skip(f"real clips not available ({CLIPS} is missing)")
-    return CLIPS
-
-
 @pytest.mark.shared
 @pytest.mark.parametrize("mode", ["letterbox", "pad"])
 def test_port_matches_onnx_on_real_frames(nano: YOLOX, yolox_nano_onnx: Path, real_frames: list[np.ndarray], mode: str) -> None:

@@ -29,14 +29,21 @@ from vcodec.enhancement import codecs as codecs_mod
 from vcodec.errors import BitstreamError, CodecUnavailableError, ConfigError, InputError
 from vcodec.io.frame import Frame
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CLIPS = SHARED / "data" / "clips"
 AVAILABLE = set(available_encoders())
 
 
 def need(codec: str) -> None:
     if codec not in AVAILABLE:
         pytest.skip(f"encoder {codec} is not in this PyAV build")
+
+
+@pytest.fixture(scope="module")
+def cars_i420(clips_dir: Path) -> bytes:
+    """The real 320x240 traffic clip from the shared clips (conftest), raw I420 bytes."""
+    path = clips_dir / "cars_320x240.i420"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing")
+    return path.read_bytes()
 
 
 # -- synthetic content ------------------------------------------------------
@@ -238,11 +245,10 @@ def test_qp_means_the_same_step_for_residual_and_anchor() -> None:
     assert abs(p_res - p_anc) < 1.0, (p_res, p_anc)
 
 
-@pytest.mark.skipif(not (CLIPS / "cars_320x240.i420").exists(), reason="shared clips not available")
 @pytest.mark.parametrize("codec", ["libx265", "libx264"])
-def test_residual_chroma_is_quantised_like_the_anchor(codec: str) -> None:
+def test_residual_chroma_is_quantised_like_the_anchor(codec: str, cars_i420: bytes) -> None:
     """At high QP the chroma QP table bends; the residual path must follow it."""
-    data = (CLIPS / "cars_320x240.i420").read_bytes()
+    data = cars_i420
     size = 320 * 240 * 3 // 2
     xs = [Frame.from_bytes(data[i * size:(i + 1) * size], 320, 240, index=i) for i in range(3)]
     flat = [Frame.blank(320, 240)] * 3
@@ -423,9 +429,8 @@ def test_fps_and_time_base_are_owned() -> None:
 
 
 # -- real clip -------------------------------------------------------------------------
-@pytest.mark.skipif(not (CLIPS / "cars_320x240.i420").exists(), reason="shared clips not available")
-def test_flat_base_residual_costs_about_the_same_as_the_anchor_on_real_video() -> None:
-    data = (CLIPS / "cars_320x240.i420").read_bytes()
+def test_flat_base_residual_costs_about_the_same_as_the_anchor_on_real_video(cars_i420: bytes) -> None:
+    data = cars_i420
     size = 320 * 240 * 3 // 2
     xs = [Frame.from_bytes(data[i * size:(i + 1) * size], 320, 240, index=i) for i in range(6)]
     flat = [Frame.blank(320, 240)] * 6

@@ -8,18 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SEQUENCE, YOLOX_NANO_ONNX
 from vcodec.cli.eval import main as eval_main
 from vcodec.eval.runner import METRIC_COLUMNS
-
-REPO = Path(__file__).resolve().parents[1]
-SEQUENCE = REPO / "sequences" / "synthetic_416x240_30.y4m"
-ONNX = REPO.parent / "shared" / "models" / "yolox_nano" / "yolox_nano.onnx"
 
 
 def _detector_args() -> list[str]:
     # real YOLOX-Nano weights when the shared folder is there; else the same network at its
     # (seeded, prior-biased) initialisation, which exercises the same code with few detections
-    return ["--detector", "yolox-nano", *(["--detector-weights", str(ONNX)] if ONNX.is_file() else [])]
+    return ["--detector", "yolox-nano",
+            *(["--detector-weights", str(YOLOX_NANO_ONNX)] if YOLOX_NANO_ONNX.is_file() else [])]
 
 
 def _common(model: Path, out: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""Readers on the real clips in ../shared/data/clips/ (skipped when the folder is absent)."""
+"""Readers on the real clips in the shared data/clips/ folder (conftest ``clips_dir``; skipped when absent)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ pytestmark = pytest.mark.shared
 
 
 @pytest.fixture(scope="module")
-def clips() -> Path:
-    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "clips"
-    if not folder.is_dir():
-        pytest.skip(f"real clips not available ({folder} is missing)")
-    return folder
+def clips(clips_dir: Path) -> Path:
+    """The shared clips folder as conftest finds it (VCODEC_SHARED or ../shared)."""
+    return clips_dir
 
 
 def _need(folder: Path, name: str) -> Path:
