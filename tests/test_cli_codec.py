@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAST_ENCODE, REPO, SEQUENCE, cli_encode, one_error_line
+from conftest import FAST_ENCODE, REPO, SEQUENCE, assert_coco_detections, cli_encode, one_error_line
 from vcodec.cli import decode as decode_cli
 from vcodec.cli import demo as demo_cli
 from vcodec.cli import encode as encode_cli
+from vcodec.codec import detect_stream
 from vcodec.io import open_video
 
 
@@ -94,10 +95,13 @@ def test_pipes_through_processes(tmp_path: Path, stream: Path, codec_test_model:
             break
         time.sleep(0.5)
     assert (tmp_path / "count.txt").read_text() == "6"
-    assert (tmp_path / "dets.txt").exists()
     # the piped decode (2 threads, another process) equals the in-process decode of the file
     assert decode_cli.main([str(stream), "-o", str(tmp_path / "file.y4m"), "--base-model", model, "-q"]) == 0
     assert _md5_frames(tmp_path / "piped.y4m") == _md5_frames(tmp_path / "file.y4m")
+    # so it is the same stream, and the piped analytics wrote what detecting on the file writes
+    assert sum(1 for _ in detect_stream(stream, output=str(tmp_path / "file_dets.txt"), weights=yolox_nano_onnx,
+                                        base_model=model, progress=False)) == 6
+    assert (tmp_path / "dets.txt").read_text() == (tmp_path / "file_dets.txt").read_text()
 
 
 # -- bad input: one line, non-zero exit, nothing left behind ------------------------------
@@ -217,4 +221,7 @@ def test_demo_on_a_short_clip(tmp_path: Path, codec_test_model: Path, yolox_nano
     assert report["psnr_y"]["full_decoded"] == pytest.approx(report["psnr_y"]["full_encoder"], abs=1e-6)
     with open_video(out / "decoded.y4m") as r:
         assert r.info.num_frames == 4
-    assert isinstance(json.loads((out / "detections.json").read_text()), list)
+    # detections.json holds what the report counts, frame by frame (none on the untrained test base)
+    dets = json.loads((out / "detections.json").read_text())
+    assert_coco_detections(dets, frames=4, width=416, height=240)
+    assert [sum(d["image_id"] == i for d in dets) for i in range(4)] == report["detections_per_frame"]

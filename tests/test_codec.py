@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SEQUENCE
+from conftest import SEQUENCE, assert_detections_content
 from vcodec import __version__
 from vcodec.bitstream import StreamReader, UnitType, extract_layers
 from vcodec.codec import Decoder, Encoder, FrameStats, bundled_sequence
 from vcodec.codec.encoder import DB_PER_RATE_DOUBLING, choose_inter_layer
 from vcodec.codec.base_layer import BASE_MODES, LEARNED_KIND, BaseLayer, get_base_factory, kind_for_mode
+from vcodec.detection import get_detector
 from vcodec.enhancement import frame_psnr
 from vcodec.errors import (
     BitstreamError,
@@ -219,8 +220,6 @@ def test_base_only_stream_gives_same_latents(encoded: Encoded, codec_test_model:
 
 def test_base_only_stream_gives_same_detections(encoded: Encoded, codec_test_model: Path,
                                                 yolox_nano_onnx: Path) -> None:
-    from vcodec.detection import get_detector
-
     # low threshold: the test base model is untrained, its features give weak scores
     det = get_detector("yolox-nano", yolox_nano_onnx, score_threshold=0.01)
     base_only = io.BytesIO()
@@ -235,12 +234,15 @@ def test_base_only_stream_gives_same_detections(encoded: Encoded, codec_test_mod
     assert sum(len(b) for _, b, _ in full) > 0
     for (i, b1, s1), (j, b2, s2) in zip(full, base):
         assert i == j and np.array_equal(b1, b2) and np.array_equal(s1, s2)
-    # the Decoder builds the same detector from the weights path itself
+    # the Decoder builds the same detector (default thresholds) from the weights path itself
     with Decoder(base_only.getvalue(), layers="base", base_model=str(codec_test_model),
                  detector_weights=yolox_nano_onnx) as dec:
         dets = list(dec.detections())
-    assert [i for i, _ in dets] == list(range(FRAMES))
-    assert all(d.image_width == 416 and d.image_height == 240 for _, d in dets)
+    det.score_threshold = get_detector("yolox-nano", yolox_nano_onnx).score_threshold
+    assert [(i, d.boxes.tolist(), d.scores.tolist()) for i, d in dets] == [
+        (i, b.tolist(), s.tolist()) for i, b, s in run(base_only.getvalue())]
+    for _, d in dets:
+        assert_detections_content(d, 416, 240)
 
 
 def test_stream_is_written_frame_by_frame(codec_test_model: Path) -> None:
@@ -420,7 +422,15 @@ def test_feature_base_mode_end_to_end(yolox_nano_onnx: Path) -> None:
     base_only = io.BytesIO()
     extract_layers(io.BytesIO(sink.getvalue()), base_only, [0])
     with Decoder(base_only.getvalue(), layers="base", detector_weights=yolox_nano_onnx) as dec:
-        assert [i for i, _ in dec.detections()] == list(range(5))
+        dets = list(dec.detections())
+    assert [i for i, _ in dets] == list(range(5))
+    for _, d in dets:
+        assert_detections_content(d, info.width, info.height)
+    # the quantised features still find about what YOLOX-Nano finds on the uncompressed frames
+    direct = get_detector("yolox-nano", yolox_nano_onnx)
+    ref = sum(len(direct.detect(f, mode="pad", multiple=64)) for f in frames)
+    got = sum(len(d) for _, d in dets)
+    assert ref > 0 and abs(got - ref) <= max(2, ref // 5), (got, ref)
 
 
 def test_ten_bit_lossless(codec_test_model: Path) -> None:
@@ -447,7 +457,6 @@ def test_roi_spends_bits_only_on_detections(codec_test_model: Path, yolox_nano_o
     # the untrained test base finds (almost) nothing: the full decode stays near x_base
     assert roi.summary.psnr_full < plain.summary.psnr_full  # type: ignore[attr-defined]
     assert roi.summary.psnr_full > roi.summary.psnr_base - 0.5  # type: ignore[attr-defined]
-    pytest.importorskip("vcodec.features")
     info, _ = _frames(1)
     with pytest.raises(ConfigError, match="roi needs a base picture"):
         Encoder(io.BytesIO(), info, roi=True, base_mode="features", base_model="yolox-nano")

@@ -21,6 +21,7 @@ from vcodec.bitstream import (
     UnitType,
     extract_layers,
 )
+from vcodec.codec.base_layer import get_base_factory
 from vcodec.errors import BitstreamError, ConfigError
 from vcodec.features import FEATURE_KIND, FeatureBase, FeatureDesign, quality_to_levels
 from vcodec.features.clipping import (
@@ -295,9 +296,6 @@ def test_base_only_detect_equals_full_stream_detect(yolox_nano_onnx: Path, clips
 
 
 def test_registered_as_a_base_mode() -> None:
-    pytest.importorskip("vcodec.codec.base_layer")
-    from vcodec.codec.base_layer import get_base_factory
-
     factory = get_base_factory(FEATURE_KIND)
     base = factory.for_encoding("yolox-nano")
     assert base.kind == FEATURE_KIND and base.has_picture is False
