@@ -22,6 +22,8 @@ from vcodec.eval import (
     mot_metrics,
     track_detections,
 )
+from vcodec.eval.bdrate import BDResult, bd_quality_result, bd_rate_result, upper_envelope
+from vcodec.eval.report import bd_cell
 from vcodec.eval.tracking import TrackedFrame, iou_matrix
 from vcodec.io.frame import Frame
 
@@ -218,12 +220,123 @@ def test_map_missing_frame_counts_as_misses() -> None:
         detection_map(truth, {7: hit})
 
 
-def test_bd_curves_keep_the_rate_quality_front() -> None:
-    from vcodec.eval.runner import _curve
+# -- BD on noisy curves: strict and envelope ----------------------------------------------
+def test_upper_envelope_drops_dominated_points() -> None:
+    rates = [400, 50, 100, 200, 300, 30, 100]
+    quality = [1.0, 0.5, 0.8, 1.0, 0.9, float("nan"), 0.7]
+    env = upper_envelope(rates, quality)
+    # saturated (400 -> 1.0) and worse-than-cheaper (300 -> 0.9) points are dropped, and of two
+    # points at one rate the worse (100 -> 0.7); NaN is no measurement: neither kept nor dropped
+    assert (env.rates, env.quality) == ((50, 100, 200), (0.5, 0.8, 1.0))
+    assert env.dropped == ((100, 0.7), (300, 0.9), (400, 1.0))
+    monotone = upper_envelope([1, 2, 3], [1, 2, 3])
+    assert monotone.dropped == () and monotone.rates == (1, 2, 3)
+    with pytest.raises(BDRateError, match="rates but"):
+        upper_envelope([1, 2], [1])
 
+
+_ANCHOR = ([100.0, 180.0, 330.0, 600.0], [30.0, 33.0, 36.0, 39.0])
+
+
+def test_bd_result_strict_when_monotonic() -> None:
+    ar, aq = _ANCHOR
+    rt = [0.8 * r for r in ar]
+    for method in ("pchip", "cubic"):
+        r = bd_rate_result(ar, aq, rt, aq, method)
+        assert r.value == r.strict_value == pytest.approx(-20.0, abs=1e-9)
+        assert r.value == bd_rate(ar, aq, rt, aq, method)
+        assert not r.uses_envelope and r.caveat() == "" and r.reason == "" and r.method == method
+        assert bd_cell(r.to_dict()) == "-20.0 %"
+
+
+def test_bd_result_envelope_on_a_noisy_curve() -> None:
+    ar, aq = _ANCHOR
+    # the test curve dips at 120.5 kbit/s: strict BD refuses it, the envelope drops that point
+    tr = [80.0, 120.5, 144.0, 264.0, 480.0]
+    tq = [30.0, 29.5, 33.0, 36.0, 39.0]
+    with pytest.raises(BDRateError, match="strictly increasing"):
+        bd_rate(ar, aq, tr, tq)
+    for method in ("pchip", "cubic"):
+        r = bd_rate_result(ar, aq, tr, tq, method)
+        assert r.strict_value is None and "strictly increasing" in r.strict_reason
+        assert r.dropped_test == ((120.5, 29.5),) and r.dropped_anchor == ()
+        # the envelope is the constant-ratio curve 0.8 x anchor: exactly -20 %
+        assert r.value == pytest.approx(-20.0, abs=1e-9)
+        assert r.value == bd_rate(ar, aq, [80.0, 144.0, 264.0, 480.0], aq, method)
+        assert r.caveat() == "envelope; dropped test point at 120.5 kbit/s"
+        back = BDResult.from_dict(r.to_dict())
+        assert back == r
+    cell = bd_cell(bd_rate_result(ar, aq, tr, tq).to_dict())
+    assert cell == "-20.0 % (envelope; dropped test point at 120.5 kbit/s; strict n/a (not monotonic))"
+    assert bd_cell(bd_rate_result(ar, aq, tr, tq).to_dict(), strict=False) == (
+        "-20.0 % (envelope; dropped test point at 120.5 kbit/s)"
+    )
+    # BD-quality on the same curves: the envelope's anchor and test share the quality points
+    q = bd_quality_result(ar, aq, tr, tq)
+    assert q.strict_value is None and q.dropped_test == ((120.5, 29.5),)
+    assert q.value == pytest.approx(bd_quality(ar, aq, [80.0, 144.0, 264.0, 480.0], aq))
+
+
+def test_bd_result_dropped_anchor_points_and_na_only_without_overlap() -> None:
+    ar, aq = _ANCHOR
+    # the anchor saturates: its last two points are no better than 330 kbit/s
+    r = bd_rate_result([*ar, 900.0, 1500.0], [*aq, 38.5, 39.0], [0.8 * v for v in ar], aq)
+    assert r.dropped_anchor == ((900.0, 38.5), (1500.0, 39.0))
+    assert r.caveat() == "envelope; dropped anchor points at 900.0, 1500.0 kbit/s"
+    assert r.value == pytest.approx(-20.0, abs=1e-9)
+    # envelope down to one point: n/a, with the reason (too few), the strict reason kept beside it
+    flat = bd_rate_result(ar, aq, [50.0, 90.0, 200.0], [35.0, 34.0, 35.0])
+    assert flat.value is None and "at least 2" in flat.reason and "strictly increasing" in flat.strict_reason
+    assert bd_cell(flat.to_dict()) == "n/a (too few points)"
+    # no overlap even on the envelopes
+    apart = bd_rate_result(ar, aq, [50.0, 60.0, 90.0], [40.0, 39.9, 45.0])
+    assert apart.value is None and "overlap" in apart.reason
+    assert bd_cell(apart.to_dict()) == "n/a (no overlap)"
+    # caller errors are still errors, not "n/a"
+    with pytest.raises(BDRateError, match="unknown BD method"):
+        bd_rate_result(ar, aq, ar, aq, "akima")
+    with pytest.raises(BDRateError, match="rates but"):
+        bd_rate_result(ar, aq[:3], ar, aq)
+    # entries written before the envelope existed read as strict numbers
+    old = BDResult.from_dict({"method": "pchip", "bd_rate": 5.0, "reason": ""})
+    assert old.value == old.strict_value == 5.0 and not old.uses_envelope
+
+
+def test_runner_bd_entries_report_the_envelope() -> None:
+    from vcodec.eval.report import replace_bd_section
+    from vcodec.eval.runner import bd_entries
+
+    base = [(107.7, 0.587), (180.8, 0.657), (323.9, 0.708), (538.5, 0.699)]
+    x265 = [(26.0, 0.563), (46.2, 0.652), (81.7, 0.767), (146.2, 0.824), (268.3, 0.87), (509.7, 0.925)]
     rows = [
-        {"kbps_total": r, "map50": q} for r, q in [(400, 1.0), (50, 0.5), (100, 0.8), (200, 1.0), (300, 0.9)]
+        {
+            "system": "vcodec-base",
+            "kbps_base": r,
+            "kbps_total": r,
+            "map50": q,
+            "map": q / 2,
+            "base_quality": 0.5,
+        }
+        for r, q in base
     ]
-    rows.append({"kbps_total": 30, "map50": float("nan")})
-    # saturated (400 -> 1.0) and worse-than-cheaper (300 -> 0.9) points are dropped; NaN ignored
-    assert _curve(rows, "map50") == ([50, 100, 200], [0.5, 0.8, 1.0])
+    rows += [{"system": "x265", "kbps_total": r, "map50": q, "map": q / 2} for r, q in x265]
+    rows.append({"system": "x265", "kbps_total": 20.0, "map50": float("nan"), "map": None})
+    entries = bd_entries(rows)
+    e = next(x for x in entries if x["metric"] == "map50" and x["method"] == "pchip")
+    assert (e["test"], e["anchor"]) == ("vcodec-base", "x265")
+    assert e["dropped_test"] == [[538.5, 0.699]] and e["dropped_anchor"] == []
+    assert e["points"] == [3, 6] and e["bd_rate_strict"] is None
+    assert e["bd_rate"] == pytest.approx(
+        bd_rate(
+            [r for r, _ in x265], [q for _, q in x265], [r for r, _ in base[:3]], [q for _, q in base[:3]]
+        )
+    )
+    cubic = next(x for x in entries if x["metric"] == "map50" and x["method"] == "cubic")
+    assert cubic["bd_rate"] is None and "at least 4" in cubic["reason"]
+    summary = "# x\n\nBD-rate: negative old note\n\n## BD-rate\n\n| old |\n\n## Points\n\n| p |\n"
+    new = replace_bd_section(summary, entries)
+    assert new.startswith("# x\n\nBD-rate: negative") and new.endswith("## Points\n\n| p |\n")
+    assert "| old |" not in new
+    assert f"{e['bd_rate']:+.1f} % (envelope; dropped test point at 538.5 kbit/s; strict n/a" in new
+    with pytest.raises(InputError, match="Points"):
+        replace_bd_section("# no tables\n", entries)

@@ -6,7 +6,18 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_plots", "write_summary", "markdown_table"]
+from vcodec.errors import InputError
+from vcodec.eval.bdrate import BDResult
+
+__all__ = [
+    "write_plots",
+    "write_summary",
+    "markdown_table",
+    "bd_cell",
+    "bd_table",
+    "replace_bd_section",
+    "short_reason",
+]
 
 _STYLE = {
     "vcodec-base": ("tab:red", "o-"),
@@ -135,7 +146,8 @@ def points_table(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _short(reason: str) -> str:
+def short_reason(reason: str) -> str:
+    """A BD reason in two or three words ("no overlap", "too few points", "not monotonic")."""
     for key, text in (
         ("needs at least", "too few points"),
         ("strictly increasing", "not monotonic"),
@@ -147,21 +159,61 @@ def _short(reason: str) -> str:
     return reason[:40]
 
 
+def bd_cell(entry: dict[str, Any] | None, strict: bool = True) -> str:
+    """One BD-rate as a table cell: ``"+12.3 %"``, ``"+12.3 % (envelope; dropped test point at
+    120.5 kbit/s; strict n/a)"`` when the number rests on an upper envelope, or ``"n/a (no overlap)"``
+    only when not even the envelopes give one.  ``strict`` adds the strict (all points) value."""
+    if entry is None:
+        return "-"
+    r = BDResult.from_dict(entry)
+    if not _ok(r.value):
+        return f"n/a ({short_reason(r.reason)})"
+    if not r.uses_envelope:
+        return f"{r.value:+.1f} %"
+    note = r.caveat()
+    if strict:
+        note += (
+            f"; strict {r.strict_value:+.1f} %"
+            if _ok(r.strict_value)
+            else f"; strict n/a ({short_reason(r.strict_reason)})"
+        )
+    return f"{r.value:+.1f} % ({note})"
+
+
 def bd_table(entries: list[dict[str, Any]]) -> str:
     body = []
     pairs: dict[tuple[str, str, str], dict[str, Any]] = {}
     for e in entries:
         pairs.setdefault((e["test"], e["anchor"], e["metric"]), {})[e["method"]] = e
-
-    def cell(m: dict[str, Any], method: str) -> str:
-        e = m.get(method)
-        if e is None:
-            return "-"
-        return f"{e['bd_rate']:+.1f} %" if _ok(e.get("bd_rate")) else f"n/a ({_short(e['reason'])})"
-
     for (test, anchor, metric), m in pairs.items():
-        body.append([test, anchor, metric, cell(m, "pchip"), cell(m, "cubic")])
+        body.append([test, anchor, metric, bd_cell(m.get("pchip")), bd_cell(m.get("cubic"))])
     return markdown_table(["test", "anchor", "metric", "BD-rate (PCHIP)", "BD-rate (cubic)"], body)
+
+
+_BD_NOTE = (
+    "BD-rate: negative = the test system needs fewer bits than the anchor for the same accuracy or "
+    "quality. Base-layer rates are layer 0 alone; vcodec-full rates are both layers' payloads. Where a "
+    "curve is not monotonic the number is computed on its upper envelope (a point is dropped when its "
+    "value is not above every cheaper point's); the cell names the dropped points and gives the strict "
+    "value on all points beside it. n/a: not even the envelopes allow a number."
+)
+
+
+def bd_section(entries: list[dict[str, Any]]) -> list[str]:
+    """The summary's BD-rate part (note, heading, table), shared with :func:`replace_bd_section`."""
+    return [_BD_NOTE, "", "## BD-rate", "", bd_table(entries), ""]
+
+
+def replace_bd_section(summary: str, entries: list[dict[str, Any]]) -> str:
+    """``summary`` (a summary.md) with its BD-rate note and table rebuilt from ``entries``.
+
+    For reports rebuilt from a stored results.json, which keeps only part of the provenance the
+    header was written from: the header and the point table stay as they are."""
+    start = summary.find("BD-rate: negative")
+    end = summary.find("## Points")
+    if start < 0 or end < start:
+        raise InputError("summary.md has no 'BD-rate: negative ...' note before '## Points'")
+    return summary[:start] + "\n".join(bd_section(entries)) + "\n" + summary[end:]
 
 
 def write_summary(results: dict[str, Any], path: Path) -> None:
@@ -186,13 +238,7 @@ def write_summary(results: dict[str, Any], path: Path) -> None:
         f"- vcodec {prov['vcodec_version']}, libavcodec {prov['libavcodec']}, torch {prov['torch']}, "
         f"preset {prov['settings']['preset']}, intra period {prov['settings']['intra_period']}",
         "",
-        "BD-rate: negative = the test system needs fewer bits than the anchor for the same accuracy or "
-        "quality. Base-layer rates are layer 0 alone; vcodec-full rates are both layers' payloads.",
-        "",
-        "## BD-rate",
-        "",
-        bd_table(results["bd_rate"]),
-        "",
+        *bd_section(results["bd_rate"]),
         "## Points",
         "",
         points_table(results["points"]),

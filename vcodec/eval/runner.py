@@ -43,14 +43,14 @@ from typing import Any
 import numpy as np
 
 from vcodec.errors import ConfigError, InputError, OutputError
-from vcodec.eval.bdrate import BDRateError, bd_rate
+from vcodec.eval.bdrate import bd_rate_result
 from vcodec.eval.detection import detection_map
 from vcodec.eval.groundtruth import GroundTruth, load_ground_truth, pseudo_ground_truth
 from vcodec.eval.quality import QualityAccumulator
 from vcodec.eval.tracking import ground_truth_tracks, mot_metrics, track_detections
 from vcodec.hashing import file_sha256 as _sha256_file
 
-__all__ = ["EvalConfig", "run_eval", "ANCHOR_NAMES", "METRIC_COLUMNS"]
+__all__ = ["EvalConfig", "run_eval", "bd_entries", "ANCHOR_NAMES", "METRIC_COLUMNS"]
 
 #: single-layer anchor system name -> encoder
 ANCHOR_NAMES: dict[str, str] = {"x265": "libx265", "x264": "libx264"}
@@ -541,18 +541,26 @@ def _simulcast(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _curve(rows: list[dict[str, Any]], y: str, rate: str = "kbps_total") -> tuple[list[float], list[float]]:
+    """A system's measured (rate, quality) points, sorted by rate; NaN/missing values left out.
+
+    Dominated points stay in: :func:`bd_rate_result` computes on the upper envelope and reports
+    which points it dropped (detection accuracy saturates or wobbles at low QPs)."""
     pts = sorted(
         (r[rate], r[y])
         for r in rows
-        if r.get(y) is not None and r.get(rate) is not None and math.isfinite(r[y])
+        if r.get(y) is not None and r.get(rate) is not None and math.isfinite(r[y]) and math.isfinite(r[rate])
     )
-    # keep the rate-quality front: a point no better than a cheaper one is one no operator would
-    # choose (detection accuracy saturates at low QPs), and it would make the curve non-invertible
-    front: list[tuple[float, float]] = []
-    for rate_v, q in pts:
-        if not front or q > front[-1][1]:
-            front.append((rate_v, q))
-    return [p[0] for p in front], [p[1] for p in front]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def bd_entries(rows: list[dict[str, Any]], qualities: list[float] | None = None) -> list[dict[str, Any]]:
+    """The BD-rate entries of results.json from its points alone (JSON-clean: no NaN).
+
+    ``qualities`` defaults to the base qualities of the vcodec-full points; reports rebuilt from a
+    stored results.json use this so that their BD columns follow the current BD rules."""
+    if qualities is None:
+        qualities = sorted({r["base_quality"] for r in rows if r.get("system") == "vcodec-full"})
+    return [{k: _clean(v) for k, v in e.items()} for e in _bd_entries(rows, qualities)]
 
 
 def _bd_entries(rows: list[dict[str, Any]], qualities: list[float]) -> list[dict[str, Any]]:
@@ -571,20 +579,12 @@ def _bd_entries(rows: list[dict[str, Any]], qualities: list[float]) -> list[dict
         tr, tq = _curve(t_rows, metric, t_rate)
         ar, aq = _curve(a_rows, metric)
         for method in ("pchip", "cubic"):
-            e: dict[str, Any] = {
-                "test": test,
-                "anchor": anchor,
-                "metric": metric,
-                "method": method,
-                "points": [len(tr), len(ar)],
-                "bd_rate": None,
-                "reason": "",
-            }
-            try:
-                e["bd_rate"] = bd_rate(ar, aq, tr, tq, method)
-            except BDRateError as exc:
-                e["reason"] = str(exc)
-            entries.append(e)
+            res = bd_rate_result(ar, aq, tr, tq, method)
+            # "points": how many of each curve's points the number rests on (test, anchor)
+            used = [len(tr) - len(res.dropped_test), len(ar) - len(res.dropped_anchor)]
+            entries.append(
+                {"test": test, "anchor": anchor, "metric": metric, "points": used, **res.to_dict()}
+            )
 
     by = {s: [r for r in rows if r["system"] == s] for s in {r["system"] for r in rows}}
     for a in ANCHOR_NAMES:
@@ -803,7 +803,7 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
         _write_csv(out / "points" / f"{pid}.csv", [row])
     rows += _simulcast(rows)
     rows = [{k: _clean(v) for k, v in r.items()} for r in rows]
-    bd = [{k: _clean(v) for k, v in e.items()} for e in _bd_entries(rows, cfg.base_qualities)]
+    bd = bd_entries(rows, cfg.base_qualities)
     results = {
         "ground_truth": gt_note,
         "pseudo_ground_truth": truth.pseudo,
