@@ -218,7 +218,8 @@ def test_demo_on_a_short_clip(tmp_path: Path, codec_test_model: Path, yolox_nano
     assert 0 < report["analytics_share"] < 1
     assert report["bytes"]["base_stream"] == (out / "base.vcs").stat().st_size
     assert report["psnr_y"]["full_decoded"] > 30
-    assert report["psnr_y"]["full_decoded"] == pytest.approx(report["psnr_y"]["full_encoder"], abs=1e-6)
+    # the decoder rebuilds the encoder's pictures bit-exactly, and both means go through mean_psnr
+    assert report["psnr_y"]["full_decoded"] == report["psnr_y"]["full_encoder"]
     with open_video(out / "decoded.y4m") as r:
         assert r.info.num_frames == 4
     # detections.json holds what the report counts, frame by frame (none on the untrained test base)
