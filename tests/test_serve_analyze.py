@@ -41,17 +41,15 @@ def real_stream(codec_test_model: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture(scope="module")
-def reference(real_stream: Path, codec_test_model: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+def reference(real_stream: Path, codec_test_model: Path, yolox_nano_onnx: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> str:
     """What `vcodec detect STREAM -o dets.txt` writes (the stream path of detect)."""
-    import conftest
     from vcodec.codec import detect_stream
     from vcodec.detection import get_detector
 
-    if not conftest.YOLOX_NANO_ONNX.is_file():
-        pytest.skip("YOLOX-Nano weights not available")
     out = tmp_path_factory.mktemp("ref") / "dets.txt"
     # low threshold: the test base model is untrained, its features give weak scores
-    det = get_detector("yolox-nano", conftest.YOLOX_NANO_ONNX, score_threshold=SCORE)
+    det = get_detector("yolox-nano", yolox_nano_onnx, score_threshold=SCORE)
     for _ in detect_stream(real_stream, output=str(out), detector=det,
                            base_model=str(codec_test_model), progress=False):
         pass
