@@ -126,7 +126,7 @@ def assert_detections_content(d: object, width: int, height: int) -> None:
 
     assert isinstance(d, Detections) and (d.image_width, d.image_height) == (width, height)
     b = d.boxes
-    assert np.all(b[:, 0] >= 0) and np.all(b[:, 1] >= 0) and np.all(b[:, 2] <= width) and np.all(b[:, 3] <= height)
+    assert np.all(b[:, :2] >= 0) and np.all(b[:, 2] <= width) and np.all(b[:, 3] <= height)
     assert np.all(b[:, 2] > b[:, 0]) and np.all(b[:, 3] > b[:, 1])
     assert np.all((d.scores >= 0) & (d.scores <= 1)) and np.all(np.diff(d.scores) <= 0)
     assert np.all((d.class_ids >= 0) & (d.class_ids < len(COCO80)))

@@ -99,8 +99,9 @@ def test_pipes_through_processes(tmp_path: Path, stream: Path, codec_test_model:
     assert decode_cli.main([str(stream), "-o", str(tmp_path / "file.y4m"), "--base-model", model, "-q"]) == 0
     assert _md5_frames(tmp_path / "piped.y4m") == _md5_frames(tmp_path / "file.y4m")
     # so it is the same stream, and the piped analytics wrote what detecting on the file writes
-    assert sum(1 for _ in detect_stream(stream, output=str(tmp_path / "file_dets.txt"), weights=yolox_nano_onnx,
-                                        base_model=model, progress=False)) == 6
+    file_dets = detect_stream(stream, output=str(tmp_path / "file_dets.txt"), weights=yolox_nano_onnx,
+                              base_model=model, progress=False)
+    assert sum(1 for _ in file_dets) == 6
     assert (tmp_path / "dets.txt").read_text() == (tmp_path / "file_dets.txt").read_text()
 
 

@@ -1,4 +1,4 @@
-"""Readers on the real clips in the shared data/clips/ folder (conftest ``clips_dir``; skipped when absent)."""
+"""Readers on the real clips in the shared data/clips/ folder (conftest ``clips_dir``; skipped if absent)."""
 
 from __future__ import annotations
 

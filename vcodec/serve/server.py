@@ -71,7 +71,7 @@ def check_name(name: str) -> str:
 
 
 def _is_stream_file(path: Path) -> bool:
-    """True when the file starts like a vcodec stream (other files in --root are neither listed nor served)."""
+    """True when the file starts like a vcodec stream (other files in --root are not listed or served)."""
     with open(path, "rb") as f:
         return is_stream_prefix(f.read(4))
 
