@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import time
 import zlib
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -60,6 +62,12 @@ def make_stream(frames: int = 10, intra_period: int = 4, enh_delay: int = 0) -> 
                            intra=e % intra_period == 0)
     w.close()
     return buf.getvalue()
+
+
+def pack_headers(frames: int) -> list[bytes]:
+    """The SEQUENCE_HEADER and LAYER_CONFIG units :func:`make_stream` writes, serialised."""
+    head = pack_unit(UnitType.SEQUENCE_HEADER, 0xFF, make_header(num_frames=frames).to_bytes())
+    return [head] + [pack_unit(UnitType.LAYER_CONFIG, c.layer_id, c.to_bytes()) for c in make_layers()]
 
 
 def read_all(data: bytes, **kw: object) -> list[Unit | Damage]:
@@ -145,11 +153,22 @@ def test_extraction_equals_layer0_units_byte_for_byte(enh_delay: int) -> None:
         assert set(r.layers) == {0}
         assert r.header == make_header(num_frames=12)
         base_units = list(r)
-        # the fresh index points at the right units of the new stream
-        for frame, off in r.index or []:
-            assert base[off + UNIT_HEADER_SIZE - 22: off + 2] == b"VU"
-            assert frame % 4 == 0
+        rebuilt_index = r.index
     assert [u.raw for u in base_units] == [u.raw for u in full_units if u.layer == 0]
+    # the fresh INDEX is exactly the intra frames (0, 4, 8) at their offsets in the NEW stream,
+    # computed here independently: preamble + the kept header units + the base units before each
+    kept_headers = [u for u in pack_headers(12) if u[3] in (0, 0xFF)]
+    offset = PREAMBLE.size + sum(len(u) for u in kept_headers)
+    expected_index = []
+    for u in base_units:
+        assert isinstance(u, Unit)
+        if u.frame % 4 == 0:
+            expected_index.append((u.frame, offset))
+        offset += len(u.raw)
+    assert [f for f, _ in expected_index] == [0, 4, 8]
+    assert rebuilt_index == expected_index
+    for _, off in rebuilt_index:  # and each entry points at an intra base unit's header
+        assert base[off:off + 2] == b"VU" and base[off + 2] == UnitType.BASE_FRAME and base[off + 4] & 1
     # extracting again is the identity
     again = io.BytesIO()
     extract_layers(base, again, [0])
@@ -324,18 +343,44 @@ def test_conceal_skips_damaged_units_and_reports_them() -> None:
     assert (0, 5) not in kept and (0, 6) in kept and (1, 5) in kept
 
 
+def _first_frame_unit(stream: bytes) -> int:
+    with StreamReader(stream) as r:
+        return r.data_offset
+
+
+def _check_concealed(blob: bytes, stream: bytes) -> None:
+    """A concealing reader on ``blob`` (damaged only at or after the first frame unit) never
+    raises, terminates, and yields only genuine units of ``stream``, in their order."""
+    items = read_all(blob, conceal=True)
+    assert all(isinstance(i, (Unit, Damage)) for i in items)
+    originals = [u.raw for u in read_all(stream)]  # type: ignore[union-attr]
+    got = [i.raw for i in items if isinstance(i, Unit)]
+    pos = 0
+    for raw in got:  # an in-order subsequence: CRCs let nothing invented through
+        pos = originals.index(raw, pos) + 1
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_fuzz_truncation_and_bit_flips_only_raise_bitstream_error(data: st.DataObject) -> None:
+def test_fuzz_truncation_and_bit_flips(data: st.DataObject) -> None:
+    """Strict: damage raises BitstreamError (or was benign). Conceal: a BitstreamError only
+    for damage before the first frame unit (preamble, sequence header, layer configs)."""
     stream = make_stream(frames=6)
+    first_frame_unit = _first_frame_unit(stream)
     mode = data.draw(st.sampled_from(["truncate", "flip", "both"]))
+    # half the examples keep the headers intact, where concealment is mandatory
+    lowest = data.draw(st.sampled_from([0, first_frame_unit]))
     buf = bytearray(stream)
+    first_hit = len(stream)  # lowest damaged byte position
     if mode in ("flip", "both"):
         for _ in range(data.draw(st.integers(1, 4))):
-            pos = data.draw(st.integers(0, len(buf) - 1))
+            pos = data.draw(st.integers(lowest, len(buf) - 1))
             buf[pos] ^= 1 << data.draw(st.integers(0, 7))
+            first_hit = min(first_hit, pos)
     if mode in ("truncate", "both"):
-        buf = buf[: data.draw(st.integers(0, len(buf) - 1))]
+        cut = data.draw(st.integers(lowest, len(buf) - 1))
+        buf = buf[:cut]
+        first_hit = min(first_hit, cut)
     blob = bytes(buf)
     start = time.monotonic()
     if blob != stream:
@@ -347,11 +392,176 @@ def test_fuzz_truncation_and_bit_flips_only_raise_bitstream_error(data: st.DataO
             pass
         else:
             assert [u.raw for u in got] == [u.raw for u in read_all(stream)]  # type: ignore[union-attr]
-    # a concealing reader never raises after the headers, and always terminates
-    try:
-        items = read_all(blob, conceal=True)
-    except BitstreamError:
-        pass  # damage in the preamble / sequence header / first layer config is fatal
+    if first_hit >= first_frame_unit:
+        _check_concealed(blob, stream)  # no exception allowed at all
     else:
-        assert all(isinstance(i, (Unit, Damage)) for i in items)
+        try:
+            _check_concealed(blob, stream)
+        except BitstreamError:
+            pass  # damage in the preamble / sequence header / layer configs is fatal
     assert time.monotonic() - start < 2.0
+
+
+def test_conceal_never_raises_for_any_single_flip_after_the_headers() -> None:
+    """Exhaustive companion of the fuzz test: every byte from the first frame unit on."""
+    stream = make_stream(frames=6)
+    for pos in range(_first_frame_unit(stream), len(stream)):
+        buf = bytearray(stream)
+        buf[pos] ^= 0x21  # two bits: a sync, type, length, CRC or payload byte each get hit
+        _check_concealed(bytes(buf), stream)
+    for cut in range(_first_frame_unit(stream), len(stream)):
+        _check_concealed(stream[:cut], stream)
+
+
+def _read_with_timeout(blob: bytes, seconds: float = 10.0) -> list[Unit | Damage]:
+    """read_all(conceal=True) in a daemon thread, so that a reader stuck in a loop fails the
+    test instead of hanging the suite."""
+    out: list[list[Unit | Damage]] = []
+    t = threading.Thread(target=lambda: out.append(read_all(blob, conceal=True)), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "the concealing reader did not terminate"
+    assert out, "the concealing reader raised (see the thread's traceback above)"
+    return out[0]
+
+
+def test_resync_terminates_when_the_data_ends_in_a_sync_byte() -> None:
+    """A damaged header makes the reader scan for the next "VU"; data ending in a lone "V"
+    (cut right after a sync byte) used to be pushed back and re-read forever."""
+    stream = make_stream(frames=6)
+    with StreamReader(stream) as r:
+        units = [u for u in r if isinstance(u, Unit)]
+    for k in range(len(units) - 1):
+        blob = bytearray(stream[:units[k + 1].offset + 1])
+        assert blob[-1:] == b"V"
+        blob[units[k].offset + 7] ^= 0x01  # header damage in unit k: resync runs to the end
+        items = _read_with_timeout(bytes(blob))
+        assert [d.offset for d in items if isinstance(d, Damage)][0] == units[k].offset
+        assert "ends without an END" in items[-1].message  # type: ignore[union-attr]
+
+
+def test_damaged_first_frame_unit_is_concealed_and_reported() -> None:
+    """The unit right after the headers is read while the headers are parsed: it must be
+    concealed like any other (this used to raise in conceal mode)."""
+    stream = make_stream(frames=6)
+    first = _first_frame_unit(stream)
+    payload_hit = bytearray(stream)
+    payload_hit[first + UNIT_HEADER_SIZE] ^= 0x01
+    items = read_all(bytes(payload_hit), conceal=True)
+    assert isinstance(items[0], Damage) and (items[0].offset, items[0].layer, items[0].frame) == (first, 0, 0)
+    assert "payload CRC" in items[0].message
+    assert [(u.layer, u.frame) for u in items[1:3]] == [(1, 0), (0, 1)]  # type: ignore[union-attr]
+    cut = read_all(stream[:first + 10], conceal=True)  # truncated inside its header
+    assert len(cut) == 1 and isinstance(cut[0], Damage) and "truncated" in cut[0].message
+    # a damaged LAYER_CONFIG stays fatal: that layer could not be decoded
+    with StreamReader(stream) as r:
+        cfg = r.header_units[-1]
+    layer_hit = bytearray(stream)
+    layer_hit[cfg.offset + UNIT_HEADER_SIZE] ^= 0x01
+    with pytest.raises(BitstreamError, match="payload CRC mismatch") as e:
+        read_all(bytes(layer_hit), conceal=True)
+    assert e.value.offset == cfg.offset
+
+
+# -- payload fuzzing through the decoder ----------------------------------------------------------
+# Base and enhancement payloads are altered and re-wrapped with valid CRCs, so the damage reaches
+# the payload decoders (learned latent, features, x265) instead of stopping at the unit CRC.
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def _rewrap(stream: bytes, target: int, payload: bytes) -> bytes:
+    """``stream`` with frame unit number ``target`` carrying ``payload`` (fresh CRCs, INDEX, END)."""
+    with StreamReader(stream) as r:
+        units = [u for u in r if isinstance(u, Unit)]
+        buf = io.BytesIO()
+        w = StreamWriter(buf, r.header, r.layers.values(), raw_headers=[u.raw for u in r.header_units],
+                         minor=r.minor)
+    for k, u in enumerate(units):
+        w.write_frame_unit(u.type, u.layer, frame=int(u.frame), payload=payload if k == target else u.payload,  # type: ignore[arg-type]
+                           intra=u.intra)
+    w.close()
+    return buf.getvalue()
+
+
+@st.composite
+def _damaged_payload(draw: st.DrawFn, payload: bytes) -> bytes:
+    """Bit flips (header fields included), truncation, a spliced run of bytes, or junk appended."""
+    kind = draw(st.sampled_from(["flip", "flip-head", "truncate", "splice", "append"]))
+    p = bytearray(payload)
+    if kind in ("flip", "flip-head"):
+        hi = min(len(p), 24) if kind == "flip-head" else len(p)  # payload headers: sizes, versions
+        for _ in range(draw(st.integers(1, 6))):
+            p[draw(st.integers(0, hi - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif kind == "truncate":
+        del p[draw(st.integers(0, len(p) - 1)):]
+    elif kind == "splice":
+        at = draw(st.integers(0, len(p) - 1))
+        p[at:at + draw(st.integers(1, 16))] = draw(st.binary(min_size=0, max_size=16))
+    else:
+        p += draw(st.binary(min_size=1, max_size=32))
+    return bytes(p)
+
+
+@pytest.fixture(scope="module")
+def golden_streams() -> dict[str, tuple[bytes, object]]:
+    """The stream and its (shipped) detector, built once: the fuzz examples share them."""
+    from vcodec.codec import Decoder
+
+    out: dict[str, tuple[bytes, object]] = {}
+    for name in ("learned-x265", "features-x265"):
+        data = (GOLDEN / f"{name}.vcs").read_bytes()
+        with Decoder(data, layers="base") as d:
+            out[name] = (data, d.detector())
+    return out
+
+
+def _decode_everything(blob: bytes, conceal: bool, detector: object) -> None:
+    from vcodec.codec import Decoder
+
+    with Decoder(blob, conceal=conceal) as dec:
+        frames = list(dec.frames())
+    if conceal:  # no invented frames, display order kept
+        idx = [f.index for f in frames]
+        assert idx == sorted(set(idx)) and len(idx) <= 4
+    with Decoder(blob, layers="base", conceal=conceal, detector=detector) as dec:
+        for _, d in dec.detections():
+            assert len(d.boxes) == len(d.scores) == len(d.class_ids)
+
+
+def _payload_fuzz(golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject, name: str, layer: int) -> None:
+    from vcodec.errors import VcodecError
+
+    stream, detector = golden_streams[name]
+    with StreamReader(stream) as r:
+        units = [u for u in r if isinstance(u, Unit)]
+    target = data.draw(st.sampled_from([k for k, u in enumerate(units) if u.layer == layer]))
+    blob = _rewrap(stream, target, data.draw(_damaged_payload(units[target].payload)))
+    start = time.monotonic()
+    try:  # strict: a typed vcodec error or a result, never a bare exception
+        _decode_everything(blob, conceal=False, detector=detector)
+    except VcodecError:
+        pass
+    _decode_everything(blob, conceal=True, detector=detector)  # conceal: nothing raises at all
+    assert time.monotonic() - start < 20.0  # terminates (no runaway decode loop)
+
+
+_PAYLOAD_FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
+                         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+@_PAYLOAD_FUZZ
+@given(data=st.data())
+def test_fuzz_feature_base_payloads(golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject) -> None:
+    _payload_fuzz(golden_streams, data, "features-x265", layer=0)
+
+
+@_PAYLOAD_FUZZ
+@given(data=st.data())
+def test_fuzz_enhancement_payloads(golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject) -> None:
+    _payload_fuzz(golden_streams, data, "features-x265", layer=1)
+
+
+@settings(_PAYLOAD_FUZZ, max_examples=10)  # the learned decoder costs ~0.1 s per decode here
+@given(data=st.data())
+def test_fuzz_learned_base_payloads(golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject) -> None:
+    _payload_fuzz(golden_streams, data, "learned-x265", layer=0)

@@ -39,7 +39,15 @@ def test_extract_then_info(stream_file: Path, tmp_path: Path, capsys: pytest.Cap
     out = tmp_path / "base.vcs"
     assert extract_cli.main([str(stream_file), "-o", str(out)]) == 0
     with StreamReader(out) as r, StreamReader(stream_file) as full:
-        assert [u.raw for u in r] == [u.raw for u in full if isinstance(u, Unit) and u.layer == 0]
+        kept = list(r)
+        assert [u.raw for u in kept] == [u.raw for u in full if isinstance(u, Unit) and u.layer == 0]
+        # the rebuilt INDEX is exactly the intra frames 0, 4, 8 at the offsets the reader found
+        # them at in the extracted file (not merely "every entry looks plausible")
+        intra = [(u.frame, u.offset) for u in kept if isinstance(u, Unit) and u.intra]
+        assert [f for f, _ in intra] == [0, 4, 8]
+        assert r.index == intra
+    with StreamReader(out) as r:  # and through END -> INDEX, as random access uses it
+        assert r.read_index() == intra
     capsys.readouterr()
     assert info_cli.main([str(out), "--json"]) == 0
     d = json.loads(capsys.readouterr().out)

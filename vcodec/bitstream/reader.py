@@ -53,6 +53,10 @@ __all__ = ["StreamReader", "Unit", "Damage", "StreamSource", "is_stream_prefix"]
 class _Truncated(BitstreamError):
     """The data ends inside a unit."""
 
+    def __init__(self, message: str, *, unit_type: int | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.unit_type = unit_type  # None when the data ends inside the unit header
+
 
 class _HeaderDamage(BitstreamError):
     """A unit header failed its checks; its length cannot be trusted."""
@@ -65,9 +69,10 @@ class _HeaderDamage(BitstreamError):
 class _PayloadDamage(BitstreamError):
     """A unit's payload failed its CRC; the header (and so the length) was intact."""
 
-    def __init__(self, message: str, *, layer: int, **kw: object) -> None:
+    def __init__(self, message: str, *, layer: int, unit_type: int, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.layer = layer
+        self.unit_type = unit_type
 
 
 def is_stream_prefix(data: bytes) -> bool:
@@ -274,6 +279,15 @@ class StreamReader:
                 self.damage.append(Damage(offset, str(exc)))
                 self._pending_damage = self.damage[-1]
                 break
+            except (_PayloadDamage, _Truncated) as exc:
+                # the first frame unit is concealed like any later one (damage after the headers
+                # never raises); a damaged LAYER_CONFIG stays fatal: its layer cannot be decoded
+                if not self.conceal or not layers or exc.unit_type == UnitType.LAYER_CONFIG:
+                    raise
+                self.damage.append(Damage(offset, str(exc), getattr(exc, "layer", None), exc.frame))
+                self._pending_damage = self.damage[-1]
+                self.ended = isinstance(exc, _Truncated)  # nothing follows a truncation
+                break
             if unit is None:
                 break
             if unit.type != UnitType.LAYER_CONFIG:
@@ -321,10 +335,11 @@ class StreamReader:
         if len(payload) < length:
             raise _Truncated(
                 f"payload length {length} points past the end of the data ({len(payload)} bytes left): "
-                "the stream is truncated", offset=offset, unit=what, frame=frame, source=self.name)
+                "the stream is truncated", offset=offset, unit=what, frame=frame, source=self.name,
+                unit_type=utype)
         if zlib.crc32(payload) != pcrc:
             raise _PayloadDamage("payload CRC mismatch: the unit is damaged", offset=offset, unit=what,
-                                 frame=frame, source=self.name, layer=layer)
+                                 frame=frame, source=self.name, layer=layer, unit_type=utype)
         self.units_read += 1
         return Unit(utype, layer, flags, frame, payload, offset, raw)
 
@@ -332,7 +347,9 @@ class StreamReader:
         """Skip forward to the next byte position holding a valid unit header (or the end)."""
         while True:
             chunk = self._src.read_upto(65536)
-            if not chunk:
+            if len(chunk) < UNIT_HEADER_SIZE:
+                # read_upto stops short only at the end: no unit fits (and a lone pushed-back "V"
+                # must not be pushed back again forever)
                 return
             start = 0
             while True:
@@ -373,7 +390,8 @@ class StreamReader:
 
     def units(self) -> Iterator[Unit | Damage]:
         """Frame units (and Damage items in conceal mode) until END."""
-        while not self.ended:
+        # a damage found while reading the headers is still reported when it ended the stream
+        while not self.ended or self._pending_damage is not None:
             item = self._next_frame_item()
             if item is None:
                 return
