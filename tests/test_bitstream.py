@@ -565,3 +565,26 @@ def test_fuzz_enhancement_payloads(golden_streams: dict[str, tuple[bytes, object
 @given(data=st.data())
 def test_fuzz_learned_base_payloads(golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject) -> None:
     _payload_fuzz(golden_streams, data, "learned-x265", layer=0)
+
+
+@pytest.mark.parametrize("width", [161, 162])  # odd: refused by the payload decoder; even: wrong size
+def test_base_payload_with_a_wrong_picture_size_is_damage(golden_streams: dict[str, tuple[bytes, object]],
+                                                          width: int) -> None:
+    """Found by the payload fuzz: a damaged size field in a learned base payload (version 1:
+    u16 little-endian width at byte 4) escaped concealment as an InputError."""
+    from vcodec.codec import Decoder
+
+    stream, _ = golden_streams["learned-x265"]
+    with StreamReader(stream) as r:
+        units = [u for u in r if isinstance(u, Unit)]
+    first = units[0]
+    assert first.layer == 0 and first.frame == 0 and int.from_bytes(first.payload[4:6], "little") == 160
+    payload = first.payload[:4] + width.to_bytes(2, "little") + first.payload[6:]
+    blob = _rewrap(stream, 0, payload)
+    with pytest.raises(BitstreamError) as e, Decoder(blob) as dec:
+        list(dec.frames())
+    assert e.value.frame == 0 and "BASE_FRAME" in str(e.value)
+    with Decoder(blob, conceal=True) as dec:
+        frames = list(dec.frames())
+        # frame 0 (intra) is lost, frame 1 predicts from it: the picture resumes at intra frame 2
+        assert [f.index for f in frames] == [2, 3] and dec.lost_frames == [0, 1]

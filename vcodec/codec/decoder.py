@@ -41,7 +41,7 @@ from typing import Any, BinaryIO
 
 from vcodec.bitstream import BASE_LAYER, ENHANCEMENT_LAYER, Damage, StreamReader, Unit, UnitType
 from vcodec.codec.base_layer import BaseLayer, get_base_factory
-from vcodec.errors import BitstreamError, ConfigError
+from vcodec.errors import BitstreamError, ConfigError, InputError, VcodecError
 from vcodec.io.frame import Frame, VideoInfo
 
 __all__ = ["Decoder", "StreamInput"]
@@ -149,7 +149,15 @@ class Decoder:
         self._used = True
         self._extra_damage = []
 
-    def _wrap(self, exc: BitstreamError, unit: Unit) -> BitstreamError:
+    def _check_geometry(self, geometry: Any) -> None:
+        """A base payload must describe a picture of the stream's size (a damaged size field would
+        otherwise surface later, e.g. as a base picture the residual does not fit)."""
+        size = (getattr(geometry, "width", None), getattr(geometry, "height", None))
+        if None not in size and size != (self.header.width, self.header.height):
+            raise BitstreamError(f"base payload describes a {size[0]}x{size[1]} picture but the stream is "
+                                 f"{self.header.width}x{self.header.height}")
+
+    def _wrap(self, exc: VcodecError, unit: Unit) -> BitstreamError:
         """Add the stream position to an error raised inside a payload decoder."""
         return BitstreamError(str(exc), offset=unit.offset, unit=unit.describe(), frame=unit.frame,
                               source=self._reader.name)
@@ -206,7 +214,9 @@ class Decoder:
                 continue
             try:
                 decoded = dec.decode_frame(item.payload, item.intra)
-            except BitstreamError as exc:
+                self._check_geometry(dec.last_geometry)
+            except (BitstreamError, InputError) as exc:
+                # InputError: the payload describes an impossible picture (odd size...): damage too
                 err = self._wrap(exc, item)
                 if not self.conceal:
                     raise err from None
