@@ -159,7 +159,7 @@ def test_damaged_stream(tmp_path: Path, stream: Path, codec_test_model: Path,
 
     data = bytearray(stream.read_bytes())
     unit = next(u for u in StreamReader(bytes(data)) if u.layer == 0 and u.frame == 2)
-    data[unit.offset + 40] ^= 0xFF
+    data[unit.offset + 22 + len(unit.payload) // 2] ^= 0xFF  # inside the payload (after the 22-byte header)
     bad = tmp_path / "bad.vcs"
     bad.write_bytes(bytes(data))
     out = tmp_path / "o.y4m"

@@ -65,13 +65,19 @@ def test_payload_layout_and_errors() -> None:
     assert head.intra and (head.width, head.height) == (128, 128)
     assert (head.latent_h, head.latent_w) == (8, 8)
     assert head.qcode == round(0.25 * 65535)
-    assert p0[0] == 1 and p0[1] == 1 and p1[1] == 0  # version, intra flag
+    # version 2; intra = bit 0 with z (bit 1); the P-frame reuses z and carries a skip map (bit 2)
+    assert p0[0] == 2 and p0[1] == 0b011 and p1[1] & 0b011 == 0
+    p_head = BasePayload.from_bytes(p1)
+    assert not p_head.intra and p_head.z_string is None and not p_head.has_size
     dec = codec.decoder()
     with pytest.raises(BitstreamError, match="without a reference"):
         dec.decode_frame(p1)
     with pytest.raises(BitstreamError, match="intra"):
         dec.decode_frame(p0, intra=False)
-    for cut in (3, len(p0) // 2, len(p0) - 1):
+    # the header and z are length-checked; the y string runs to the end of the payload, whose
+    # integrity the unit's CRC32 guards (tests/test_bitstream.py)
+    z_end = 4 + 8 + 1 + len(head.z_string)
+    for cut in (3, 9, 13, z_end - 1):
         with pytest.raises(BitstreamError):
             codec.decoder().decode_frame(p0[:cut])
     with pytest.raises(BitstreamError, match="version"):

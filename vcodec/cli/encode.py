@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("base layer (machines)")
     g.add_argument("--base-quality", type=float, default=0.5, help="0..1, higher = more bits (default 0.5)")
     g.add_argument("--base-model", help="base model id or .json/.pt file (default: the shipped model)")
+    g.add_argument("--base-size", type=int, metavar="PIXELS",
+                   help="working size of the base layer: the long side it codes at (the detector then "
+                   "works at this size too); larger frames are downscaled, smaller ones kept "
+                   "(default: the model's, 832)")
     g.add_argument("--base-mode", choices=("learned", "features"), default="learned",
                    help="learned latent (default) or training-free detector features")
     g.add_argument("--detector", help="with --base-mode features: the split detector whose features are "
@@ -167,9 +171,12 @@ def _run(args: argparse.Namespace, output: Any) -> int:
                         start=args.start, frames=args.frames)
     with reader:
         info = reader.info
+        if args.base_size is not None and not 64 <= args.base_size <= max(info.width, info.height):
+            raise ConfigError(f"--base-size {args.base_size} is out of range for {info.width}x{info.height} "
+                              f"input; use a long side from 64 to {max(info.width, info.height)} pixels")
         enc = Encoder(
             output, info, base_model=args.base_model, base_quality=args.base_quality,
-            base_mode=args.base_mode, enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
+            base_size=args.base_size, base_mode=args.base_mode, enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
             preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay,
             lossless=args.lossless, roi=args.roi, threads=args.threads, psnr=args.psnr,
             detector_weights=args.detector_weights, inter_layer={"on": True, "off": False}.get(args.inter_layer, "auto"),

@@ -132,9 +132,13 @@ class BaseLayer(Protocol):
 
 
 class BaseLayerFactory(Protocol):
-    """Makes a :class:`BaseLayer` for encoding (from a user's choice) or decoding (from a stream)."""
+    """Makes a :class:`BaseLayer` for encoding (from a user's choice) or decoding (from a stream).
 
-    def for_encoding(self, model: str | None) -> BaseLayer: ...
+    ``base_size``: the working size (long side in pixels) the layer codes at; None = the
+    mode's default. It is recorded in LAYER_CONFIG, so decoding needs nothing but the stream.
+    """
+
+    def for_encoding(self, model: str | None, base_size: int | None = None) -> BaseLayer: ...
 
     def for_decoding(self, config: LayerConfig, model: str | None = None) -> BaseLayer: ...
 
@@ -226,20 +230,21 @@ class LearnedBase:
     kind = LEARNED_KIND
     has_picture = True
 
-    def __init__(self, codec: Any) -> None:
+    def __init__(self, codec: Any, base_size: int | None = None) -> None:
         self.codec = codec
+        self.base_size = base_size
         self.codec_id: str = codec.model_id
         self.sha256: str = codec.sha256
         self.detector_name: str = codec.detector
 
     def layer_config(self, quality: float, intra_period: int) -> dict[str, Any]:
-        return dict(self.codec.layer_config(quality, intra_period))
+        return dict(self.codec.layer_config(quality, intra_period, long_side=self.base_size))
 
     def encoder(self, quality: float, intra_period: int) -> BaseLayerEncoder:
-        return _LearnedEncoder(self.codec.encoder(quality, intra_period))
+        return _LearnedEncoder(self.codec.encoder(quality, intra_period, long_side=self.base_size))
 
     def decoder(self) -> BaseLayerDecoder:
-        return _LearnedDecoder(self.codec.decoder())
+        return _LearnedDecoder(self.codec.decoder(long_side=self.base_size))
 
     def detect(self, decoded: Any, detector: Any, geometry: Any) -> Any:
         return self.codec.detect(decoded, detector, geometry)
@@ -275,11 +280,13 @@ class LearnedBaseFactory:
 
     kind = LEARNED_KIND
 
-    def for_encoding(self, model: str | None) -> BaseLayer:
+    def for_encoding(self, model: str | None, base_size: int | None = None) -> BaseLayer:
         from vcodec.models import BaseCodec
+        from vcodec.models.base_codec import check_long_side
 
+        check_long_side(base_size)
         _check_model_path(model)
-        return LearnedBase(BaseCodec.from_weights(model or default_base_model()))
+        return LearnedBase(BaseCodec.from_weights(model or default_base_model()), base_size)
 
     def for_decoding(self, config: LayerConfig, model: str | None = None) -> BaseLayer:
         from vcodec.models import BASE_MODELS, BaseCodec
@@ -295,7 +302,11 @@ class LearnedBaseFactory:
                     f".json/.pt file of those weights"
                 )
             model = config.codec
-        return LearnedBase(BaseCodec.from_weights(model, sha256=want))
+        size = config.params.get("max_long_side")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 64):
+            raise ConfigError(f"the stream's base LAYER_CONFIG has an invalid working size max_long_side="
+                              f"{size!r}; the stream is damaged")
+        return LearnedBase(BaseCodec.from_weights(model, sha256=want), size)
 
 
 if LEARNED_KIND not in BASE_MODES:

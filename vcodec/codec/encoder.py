@@ -140,7 +140,8 @@ class Encoder:
     Base layer: ``base_model`` (a registered id such as ``base-vcodec-det-v2``
     or a ``.json``/``.pt`` path; default: the shipped model for
     ``vcodec-det``, else the YOLOX-Nano one), ``base_quality`` in [0, 1],
-    ``base_mode`` ``"learned"`` or ``"features"`` (training-free; the
+    ``base_size`` (the working size: long side in pixels the base layer and its
+    detector work at; None = the model's, 832), ``base_mode`` ``"learned"`` or ``"features"`` (training-free; the
     enhancement layer then codes full frames).
 
     Enhancement layer: ``enh_codec`` (libx265, libx264, libsvtav1,
@@ -170,6 +171,7 @@ class Encoder:
         *,
         base_model: str | None = None,
         base_quality: float = 0.5,
+        base_size: int | None = None,
         base_mode: str = "learned",
         enh_codec: str = "libx265",
         enh_qp: int | None = None,
@@ -210,7 +212,13 @@ class Encoder:
         self.intra_period = intra_period
         self.base_quality = float(base_quality)
         self.kind = kind_for_mode(base_mode)
-        self.base: BaseLayer = get_base_factory(self.kind).for_encoding(base_model)
+        if base_size is not None:
+            long_side = max(info.width, info.height)
+            if isinstance(base_size, bool) or not isinstance(base_size, int) or not 64 <= base_size <= long_side:
+                raise ConfigError(f"base_size={base_size!r} is invalid for {info.width}x{info.height} input; use a "
+                                  f"long side in pixels from 64 to {long_side} (the source's own size)")
+        self.base_size = base_size
+        self.base: BaseLayer = get_base_factory(self.kind).for_encoding(base_model, base_size)
         if detector_weights is not None and hasattr(self.base, "set_detector_weights"):
             self.base.set_detector_weights(detector_weights)  # optional protocol hook (feature mode)
         self.has_picture = bool(self.base.has_picture)

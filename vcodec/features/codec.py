@@ -567,8 +567,13 @@ class FeatureBaseFactory:
 
     kind = FEATURE_KIND
 
-    def for_encoding(self, model: str | None) -> FeatureBase:
-        return FeatureBase(model or "vcodec-det")
+    def for_encoding(self, model: str | None, base_size: int | None = None) -> FeatureBase:
+        if base_size is None:
+            return FeatureBase(model or "vcodec-det")
+        from vcodec.models.base_codec import check_long_side
+
+        check_long_side(base_size)
+        return FeatureBase(model or "vcodec-det", max_long_side=base_size)
 
     def for_decoding(self, config: Any, model: str | None = None) -> FeatureBase:
         return FeatureBase.from_params(config.params, config.sha256.hex() if config.sha256 else "",

@@ -1,20 +1,11 @@
 """Bit-exact base-layer coding (layer 0): encoder, decoder, payload, weights.
 
-One base *unit* per frame carries an opaque payload whose layout is defined
-here (all integers little-endian)::
-
-    offset  size  field
-    0       1     payload version (1)
-    1       1     flags: bit 0 = intra (I-frame); other bits 0
-    2       2     quality code q (uint16); base quality = q / 65535
-    4       2     source frame width  (before any downscale or padding)
-    6       2     source frame height
-    8       2     latent height Hy (= coded height / 16)
-    10      2     latent width  Wy (= coded width  / 16)
-    12      4     Lz = length of the hyperlatent string (uint32)
-    16      Lz    z string: CompressAI EntropyBottleneck (rANS), Nz x Hy/4 x Wy/4 symbols
-    16+Lz   4     Ly = length of the latent string (uint32)
-    20+Lz   Ly    y string: CompressAI GaussianConditional (rANS), M x Hy x Wy symbols
+One base *unit* per frame carries a payload whose layout (versions 1 and 2)
+is defined in :mod:`vcodec.models.payload`.  Version 2 adds the coding tools
+of a video coder: P-frames reuse the hyperprior of their intra frame, skip
+blocks copy y_hat(t-1) for a flag (:mod:`vcodec.models.skipmap`), and the
+encoder chooses symbols and skips by rate-distortion cost
+(:mod:`vcodec.models.rdo`; the decoder does not depend on those choices).
 
 Geometry: a W x H frame whose long side exceeds ``max_long_side`` (832) is
 first downscaled (area filter) so that it fits -- spatial scalability: the
@@ -42,7 +33,6 @@ from __future__ import annotations
 
 import copy
 import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneckVbr, GaussianConditional
 
 from vcodec.errors import (
@@ -61,7 +52,18 @@ from vcodec.errors import (
 )
 from vcodec.hashing import file_sha256
 from vcodec.io.frame import Frame
+from vcodec.models import rdo
 from vcodec.models.base_net import SCALE_TABLE, BaseNet, BaseNetConfig
+from vcodec.models.payload import PAYLOAD_VERSION, SKIP_BLOCK_SIZES, BasePayload
+from vcodec.models.skipmap import (
+    BINARY_CDF_LENGTHS,
+    BINARY_CDFS,
+    BINARY_OFFSETS,
+    SkipContextModel,
+    block_grid,
+    expand_blocks,
+    flag_bits_estimate,
+)
 from vcodec.registry import Registry
 
 __all__ = [
@@ -71,6 +73,7 @@ __all__ = [
     "BaseEncoder",
     "BaseDecoder",
     "BasePayload",
+    "CodingTools",
     "BASE_MODELS",
     "WEIGHTS_DIR",
     "load_base_model",
@@ -79,9 +82,6 @@ __all__ = [
     "quality_code",
 ]
 
-PAYLOAD_VERSION = 1
-_HEAD = struct.Struct("<BBHHHHH")
-_LEN = struct.Struct("<I")
 PAD_VALUE = 114  # the detector's letterbox/pad grey, so padded regions look alike to both
 
 #: shipped weights live here as base-<detector>-v<N>.pt + .json
@@ -89,6 +89,18 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
 
 #: base model id -> path of its .json descriptor
 BASE_MODELS: Registry[Path] = Registry("base model")
+
+
+#: smallest working size: one padded 64 x 64 block
+MIN_LONG_SIDE = 64
+
+
+def check_long_side(long_side: int | None) -> None:
+    if long_side is None:
+        return
+    if isinstance(long_side, bool) or not isinstance(long_side, int) or not MIN_LONG_SIDE <= long_side <= 0xFFFF:
+        raise ConfigError(f"base working size {long_side!r} is invalid; use a long side in pixels of at least "
+                          f"{MIN_LONG_SIDE} (e.g. 416, 640 or 832)")
 
 
 def quality_code(quality: float) -> int:
@@ -167,60 +179,15 @@ def tensor_to_frame(x: torch.Tensor, geom: BaseGeometry, bit_depth: int = 8, mat
     return Frame.from_rgb(rgb, bit_depth=bit_depth, matrix=matrix, index=index)
 
 
-# -- payload ---------------------------------------------------------------------
-@dataclass
-class BasePayload:
-    intra: bool
-    qcode: int
-    width: int
-    height: int
-    latent_h: int
-    latent_w: int
-    z_string: bytes
-    y_string: bytes
-
-    def to_bytes(self) -> bytes:
-        head = _HEAD.pack(PAYLOAD_VERSION, 1 if self.intra else 0, self.qcode, self.width,
-                          self.height, self.latent_h, self.latent_w)
-        return b"".join([head, _LEN.pack(len(self.z_string)), self.z_string,
-                         _LEN.pack(len(self.y_string)), self.y_string])
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> BasePayload:
-        data = bytes(data)
-        if len(data) < _HEAD.size + 8:
-            raise BitstreamError(f"base payload of {len(data)} bytes is shorter than its "
-                                 f"{_HEAD.size + 8}-byte header", unit="base payload")
-        ver, flags, qcode, w, h, lh, lw = _HEAD.unpack_from(data, 0)
-        if ver != PAYLOAD_VERSION:
-            raise BitstreamError(f"base payload version {ver} is not supported (this decoder reads "
-                                 f"version {PAYLOAD_VERSION}); upgrade vcodec", offset=0, unit="base payload")
-        if flags & ~1:
-            raise BitstreamError(f"base payload has reserved flag bits set (0x{flags:02x})", offset=1,
-                                 unit="base payload")
-        pos = _HEAD.size
-        strings = []
-        for name in ("z", "y"):
-            if pos + 4 > len(data):
-                raise BitstreamError(f"base payload truncated before the {name} length", offset=pos,
-                                     unit="base payload")
-            (n,) = _LEN.unpack_from(data, pos)
-            pos += 4
-            if pos + n > len(data):
-                raise BitstreamError(f"base payload truncated: {name} string needs {n} bytes, "
-                                     f"{len(data) - pos} left", offset=pos, unit="base payload")
-            strings.append(data[pos: pos + n])
-            pos += n
-        if pos != len(data):
-            raise BitstreamError(f"base payload has {len(data) - pos} trailing bytes", offset=pos,
-                                 unit="base payload")
-        if lh == 0 or lw == 0 or lh % 4 or lw % 4:
-            raise BitstreamError(f"base payload latent size {lh}x{lw} is not a positive multiple of 4",
-                                 offset=8, unit="base payload")
-        return cls(bool(flags & 1), qcode, w, h, lh, lw, strings[0], strings[1])
-
-
 # -- the deterministic entropy-parameter path ------------------------------------------
+#: how P-frame blocks may be skipped (see CodingTools)
+SKIP_MODES = ("zero", "rd")
+
+#: rANS strings of version-2 payloads end with this many padding symbols (P(0) = 1/2), unread
+_MIN_RANS_SYMBOLS = 4
+_PAD_CDF = len(BINARY_CDFS) // 2
+
+
 class _EntropyPath:
     """Float64 copy of the parameter networks plus all rounding rules (see module docstring)."""
 
@@ -241,6 +208,7 @@ class _EntropyPath:
         self.gc = GaussianConditional(None)
         self.gc.update_scale_table(self.table.float())
         self._per_q: dict[int, tuple[float, float, torch.Tensor, EntropyBottleneckVbr]] = {}
+        self._tables: tuple[list[list[int]], list[int], list[int]] | None = None
 
     @staticmethod
     def _grid(x: torch.Tensor | float, grid: int) -> torch.Tensor:
@@ -268,11 +236,19 @@ class _EntropyPath:
         self._per_q[qcode] = hit
         return hit
 
+    def hyper(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """h_s(z_hat) in float64 (kept by version-2 coders for P-frames that reuse it)."""
+        with torch.no_grad():
+            return self.h_s(z_hat.double())
+
     def params(self, z_hat: torch.Tensor, prev: torch.Tensor | None, gain: float
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(rounded means, scale indexes) for y, all in float64 / int32."""
+        return self.params_from_hyper(self.hyper(z_hat), prev, gain)
+
+    def params_from_hyper(self, hyper: torch.Tensor, prev: torch.Tensor | None, gain: float
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            hyper = self.h_s(z_hat.double())
             if prev is None:
                 means, scales = self.ep_i(hyper).chunk(2, 1)
             else:
@@ -284,6 +260,13 @@ class _EntropyPath:
             # CompressAI's build_indexes rule (count of table entries below s), in float64
             idx = torch.bucketize(s, self.table[:-1]).to(torch.int32)
         return means, idx
+
+    def coder_tables(self) -> tuple[list[list[int]], list[int], list[int]]:
+        """The Gaussian CDFs as the rANS coder takes them (converted once)."""
+        if self._tables is None:
+            self._tables = (self.gc._quantized_cdf.tolist(), self.gc._cdf_length.reshape(-1).int().tolist(),
+                            self.gc._offset.reshape(-1).int().tolist())
+        return self._tables
 
     def reconstruct(self, sym: torch.Tensor, means: torch.Tensor, idx: torch.Tensor, gain: float,
                     off: torch.Tensor) -> torch.Tensor:
@@ -334,21 +317,28 @@ class BaseCodec:
     def detector(self) -> str:
         return self.cfg.detector
 
-    def layer_config(self, quality: float, intra_period: int) -> dict[str, Any]:
-        """Coding parameters for the stream's per-layer configuration record."""
-        return {"model_id": self.model_id, "weights_sha256": self.sha256,
-                "base_quality": quality, "intra_period": intra_period,
-                "payload_version": PAYLOAD_VERSION, "max_long_side": self.cfg.max_long_side,
-                "multiple": self.cfg.multiple}
+    def layer_config(self, quality: float, intra_period: int, tools: CodingTools | None = None,
+                     long_side: int | None = None) -> dict[str, Any]:
+        """Coding parameters for the stream's per-layer configuration record.
 
-    def geometry(self, width: int, height: int) -> BaseGeometry:
-        return BaseGeometry.for_size(width, height, self.cfg.max_long_side, self.cfg.multiple)
+        ``max_long_side`` is the working size the decoder must use (``long_side`` or the model's).
+        """
+        record = {"model_id": self.model_id, "weights_sha256": self.sha256,
+                  "base_quality": quality, "intra_period": intra_period,
+                  "max_long_side": int(long_side or self.cfg.max_long_side), "multiple": self.cfg.multiple}
+        record.update((tools or CodingTools()).to_dict())
+        return record
 
-    def encoder(self, quality: float = 0.5, intra_period: int = 32) -> BaseEncoder:
-        return BaseEncoder(self, quality, intra_period)
+    def geometry(self, width: int, height: int, long_side: int | None = None) -> BaseGeometry:
+        """Scale to the working size (``long_side``, default the model's ``max_long_side``), pad."""
+        return BaseGeometry.for_size(width, height, int(long_side or self.cfg.max_long_side), self.cfg.multiple)
 
-    def decoder(self) -> BaseDecoder:
-        return BaseDecoder(self)
+    def encoder(self, quality: float = 0.5, intra_period: int = 32, tools: CodingTools | None = None,
+                long_side: int | None = None) -> BaseEncoder:
+        return BaseEncoder(self, quality, intra_period, tools, long_side)
+
+    def decoder(self, long_side: int | None = None) -> BaseDecoder:
+        return BaseDecoder(self, long_side)
 
     # -- decoding-side transforms --------------------------------------------------
     def features(self, y_hat: torch.Tensor) -> torch.Tensor:
@@ -397,19 +387,91 @@ class BaseCodec:
         return tensor_to_frame(self.reconstruct_tensor(y_hat), geometry, bit_depth, matrix, index)
 
 
-class BaseEncoder:
-    """Encodes frames in order; holds the reference y_hat(t-1) explicitly."""
+@dataclass(frozen=True)
+class CodingTools:
+    """Encoder choices of the version-2 payload (recorded in LAYER_CONFIG; the decoder needs none).
 
-    def __init__(self, codec: BaseCodec, quality: float = 0.5, intra_period: int = 32) -> None:
+    ``skip_block``: B of the B x B skip blocks of P-frames (0 = no skip map);
+    ``skip_mode``: ``"zero"`` skips only blocks whose symbols all round to 0 (what the
+    block would have coded anyway, minus the predictor's drift) when copying is also the
+    cheaper by rate-distortion cost; ``"rd"`` lets the cost decide for every block (lossy:
+    cheaper P-frames, but measured to lose small objects, see docs/BASE_LAYER.md);
+    ``reuse_hyper``: P-frames reuse the intra frame's hyperprior instead of sending z;
+    ``rdo_lambda``: bits per squared quantisation step (weighted, see :mod:`vcodec.models.rdo`)
+    of the skip decisions and RDOQ; 0 means never skip;
+    ``rdoq``: choose symbols by rate-distortion cost (else plain rounding; off by default:
+    measured to cost detections at every lambda tried);
+    ``payload_version``: 2, or 1 to write streams that vcodec 0.1 reads (no tools).
+    """
+
+    skip_block: int = 2
+    skip_mode: str = "zero"
+    reuse_hyper: bool = True
+    rdo_lambda: float = 16.0
+    rdoq: bool = False
+    payload_version: int = PAYLOAD_VERSION
+
+    def __post_init__(self) -> None:
+        if self.payload_version not in (1, 2):
+            raise ConfigError(f"base payload version {self.payload_version!r} cannot be written; use 1 or 2")
+        if self.skip_block and self.skip_block not in SKIP_BLOCK_SIZES:
+            raise ConfigError(f"skip block size {self.skip_block!r} is invalid; use 0 (off) or one of "
+                              f"{', '.join(map(str, SKIP_BLOCK_SIZES))}")
+        if self.skip_mode not in SKIP_MODES:
+            raise ConfigError(f"skip mode {self.skip_mode!r} is invalid; use one of {', '.join(SKIP_MODES)}")
+        if not (isinstance(self.rdo_lambda, (int, float)) and 0 <= float(self.rdo_lambda) < 1e6):
+            raise ConfigError(f"RDO lambda {self.rdo_lambda!r} is invalid; use a number >= 0 (0 = off)")
+        if self.payload_version == 1 and (self.skip_block or self.reuse_hyper or self.rdoq):
+            raise ConfigError("payload version 1 has no coding tools; use CodingTools.version1()")
+
+    @classmethod
+    def version1(cls) -> CodingTools:
+        return cls(skip_block=0, reuse_hyper=False, rdo_lambda=0.0, rdoq=False, payload_version=1)
+
+    @property
+    def skips(self) -> bool:
+        return self.payload_version == 2 and self.skip_block > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"skip_block": self.skip_block, "skip_mode": self.skip_mode, "reuse_hyper": self.reuse_hyper,
+                "rdo_lambda": float(self.rdo_lambda), "rdoq": self.rdoq,
+                "payload_version": self.payload_version}
+
+
+@dataclass
+class FrameReport:
+    """What the encoder decided for the frame just coded (bits from the real payload)."""
+
+    intra: bool
+    payload_bits: int
+    z_bits: int
+    blocks: int = 0
+    skipped_blocks: int = 0
+    changed_by_rdoq: int = 0
+
+
+class BaseEncoder:
+    """Encodes frames in order; holds the reference y_hat(t-1) and its hyperprior explicitly."""
+
+    def __init__(self, codec: BaseCodec, quality: float = 0.5, intra_period: int = 32,
+                 tools: CodingTools | None = None, long_side: int | None = None) -> None:
         if not isinstance(intra_period, int) or intra_period < 1:
             raise ConfigError(f"intra period {intra_period!r} is invalid; use an integer >= 1 (32 is usual)")
+        check_long_side(long_side)
         self.codec = codec
+        self.long_side = long_side
         self.qcode = quality_code(quality)
         self.intra_period = intra_period
+        self.tools = tools or CodingTools()
         self.reference: torch.Tensor | None = None
+        self.reference_hyper: torch.Tensor | None = None
         self.frame_count = 0
         self.last_y_hat: torch.Tensor | None = None
         self.last_geometry: BaseGeometry | None = None
+        self.last_report: FrameReport | None = None
+        self._skip_model = SkipContextModel()
+        self._weights: np.ndarray | None = None
+        self._last_skip_share = 0.5
 
     @property
     def quality(self) -> float:
@@ -430,7 +492,7 @@ class BaseEncoder:
             raise ConfigError("the first frame (or the first after a reset) must be intra; "
                               "pass intra=True or intra=None")
         codec, net, path = self.codec, self.codec.net, self.codec._path
-        geom = codec.geometry(frame.width, frame.height)
+        geom = codec.geometry(frame.width, frame.height, self.long_side)
         prev = None if intra else self.reference
         if prev is not None and tuple(prev.shape[-2:]) != geom.latent_size:
             raise InputError(f"frame {frame.index} is {frame.width}x{frame.height} but the reference "
@@ -439,16 +501,10 @@ class BaseEncoder:
         x = frame_to_tensor(frame, geom)
         with torch.no_grad():
             y = net.g_a(x)
-            z = net.h_a(y).double()
-            z_strings = eb.compress(z, qs=torch.tensor(zstep, dtype=torch.float64))
-            z_hat = eb.decompress(z_strings, z.shape[-2:], qs=torch.tensor(zstep, dtype=torch.float64))
-            means, idx = path.params(z_hat, prev, gain)
-            sym = torch.round((y.double() - means) * gain)
-            y_strings = path.gc.compress(sym.float(), idx)
-            y_hat = path.reconstruct(sym, means, idx, gain, off)
-        lh, lw = geom.latent_size
-        payload = BasePayload(intra, self.qcode, frame.width, frame.height, lh, lw,
-                              z_strings[0], y_strings[0]).to_bytes()
+        if self.tools.payload_version == 1:
+            payload, y_hat = self._code_v1(y, prev, intra, geom, frame)
+        else:
+            payload, y_hat = self._code_v2(y.double(), prev, intra, geom, frame)
         self.reference = y_hat
         self.last_y_hat = y_hat
         self.last_geometry = geom
@@ -458,19 +514,134 @@ class BaseEncoder:
             x_base = codec.reconstruct(y_hat, geom, frame.bit_depth, frame.matrix, frame.index)
         return payload, x_base
 
+    def _code_z(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+        gain, zstep, off, eb = self.codec._path.for_quality(self.qcode)
+        qs = torch.tensor(zstep, dtype=torch.float64)
+        with torch.no_grad():
+            z = self.codec.net.h_a(y.float()).double()
+            z_strings = eb.compress(z, qs=qs)
+            z_hat = eb.decompress(z_strings, z.shape[-2:], qs=qs)
+        return z_strings[0], z_hat
+
+    def _code_v1(self, y: torch.Tensor, prev: torch.Tensor | None, intra: bool, geom: BaseGeometry,
+                 frame: Frame) -> tuple[bytes, torch.Tensor]:
+        """vcodec 0.1's coding: z on every frame, plain rounding, no skip."""
+        path = self.codec._path
+        gain, zstep, off, eb = path.for_quality(self.qcode)
+        z_string, z_hat = self._code_z(y)
+        means, idx = path.params(z_hat, prev, gain)
+        sym = torch.round((y.double() - means) * gain)
+        y_strings = path.gc.compress(sym.float(), idx)
+        y_hat = path.reconstruct(sym, means, idx, gain, off)
+        lh, lw = geom.latent_size
+        payload = BasePayload(intra, self.qcode, frame.width, frame.height, lh, lw, z_string, y_strings[0],
+                              version=1).to_bytes()
+        self.last_report = FrameReport(intra, 8 * len(payload), 8 * len(z_string))
+        return payload, y_hat
+
+    def _code_v2(self, y: torch.Tensor, prev: torch.Tensor | None, intra: bool, geom: BaseGeometry,
+                 frame: Frame) -> tuple[bytes, torch.Tensor]:
+        path, tools = self.codec._path, self.tools
+        gain, zstep, off, eb = path.for_quality(self.qcode)
+        z_string: bytes | None = None
+        if intra or not tools.reuse_hyper or self.reference_hyper is None:
+            z_string, z_hat = self._code_z(y)
+            self.reference_hyper = path.hyper(z_hat)
+        means, idx = path.params_from_hyper(self.reference_hyper, prev, gain)
+        if self._weights is None and tools.rdo_lambda > 0:
+            self._weights = rdo.channel_weights(self.codec._T64, y, 1.0 / gain)
+        weights = self._weights if self._weights is not None else np.ones(y.shape[1])
+        residual = ((y - means) * gain).numpy()
+        idx_np = idx.numpy()
+        sigma = path.table.numpy()[idx_np]
+        offset = off.numpy()[idx_np]
+        sym, bits, dist = rdo.rdoq(residual, sigma, offset, weights,
+                                   float(tools.rdo_lambda) if tools.rdoq else 0.0)
+        changed = int(np.count_nonzero(sym != np.round(residual)))
+        lh, lw = geom.latent_size
+        skip_pos = np.zeros((lh, lw), dtype=bool)
+        flags: np.ndarray | None = None
+        enc = BufferedRansEncoder()
+        symbols_written = False  # CompressAI's coder aborts the process on empty input: never give it one
+        if intra:
+            self._skip_model.reset()
+        elif tools.skip_block:
+            grid = block_grid(lh, lw, tools.skip_block)
+            self._skip_model.check_previous(grid)
+            copy_dist = weights.reshape(1, -1, 1, 1) * (((y - prev.double()) * gain).numpy()) ** 2
+            allowed = None if tools.skip_mode == "rd" else rdo.zero_blocks(sym, tools.skip_block)
+            decision = rdo.decide_skip(bits, dist, copy_dist, tools.skip_block, float(tools.rdo_lambda),
+                                       flag_bits_estimate(self._last_skip_share), allowed)
+            flags = decision.skip if tools.rdo_lambda > 0 else np.zeros((grid.rows, grid.cols), np.uint8)
+            enc.encode_with_indexes(flags.reshape(-1).astype(np.int64).tolist(), self._skip_model.indexes(flags),
+                                    BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)
+            symbols_written = True
+            self._skip_model.finish_frame(flags)
+            self._last_skip_share = float(flags.mean())
+            skip_pos = expand_blocks(flags, grid, lh, lw)
+        else:
+            self._skip_model.previous = None
+        coded = np.broadcast_to(~skip_pos, sym.shape[1:])[None]
+        cdfs, lengths, offsets = path.coder_tables()
+        if coded.any():
+            enc.encode_with_indexes(sym[coded].astype(np.int64).tolist(),
+                                    idx_np[coded].astype(np.int64).tolist(), cdfs, lengths, offsets)
+            symbols_written = True
+        if symbols_written:
+            # CompressAI's flush sizes its output by the symbol count and overruns it for fewer than
+            # four symbols; padding symbols after the last due one are never read by a decoder
+            enc.encode_with_indexes([0] * _MIN_RANS_SYMBOLS, [_PAD_CDF] * _MIN_RANS_SYMBOLS,
+                                    BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)
+        y_string = enc.flush() if symbols_written else b""
+        sym_t = torch.from_numpy(np.where(coded, sym, 0.0))
+        y_hat = path.reconstruct(sym_t, means, idx, gain, off)
+        if flags is not None and prev is not None:
+            y_hat = torch.where(torch.from_numpy(skip_pos)[None, None], prev, y_hat)
+        payload = BasePayload(intra, self.qcode, frame.width if intra else 0, frame.height if intra else 0,
+                              lh if intra else 0, lw if intra else 0, z_string, y_string,
+                              skip_block=tools.skip_block if flags is not None else 0).to_bytes()
+        blocks = 0 if flags is None else int(flags.size)
+        self.last_report = FrameReport(intra, 8 * len(payload), 8 * len(z_string or b""), blocks,
+                                       0 if flags is None else int(flags.sum()), changed)
+        return payload, y_hat
+
     def reset(self) -> None:
         self.reference = None
+        self.reference_hyper = None
         self.frame_count = 0
+        self._skip_model.reset()
 
 
 class BaseDecoder:
-    """Decodes payloads in order; holds the reference y_hat(t-1) explicitly."""
+    """Decodes payloads in order; holds the reference y_hat(t-1), its hyperprior and skip map."""
 
-    def __init__(self, codec: BaseCodec) -> None:
+    def __init__(self, codec: BaseCodec, long_side: int | None = None) -> None:
+        check_long_side(long_side)
         self.codec = codec
+        self.long_side = long_side
         self.reference: torch.Tensor | None = None
+        self.reference_hyper: torch.Tensor | None = None
         self.last_geometry: BaseGeometry | None = None
         self.last_payload: BasePayload | None = None
+        self.last_skip: np.ndarray | None = None
+        self._skip_model = SkipContextModel()
+
+    def _geometry(self, p: BasePayload) -> BaseGeometry:
+        if p.has_size:
+            geom = self.codec.geometry(p.width, p.height, self.long_side)
+            if geom.latent_size != (p.latent_h, p.latent_w):
+                raise BitstreamError(f"base payload latent {p.latent_h}x{p.latent_w} does not match frame "
+                                     f"{p.width}x{p.height} (expected {geom.latent_size})", offset=8,
+                                     unit="base payload")
+        if not p.intra:
+            if self.reference is None or self.last_geometry is None:
+                raise BitstreamError("P-frame without a reference: decoding must start at an intra "
+                                     "frame", unit="base payload")
+            if p.has_size and tuple(self.reference.shape[-2:]) != geom.latent_size:
+                raise BitstreamError("P-frame size differs from its reference frame", unit="base payload")
+            if not p.has_size:
+                return self.last_geometry
+        return geom
 
     def decode_frame(self, payload: bytes, intra: bool | None = None) -> torch.Tensor:
         """Payload -> y_hat (1 x M x Hy x Wy float32). ``intra`` (from the unit) must agree."""
@@ -478,39 +649,92 @@ class BaseDecoder:
         if intra is not None and bool(intra) != p.intra:
             raise BitstreamError(f"unit says intra={bool(intra)} but its base payload says "
                                  f"intra={p.intra}", unit="base payload")
-        geom = self.codec.geometry(p.width, p.height)
-        if geom.latent_size != (p.latent_h, p.latent_w):
-            raise BitstreamError(f"base payload latent {p.latent_h}x{p.latent_w} does not match frame "
-                                 f"{p.width}x{p.height} (expected {geom.latent_size})", offset=8,
-                                 unit="base payload")
-        if not p.intra:
-            if self.reference is None:
-                raise BitstreamError("P-frame without a reference: decoding must start at an intra "
-                                     "frame", unit="base payload")
-            if tuple(self.reference.shape[-2:]) != geom.latent_size:
-                raise BitstreamError("P-frame size differs from its reference frame", unit="base payload")
+        geom = self._geometry(p)
         path = self.codec._path
         gain, zstep, off, eb = path.for_quality(p.qcode)
-        m = self.codec.cfg.m
-        qs = torch.tensor(zstep, dtype=torch.float64)
+        lh, lw = geom.latent_size
+        prev = None if p.intra else self.reference
         try:
-            z_hat = eb.decompress([p.z_string], (p.latent_h // 4, p.latent_w // 4), qs=qs)
-            means, idx = path.params(z_hat, None if p.intra else self.reference, gain)
-            if tuple(idx.shape) != (1, m, p.latent_h, p.latent_w):
+            hyper = self.reference_hyper
+            if p.z_string is not None:
+                qs = torch.tensor(zstep, dtype=torch.float64)
+                hyper = path.hyper(eb.decompress([p.z_string], (lh // 4, lw // 4), qs=qs))
+            elif hyper is None:
+                raise BitstreamError("P-frame reuses a hyperprior but none was decoded: decoding must "
+                                     "start at an intra frame", unit="base payload")
+            means, idx = path.params_from_hyper(hyper, prev, gain)
+            if tuple(idx.shape) != (1, self.codec.cfg.m, lh, lw):
                 raise BitstreamError("base payload shape does not match the model", unit="base payload")
-            sym = path.gc.decompress([p.y_string], idx).double()
+            if p.version == 1:
+                sym = path.gc.decompress([p.y_string], idx).double()
+                skip_pos = None
+            else:
+                sym, skip_pos = self._decode_symbols(p, idx, lh, lw)
         except (ValueError, RuntimeError) as exc:
             if isinstance(exc, BitstreamError):
                 raise
             raise BitstreamError(f"base payload cannot be entropy-decoded: {exc}", unit="base payload") from exc
         y_hat = path.reconstruct(sym, means, idx, gain, off)
+        if skip_pos is not None and prev is not None:
+            y_hat = torch.where(torch.from_numpy(skip_pos)[None, None], prev, y_hat)
         self.reference = y_hat
+        self.reference_hyper = hyper
         self.last_geometry = geom
         self.last_payload = p
         return y_hat
 
+    def _decode_symbols(self, p: BasePayload, idx: torch.Tensor, lh: int, lw: int
+                        ) -> tuple[torch.Tensor, np.ndarray | None]:
+        dec = RansDecoder()
+        if p.y_string:
+            # CompressAI's decoder does not bounds-check its reads: a damaged string could make it read
+            # past the end. Zero guard words keep every read inside our buffer (at most one 32-bit read
+            # per symbol) and end any escape-code loop (a zero chunk terminates it).
+            guard = 4 * (idx.numel() + (lh * lw if p.skip_block else 0) + 16)
+            dec.set_stream(p.y_string + bytes(guard))
+        elif p.skip_block or p.intra:  # flags (or a whole intra latent) to read from nothing
+            raise BitstreamError("base payload has an empty y string where symbols are due", unit="base payload")
+        skip_pos: np.ndarray | None = None
+        if p.intra:
+            self._skip_model.reset()
+        if p.skip_block:
+            grid = block_grid(lh, lw, p.skip_block)
+            model = self._skip_model
+            model.check_previous(grid)
+            flags = np.zeros((grid.rows, grid.cols), dtype=np.uint8)
+            for r in range(grid.rows):
+                for c in range(grid.cols):
+                    i, ctx = model.next_index(flags, r, c)
+                    bit = dec.decode_stream([i], BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)[0]
+                    if bit not in (0, 1):
+                        raise BitstreamError(f"skip flag ({r}, {c}) decodes to {bit}: the payload is damaged",
+                                             unit="base payload")
+                    flags[r, c] = bit
+                    model.update(ctx, bit)
+            model.finish_frame(flags)
+            skip_pos = expand_blocks(flags, grid, lh, lw)
+            self.last_skip = flags
+        else:
+            if not p.intra:
+                self._skip_model.previous = None
+            self.last_skip = None
+        idx_np = idx.numpy()
+        coded = np.ones(idx_np.shape, dtype=bool) if skip_pos is None else \
+            np.broadcast_to(~skip_pos, idx_np.shape[1:])[None]
+        sym = np.zeros(idx_np.shape, dtype=np.float64)
+        if coded.any():
+            if not p.y_string:
+                raise BitstreamError("base payload has an empty y string where symbols are due",
+                                     unit="base payload")
+            cdfs, lengths, offsets = self.codec._path.coder_tables()
+            values = dec.decode_stream(idx_np[coded].astype(np.int64).tolist(), cdfs, lengths, offsets)
+            sym[coded] = np.asarray(values, dtype=np.float64)
+        return torch.from_numpy(sym), skip_pos
+
     def reset(self) -> None:
         self.reference = None
+        self.reference_hyper = None
+        self._skip_model.reset()
 
 
 # -- weights files and the registry ---------------------------------------------

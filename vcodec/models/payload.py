@@ -1,0 +1,228 @@
+"""The learned base layer's payload (the body of one layer-0 unit): every read and write.
+
+All integers little-endian.  Two versions are in use; the decoder reads both,
+the encoder writes version 2.
+
+Version 1 (vcodec 0.1, every frame self-describing)::
+
+    offset  size  field
+    0       1     payload version (1)
+    1       1     flags: bit 0 = intra; other bits 0
+    2       2     quality code q (uint16); base quality = q / 65535
+    4       2     source frame width  (before any downscale or padding)
+    6       2     source frame height
+    8       2     latent height Hy (= padded height / 16)
+    10      2     latent width  Wy
+    12      4     Lz (uint32), then Lz bytes: z string (EntropyBottleneck rANS)
+    16+Lz   4     Ly (uint32), then Ly bytes: y string (GaussianConditional rANS, M x Hy x Wy)
+
+Version 2 (P-frames inherit size and hyperprior, skip blocks)::
+
+    offset  size  field
+    0       1     payload version (2)
+    1       1     flags: bit 0 = intra, bit 1 = z present, bit 2 = skip map present;
+                  bits 3-7 are 0.  Intra frames have bit 1 set and bit 2 clear.
+    2       2     quality code q (uint16)
+    -- intra frames only --
+    4       2     source frame width
+    6       2     source frame height
+    8       2     latent height Hy
+    10      2     latent width Wy
+    -- skip map present only --
+    .       1     skip block size B in latent positions (1, 2, 4 or 8)
+    -- z present only --
+    .       1-4   Lz (unsigned LEB128), then Lz bytes: z string
+    -- always --
+    .       rest  y string: one rANS string holding, when the skip map is present,
+                  ceil(Hy/B) x ceil(Wy/B) skip flags in raster order (context-adaptive
+                  binary models, :mod:`vcodec.models.skipmap`), then the symbols of every
+                  non-skipped latent position, channel-major, raster order.
+
+A P-frame without z reuses the hyperprior of the last frame that carried one
+(the intra frame, unless a later P-frame refreshed it); its size is its
+reference's.  A P-frame header is 4-6 bytes instead of version 1's 20.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from vcodec.errors import BitstreamError
+
+__all__ = ["BasePayload", "PAYLOAD_VERSION", "READABLE_VERSIONS", "SKIP_BLOCK_SIZES"]
+
+#: the version this encoder writes
+PAYLOAD_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+SKIP_BLOCK_SIZES = (1, 2, 4, 8)
+
+_V1_HEAD = struct.Struct("<BBHHHHH")
+_V2_HEAD = struct.Struct("<BBH")
+_SIZE = struct.Struct("<HHHH")
+_LEN = struct.Struct("<I")
+
+_INTRA, _Z, _SKIP = 1, 2, 4
+_UNIT = "base payload"
+_MAX_LEB_BYTES = 4  # 2**28 bytes is far beyond any payload the unit length field allows
+
+
+def _leb128(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_leb128(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    for i in range(_MAX_LEB_BYTES):
+        if pos + i >= len(data):
+            raise BitstreamError("base payload truncated inside the z length", offset=pos, unit=_UNIT)
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if not byte & 0x80:
+            if i and byte == 0:  # a non-minimal encoding would let two byte strings mean one payload
+                raise BitstreamError("base payload z length is not minimally encoded", offset=pos,
+                                     unit=_UNIT)
+            return value, pos + i + 1
+    raise BitstreamError(f"base payload z length runs past {_MAX_LEB_BYTES} bytes", offset=pos, unit=_UNIT)
+
+
+@dataclass
+class BasePayload:
+    """One decoded payload header plus its entropy-coded strings.
+
+    ``width``/``height``/``latent_h``/``latent_w`` are 0 on version-2 P-frames (the
+    reference's apply); ``z_string`` is None when the frame reuses the hyperprior;
+    ``skip_block`` is 0 when the frame has no skip map.
+    """
+
+    intra: bool
+    qcode: int
+    width: int
+    height: int
+    latent_h: int
+    latent_w: int
+    z_string: bytes | None
+    y_string: bytes
+    version: int = PAYLOAD_VERSION
+    skip_block: int = 0
+
+    @property
+    def has_size(self) -> bool:
+        return self.latent_h > 0
+
+    def to_bytes(self) -> bytes:
+        if self.version == 1:
+            if self.z_string is None or self.skip_block:
+                raise ValueError("payload version 1 carries z on every frame and has no skip map")
+            head = _V1_HEAD.pack(1, _INTRA if self.intra else 0, self.qcode, self.width,
+                                 self.height, self.latent_h, self.latent_w)
+            return b"".join([head, _LEN.pack(len(self.z_string)), self.z_string,
+                             _LEN.pack(len(self.y_string)), self.y_string])
+        if self.version != 2:
+            raise ValueError(f"cannot write base payload version {self.version}")
+        if self.intra and (self.z_string is None or self.skip_block):
+            raise ValueError("an intra payload carries z and no skip map")
+        flags = ((_INTRA if self.intra else 0) | (_Z if self.z_string is not None else 0)
+                 | (_SKIP if self.skip_block else 0))
+        parts = [_V2_HEAD.pack(2, flags, self.qcode)]
+        if self.intra:
+            parts.append(_SIZE.pack(self.width, self.height, self.latent_h, self.latent_w))
+        if self.skip_block:
+            parts.append(bytes([self.skip_block]))
+        if self.z_string is not None:
+            parts += [_leb128(len(self.z_string)), self.z_string]
+        parts.append(self.y_string)
+        return b"".join(parts)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BasePayload:
+        data = bytes(data)
+        if not data:
+            raise BitstreamError("base payload is empty", unit=_UNIT)
+        ver = data[0]
+        if ver == 1:
+            return cls._from_v1(data)
+        if ver == 2:
+            return cls._from_v2(data)
+        raise BitstreamError(f"base payload version {ver} is not supported (this decoder reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade vcodec", offset=0, unit=_UNIT)
+
+    @staticmethod
+    def _check_latent(lh: int, lw: int) -> None:
+        if lh == 0 or lw == 0 or lh % 4 or lw % 4:
+            raise BitstreamError(f"base payload latent size {lh}x{lw} is not a positive multiple of 4",
+                                 offset=8, unit=_UNIT)
+
+    @classmethod
+    def _from_v1(cls, data: bytes) -> BasePayload:
+        if len(data) < _V1_HEAD.size + 8:
+            raise BitstreamError(f"base payload of {len(data)} bytes is shorter than its "
+                                 f"{_V1_HEAD.size + 8}-byte header", unit=_UNIT)
+        _, flags, qcode, w, h, lh, lw = _V1_HEAD.unpack_from(data, 0)
+        if flags & ~_INTRA:
+            raise BitstreamError(f"base payload has reserved flag bits set (0x{flags:02x})", offset=1,
+                                 unit=_UNIT)
+        pos = _V1_HEAD.size
+        strings = []
+        for name in ("z", "y"):
+            if pos + 4 > len(data):
+                raise BitstreamError(f"base payload truncated before the {name} length", offset=pos,
+                                     unit=_UNIT)
+            (n,) = _LEN.unpack_from(data, pos)
+            pos += 4
+            if pos + n > len(data):
+                raise BitstreamError(f"base payload truncated: {name} string needs {n} bytes, "
+                                     f"{len(data) - pos} left", offset=pos, unit=_UNIT)
+            strings.append(data[pos: pos + n])
+            pos += n
+        if pos != len(data):
+            raise BitstreamError(f"base payload has {len(data) - pos} trailing bytes", offset=pos, unit=_UNIT)
+        cls._check_latent(lh, lw)
+        return cls(bool(flags & _INTRA), qcode, w, h, lh, lw, strings[0], strings[1], version=1)
+
+    @classmethod
+    def _from_v2(cls, data: bytes) -> BasePayload:
+        if len(data) < _V2_HEAD.size:
+            raise BitstreamError(f"base payload of {len(data)} bytes is shorter than its "
+                                 f"{_V2_HEAD.size}-byte header", unit=_UNIT)
+        _, flags, qcode = _V2_HEAD.unpack_from(data, 0)
+        if flags & ~(_INTRA | _Z | _SKIP):
+            raise BitstreamError(f"base payload has reserved flag bits set (0x{flags:02x})", offset=1,
+                                 unit=_UNIT)
+        intra = bool(flags & _INTRA)
+        if intra and (flags & (_Z | _SKIP)) != _Z:
+            raise BitstreamError(f"intra base payload must carry z and no skip map (flags 0x{flags:02x})",
+                                 offset=1, unit=_UNIT)
+        pos = _V2_HEAD.size
+        w = h = lh = lw = 0
+        if intra:
+            if pos + _SIZE.size > len(data):
+                raise BitstreamError("base payload truncated inside the picture size", offset=pos, unit=_UNIT)
+            w, h, lh, lw = _SIZE.unpack_from(data, pos)
+            pos += _SIZE.size
+            cls._check_latent(lh, lw)
+        skip_block = 0
+        if flags & _SKIP:
+            if pos >= len(data):
+                raise BitstreamError("base payload truncated before the skip block size", offset=pos,
+                                     unit=_UNIT)
+            skip_block = data[pos]
+            if skip_block not in SKIP_BLOCK_SIZES:
+                raise BitstreamError(f"base payload skip block size {skip_block} is not one of "
+                                     f"{SKIP_BLOCK_SIZES}", offset=pos, unit=_UNIT)
+            pos += 1
+        z_string: bytes | None = None
+        if flags & _Z:
+            n, pos = _read_leb128(data, pos)
+            if pos + n > len(data):
+                raise BitstreamError(f"base payload truncated: z string needs {n} bytes, "
+                                     f"{len(data) - pos} left", offset=pos, unit=_UNIT)
+            z_string = data[pos: pos + n]
+            pos += n
+        return cls(intra, qcode, w, h, lh, lw, z_string, data[pos:], version=2, skip_block=skip_block)

@@ -1,0 +1,143 @@
+"""Encoder-side rate-distortion decisions of the learned base layer (the decoder never runs this).
+
+Distortion is measured on the latent, weighted per channel by how much an error
+in that channel moves the detector's input T(y_hat): ``w_c = E||dT/dy_c||^2``,
+measured once per sequence on the first intra frame by perturbing each channel
+(:func:`channel_weights`).  Why not T(y_hat) itself: a decision per element or
+per block would need one T evaluation per candidate, hundreds per frame; the
+weighting is its first-order (linearised) equivalent and costs one batched T
+pass per sequence.  Weights are normalised to mean 1, so ``lam`` reads as "bits
+per squared quantisation step of an average channel" (the classic high-rate
+balance of an entropy-coded uniform quantiser is 6 / ln 2 = 8.7).
+
+Everything that decides is computed in float64 numpy (single-threaded,
+fixed summation order), so the same input gives the same stream on every
+machine and thread count.
+
+* **RDOQ**: per element, the rounded symbol or its neighbour toward the
+  predicted mean, whichever has the lower ``bits + lam * w_c * err^2``; bits
+  come from the discretised Gaussian the entropy coder uses.
+* **Skip blocks**: per ``B x B`` block of a P-frame, copy y_hat(t-1)
+  (distortion of the copy, one flag) or code it (its RDOQ cost, one flag).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.special import ndtr
+
+__all__ = ["RdoDecision", "channel_weights", "decide_skip", "rdoq", "symbol_bits", "zero_blocks"]
+
+_MIN_P = 2.0 ** -16  # the coder's smallest probability
+_WEIGHT_GRID = 256.0
+
+
+def symbol_bits(sym: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """-log2 P(sym) under a zero-mean discretised Gaussian of scale ``sigma`` (symbol units)."""
+    a = np.abs(sym)
+    p = ndtr((0.5 - a) / sigma) - ndtr((-0.5 - a) / sigma)
+    return -np.log2(np.maximum(p, _MIN_P))
+
+
+def rdoq(residual: np.ndarray, sigma: np.ndarray, offset: np.ndarray, weights: np.ndarray,
+         lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Choose symbols for ``residual = (y - mean) * gain`` (symbol units, 1 x M x H x W).
+
+    ``offset`` is the reconstruction offset of each element's scale index, ``weights``
+    the per-channel distortion weights (M). Returns (symbols, bits, weighted distortion)
+    per element, all float64.
+    """
+    w = weights.reshape(1, -1, 1, 1)
+    s0 = np.round(residual)
+    s1 = s0 - np.sign(s0)
+
+    def cost(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        recon = np.where(s != 0, np.sign(s) * (np.abs(s) + offset), 0.0)
+        return symbol_bits(s, sigma), w * (residual - recon) ** 2
+
+    b0, d0 = cost(s0)
+    if lam <= 0:
+        return s0, b0, d0
+    b1, d1 = cost(s1)
+    take = (s0 != 0) & (b1 + lam * d1 < b0 + lam * d0)
+    return (np.where(take, s1, s0), np.where(take, b1, b0), np.where(take, d1, d0))
+
+
+def _block_sum(per_position: np.ndarray, block: int) -> np.ndarray:
+    """H x W -> ceil(H/B) x ceil(W/B) sums (zero padding at the bottom/right edge)."""
+    h, w = per_position.shape
+    rows, cols = -(-h // block), -(-w // block)
+    padded = np.zeros((rows * block, cols * block), dtype=np.float64)
+    padded[:h, :w] = per_position
+    return padded.reshape(rows, block, cols, block).sum(axis=(1, 3))
+
+
+@dataclass(frozen=True)
+class RdoDecision:
+    """Skip flags per block and the cost terms behind them (for reports and tests)."""
+
+    skip: np.ndarray  # rows x cols, uint8
+    code_cost: np.ndarray  # bits + lam * D of coding each block
+    skip_cost: np.ndarray  # lam * D of copying each block
+
+
+def decide_skip(code_bits: np.ndarray, code_dist: np.ndarray, copy_dist: np.ndarray, block: int,
+                lam: float, flag_bits: tuple[float, float], allowed: np.ndarray | None = None
+                ) -> RdoDecision:
+    """Per-block choice between copying the reference and coding (arrays 1 x M x H x W).
+
+    ``allowed`` (rows x cols bool) restricts skipping to those blocks.
+    """
+    code = _block_sum((code_bits + lam * code_dist)[0].sum(axis=0), block) + flag_bits[1]
+    copy = _block_sum(lam * copy_dist[0].sum(axis=0), block) + flag_bits[0]
+    skip = copy <= code
+    if allowed is not None:
+        skip &= allowed
+    return RdoDecision(skip.astype(np.uint8), code, copy)
+
+
+def zero_blocks(symbols: np.ndarray, block: int) -> np.ndarray:
+    """rows x cols: True where every symbol of the block (all channels) is 0."""
+    nonzero = (symbols[0] != 0).any(axis=0).astype(np.float64)
+    return _block_sum(nonzero, block) == 0
+
+
+def channel_weights(T: torch.nn.Module, y_hat: torch.Tensor, step: float, crop: int = 16,
+                    chunk: int = 16, seed: int = 0) -> np.ndarray:
+    """Per-channel weights ``E||dT/dy_c||^2`` around ``y_hat``, normalised to mean 1.
+
+    Each channel in turn is perturbed by +-``step``/2 (a fixed pseudo-random sign
+    pattern) on a central ``crop`` x ``crop`` window; the mean squared change of T's
+    output per unit perturbation is the weight. Rounded to 1/256 so that float64
+    noise from thread counts cannot change a decision.
+    """
+    _, m, h, w = y_hat.shape
+    top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+    y = y_hat[:, :, top: top + crop, left: left + crop].double()
+    gen = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, y.shape[-2:], generator=gen).double() * 2 - 1
+    eps = 0.5 * step
+    out = np.zeros(m, dtype=np.float64)
+    with torch.no_grad():
+        base = T(y)
+        for c0 in range(0, m, chunk):
+            cs = list(range(c0, min(m, c0 + chunk)))
+            batch = y.repeat(len(cs), 1, 1, 1)
+            for i, c in enumerate(cs):
+                batch[i, c] += eps * signs
+            diff = T(batch) - base
+            for i, c in enumerate(cs):
+                out[c] = float(diff[i].pow(2).mean()) / (eps * eps)
+    out = np.maximum(out, 1e-12)
+    out = out / out.mean()
+    out = np.clip(out, 0.02, 50.0)
+    return np.round(out * _WEIGHT_GRID) / _WEIGHT_GRID
+
+
+def high_rate_lambda() -> float:
+    """The entropy-coded uniform quantiser's high-rate balance (bits per squared step)."""
+    return 6.0 / math.log(2.0)
