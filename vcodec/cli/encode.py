@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("base layer (machines)")
     g.add_argument("--base-quality", type=float, default=0.5, help="0..1, higher = more bits (default 0.5)")
     g.add_argument("--base-model", help="base model id or .json/.pt file (default: the shipped model)")
+    g.add_argument("--base-kbps", type=float, metavar="KBPS",
+                   help="rate control: choose the base quality of every frame to hold the base layer near "
+                   "this rate (kbit/s); --base-quality is where it starts. The summary reports the "
+                   "achieved rate")
     g.add_argument("--base-size", type=int, metavar="PIXELS",
                    help="working size of the base layer: the long side it codes at (the detector then "
                    "works at this size too); larger frames are downscaled, smaller ones kept "
@@ -171,12 +175,15 @@ def _run(args: argparse.Namespace, output: Any) -> int:
                         start=args.start, frames=args.frames)
     with reader:
         info = reader.info
+        if args.base_kbps is not None and not args.base_kbps > 0:
+            raise ConfigError(f"--base-kbps {args.base_kbps:g} is invalid; give a positive target in kbit/s")
         if args.base_size is not None and not 64 <= args.base_size <= max(info.width, info.height):
             raise ConfigError(f"--base-size {args.base_size} is out of range for {info.width}x{info.height} "
                               f"input; use a long side from 64 to {max(info.width, info.height)} pixels")
         enc = Encoder(
             output, info, base_model=args.base_model, base_quality=args.base_quality,
-            base_size=args.base_size, base_mode=args.base_mode, enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
+            base_size=args.base_size, base_kbps=args.base_kbps, base_mode=args.base_mode,
+            enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
             preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay,
             lossless=args.lossless, roi=args.roi, threads=args.threads, psnr=args.psnr,
             detector_weights=args.detector_weights, inter_layer={"on": True, "off": False}.get(args.inter_layer, "auto"),

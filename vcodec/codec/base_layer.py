@@ -72,6 +72,10 @@ class BaseLayerEncoder(Protocol):
         """The decoded state of the frame just coded (what the decoder will hold)."""
         ...
 
+    def set_quality(self, quality: float) -> None:
+        """Quality of the next frames (rate control); modes without ``variable_quality`` refuse."""
+        ...
+
     @property
     def last_geometry(self) -> Any:
         """Geometry of the frame just coded (for :meth:`BaseLayer.detect`)."""
@@ -110,6 +114,8 @@ class BaseLayer(Protocol):
     detector_name: str
     #: whether decoding gives a coarse picture x_base (else the enhancement codes full frames)
     has_picture: bool
+    #: whether the quality may change from frame to frame (each payload carries its own)
+    variable_quality: bool
 
     def layer_config(self, quality: float, intra_period: int) -> dict[str, Any]: ...
 
@@ -200,6 +206,9 @@ class _LearnedEncoder:
     def encode_frame(self, frame: Frame, intra: bool) -> tuple[bytes, Frame | None]:
         return self._enc.encode_frame(frame, intra=intra, reconstruct=True)
 
+    def set_quality(self, quality: float) -> None:
+        self._enc.set_quality(quality)
+
     @property
     def last_decoded(self) -> Any:
         return self._enc.last_y_hat
@@ -229,6 +238,7 @@ class LearnedBase:
 
     kind = LEARNED_KIND
     has_picture = True
+    variable_quality = True
 
     def __init__(self, codec: Any, base_size: int | None = None) -> None:
         self.codec = codec

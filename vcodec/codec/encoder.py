@@ -26,6 +26,7 @@ from vcodec.bitstream import (
     UnitType,
 )
 from vcodec.codec.base_layer import BaseLayer, get_base_factory, kind_for_mode
+from vcodec.codec.ratecontrol import BaseRateController
 from vcodec.codec.stats import EncodeSummary, FrameStats, mean_psnr
 from vcodec.errors import ConfigError, EncoderError, InputError, OutputError
 from vcodec.io.frame import Frame, VideoInfo
@@ -140,7 +141,9 @@ class Encoder:
     Base layer: ``base_model`` (a registered id such as ``base-vcodec-det-v2``
     or a ``.json``/``.pt`` path; default: the shipped model for
     ``vcodec-det``, else the YOLOX-Nano one), ``base_quality`` in [0, 1],
-    ``base_size`` (the working size: long side in pixels the base layer and its
+    ``base_kbps`` (rate control: the quality of each frame is chosen to
+    hold the base layer near this rate, ``base_quality`` is where it starts;
+    see :mod:`vcodec.codec.ratecontrol`), ``base_size`` (the working size: long side in pixels the base layer and its
     detector work at; None = the model's, 832), ``base_mode`` ``"learned"`` or ``"features"`` (training-free; the
     enhancement layer then codes full frames).
 
@@ -172,6 +175,7 @@ class Encoder:
         base_model: str | None = None,
         base_quality: float = 0.5,
         base_size: int | None = None,
+        base_kbps: float | None = None,
         base_mode: str = "learned",
         enh_codec: str = "libx265",
         enh_qp: int | None = None,
@@ -222,6 +226,12 @@ class Encoder:
         if detector_weights is not None and hasattr(self.base, "set_detector_weights"):
             self.base.set_detector_weights(detector_weights)  # optional protocol hook (feature mode)
         self.has_picture = bool(self.base.has_picture)
+        self._rate: BaseRateController | None = None
+        if base_kbps is not None:
+            if not self.base.variable_quality:
+                raise ConfigError(f"base_kbps needs a base mode whose quality can change per frame; "
+                                  f"{base_mode!r} codes one quality per stream (use base_mode='learned')")
+            self._rate = BaseRateController(base_kbps, float(info.fps), intra_period, self.base_quality)
         if roi and not self.has_picture:
             raise ConfigError(f"roi needs a base picture to add the residual to; base mode {base_mode!r} has "
                               "none (use base_mode='learned')")
@@ -345,6 +355,8 @@ class Encoder:
 
     def _layers(self) -> list[LayerConfig]:
         base_params = self.base.layer_config(self.base_quality, self.intra_period)
+        if self._rate is not None:  # informational: every payload carries its own quality
+            base_params["rate_control"] = {"target_kbps": self._rate.kbps}
         return [
             LayerConfig(BASE_LAYER, self.kind, self.base.codec_id,
                         bytes.fromhex(self.base.sha256) if self.base.sha256 else b"", base_params),
@@ -420,7 +432,11 @@ class Encoder:
 
         index = self._count
         intra = index % self.intra_period == 0
+        if base_out is None and self._rate is not None:
+            self._base_enc.set_quality(self._rate.next_quality(index))
         payload, x_base = base_out if base_out is not None else self._base_enc.encode_frame(frame, intra)
+        if self._rate is not None:
+            self._rate.update(intra, 8 * len(payload))
         if self.has_picture and x_base is None:
             raise EncoderError(f"base mode {self.kind} gave no picture for frame {index}")
         self._writer.write_frame_unit(UnitType.BASE_FRAME, BASE_LAYER, frame=index, payload=payload, intra=intra)
@@ -533,5 +549,6 @@ class Encoder:
             psnr_full_yuv=mean_psnr(full_yuv) if self._psnr else None,
             enh_content="residual" if self.inter_layer else "full-frame",
             extra={"setup_seconds": self.setup_seconds}
-            | ({"inter_layer_probe": dict(self.inter_layer_probe)} if self.inter_layer_probe else {}),
+            | ({"inter_layer_probe": dict(self.inter_layer_probe)} if self.inter_layer_probe else {})
+            | ({"base_rate_control": self._rate.report().to_dict()} if self._rate is not None else {}),
         )

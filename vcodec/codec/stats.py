@@ -118,4 +118,9 @@ class EncodeSummary:
             if self.psnr_full is not None:
                 parts.append(f"full {self.psnr_full:.2f} dB")
             out.append("  PSNR-Y: " + ", ".join(parts))
+        rc = self.extra.get("base_rate_control")
+        if rc:
+            out.append(f"  base rate control: target {rc['target_kbps']:g} kbit/s, achieved "
+                       f"{rc['achieved_kbps']:.1f} ({rc['error_pct']:+.1f} %), quality "
+                       f"{rc['quality_min']:.2f}..{rc['quality_max']:.2f}")
         return out

@@ -280,6 +280,7 @@ class FeatureBase:
 
     kind = FEATURE_KIND
     has_picture = False
+    variable_quality = False
     needs_calibration = True
 
     def __init__(self, detector_name: str, detector: Any = None, weights: str | Path | None = None, *,
@@ -460,6 +461,10 @@ class FeatureEncoder:
         self.last_geometry: Any = None
         self.last_indexes: np.ndarray | None = None
         self.last_bits_per_element = 0.0
+
+    def set_quality(self, quality: float) -> None:
+        raise ConfigError("the feature base mode codes one quality per stream (its quantiser is designed "
+                          "for it at calibration); rate control needs --base-mode learned")
 
     def quantize(self, features: np.ndarray) -> np.ndarray:
         """C x h x w features -> uint8/uint16 indexes (the encoder's decision rule)."""

@@ -1,0 +1,93 @@
+"""`--base-kbps`: the base layer's rate control (per-frame quality, see vcodec/codec/ratecontrol.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import FAST_ENCODE, SEQUENCE, one_error_line
+from vcodec.bitstream import StreamReader
+from vcodec.cli import encode as encode_cli
+from vcodec.codec import Encoder
+from vcodec.codec.ratecontrol import BETA, BaseRateController
+from vcodec.errors import ConfigError
+from vcodec.io import open_video
+from vcodec.models import BasePayload
+
+
+def _simulate(ctrl: BaseRateController, frames: int, intra_bits: float, p_ratio: float, seed: int = 0) -> float:
+    """Frames whose size follows the controller's model family, with +-20 % noise."""
+    rng = np.random.default_rng(seed)
+    for i in range(frames):
+        q = ctrl.next_quality(i)
+        intra = i % ctrl.intra_period == 0
+        bits = intra_bits * (1 if intra else p_ratio) * 2 ** (BETA * (q - 0.5)) * rng.uniform(0.8, 1.2)
+        ctrl.update(intra, int(bits))
+    return ctrl.report().achieved_kbps
+
+
+@pytest.mark.parametrize("target", [30.0, 80.0, 200.0])  # q = 0.04 .. 0.85 in this model
+def test_controller_converges_on_a_model_scene(target: float) -> None:
+    # I-frame 8 kbit at q = 0.5, P-frames 30 % of it, 30 fps, GOPs of 16
+    ctrl = BaseRateController(target, 30.0, 16)
+    achieved = _simulate(ctrl, 96, 8000.0, 0.3)
+    assert abs(achieved - target) / target < 0.05, (achieved, target)
+    assert all(0.0 <= q <= 1.0 for q in ctrl.qualities)
+
+
+def test_controller_saturates_honestly_when_the_target_is_out_of_reach() -> None:
+    ctrl = BaseRateController(1.0, 30.0, 16)  # far below what q = 0 costs
+    achieved = _simulate(ctrl, 48, 8000.0, 0.3)
+    assert ctrl.qualities[-1] == 0.0 and achieved > 1.0
+    report = ctrl.report().to_dict()
+    assert report["error_pct"] > 100 and report["quality_min"] == 0.0
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf")])
+def test_controller_refuses_bad_targets(bad: float) -> None:
+    with pytest.raises(ConfigError, match="target rate"):
+        BaseRateController(bad, 30.0, 16)
+
+
+def test_base_kbps_changes_the_quality_per_frame(tmp_path: Path, codec_test_model: Path) -> None:
+    out = tmp_path / "rc.vcs"
+    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "8", "--base-model", str(codec_test_model),
+                            "--base-kbps", "50", *FAST_ENCODE]) == 0
+    units = [u for u in StreamReader(out.read_bytes()) if u.layer == 0]
+    codes = {BasePayload.from_bytes(u.payload).qcode for u in units}
+    assert len(codes) > 1  # the controller moved the quality
+
+
+def test_bad_base_kbps_is_a_usage_error(tmp_path: Path, codec_test_model: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.vcs"
+    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "2", "--base-model", str(codec_test_model),
+                            "--base-kbps", "-1", *FAST_ENCODE]) == 2
+    one_error_line(capsys, "--base-kbps -1")
+    assert not out.exists()
+
+
+def test_feature_mode_refuses_rate_control(tmp_path: Path) -> None:
+    with open_video(SEQUENCE, frames=1) as reader:
+        with pytest.raises(ConfigError, match="rate control|quality can change"):
+            Encoder(tmp_path / "f.vcs", reader.info, base_mode="features", base_kbps=50)
+    assert not (tmp_path / "f.vcs").exists()
+
+
+def test_base_kbps_lands_near_its_target_on_a_real_clip(tmp_path: Path, clips_dir: Path) -> None:
+    clip = clips_dir / "cars_320x240.i420"
+    if not clip.exists():
+        pytest.skip(f"{clip} is missing")
+    target = 120.0
+    with open_video(clip, size=(320, 240), fps=30) as reader:
+        with Encoder(tmp_path / "rc.vcs", reader.info, base_kbps=target, enh_qp=40, preset="ultrafast",
+                     intra_period=32) as enc:
+            for frame in reader:
+                enc.encode(frame)
+        summary = enc.summary()
+    report = summary.extra["base_rate_control"]
+    assert math.isclose(report["achieved_kbps"], summary.base_kbps, rel_tol=0.01)
+    assert abs(summary.base_kbps - target) / target <= 0.15, report
