@@ -114,6 +114,23 @@ def test_port_matches_onnx_on_real_frames(nano: YOLOX, yolox_nano_onnx: Path, re
 
 
 @pytest.mark.shared
+@pytest.mark.parametrize("mode", ["letterbox", "pad"])
+def test_shipped_yolox_nano_matches_onnx_on_real_frames(yolox_nano_onnx: Path, real_frames: list[np.ndarray],
+                                                        mode: str) -> None:
+    """The weights shipped in the package (no file given) reproduce the ONNX graph on real frames."""
+    shipped = get_detector()  # the default detector: YOLOX-Nano from vcodec/weights/
+    assert isinstance(shipped, YOLOX) and shipped.name == "yolox-nano"
+    worst = 0.0
+    for bgr in real_frames:
+        x, _ = shipped.prepare(bgr, mode, 416)
+        with torch.no_grad():
+            ours, ref = shipped(x), onnx_reference(yolox_nano_onnx, x)
+        worst = max(worst, float((ours - ref).abs().max()))
+        assert float((ours[..., 4:] - ref[..., 4:]).abs().max()) < 1e-4
+    assert worst < 1e-3, f"shipped YOLOX-Nano differs from the ONNX graph by {worst}"
+
+
+@pytest.mark.shared
 def test_real_detections_split_equals_detect(nano: YOLOX, real_frames: list[np.ndarray]) -> None:
     bgr = real_frames[0]
     d = nano.detect(bgr)

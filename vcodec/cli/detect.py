@@ -2,12 +2,12 @@
 
 Reads a plain video (raw YUV named like clip_416x240_50.yuv, Y4M, MP4/MKV,
 .264/.265, an image folder, or - for stdin) and writes one set of detections
-per frame.  The default detector is vcodec-det, the compact detector shipped
-with vcodec (person, bicycle, car, motorcycle, bus, truck).  Third-party
-detectors need the user's weights file (never downloaded):
+per frame.  The default detector is YOLOX-Nano (80 COCO classes; Megvii's
+weights, Apache-2.0, ship inside vcodec, see NOTICE).  Other detectors need the
+user's weights file (never downloaded); vcodec-det's weights also ship:
 
   vcodec detect clip.mp4 -o dets.json
-  vcodec detect clip_416x240_50.yuv --detector yolox-nano --weights yolox_nano.onnx -o dets.txt
+  vcodec detect clip_416x240_50.yuv --weights my_yolox_nano.pth -o dets.txt
   vcodec detect clip.mp4 --detector fasterrcnn-r50-fpn --weights frcnn.pth --format sfu -o out_dir
 
 Output format (from the extension, or --format):
@@ -20,7 +20,10 @@ A vcodec stream (a .vcs file, a base-only stream from `vcodec extract`, `-` fed
 by `vcodec encode ... -o -`, or a `vcodec serve` URL) is recognised by its
 first bytes: then ONLY the base layer is decoded and the detector's back end
 runs on the features decoded from the latent, frame by frame as data arrives;
-no pixels are reconstructed:
+no pixels are reconstructed.  The detector is the one recorded with the
+stream's base model, with the back end adapted to that model's decoded
+features when one ships with it; --detector/--weights naming another detector
+are refused:
 
   vcodec encode clip.mp4 -o - | vcodec detect - -o dets.txt
   vcodec detect clip.vcs --format sfu -o out_dir
@@ -41,6 +44,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from vcodec.cli._args import parse_size
 from vcodec.cli.main import subcommand_main
@@ -50,12 +54,13 @@ HELP = "detect objects in a video, or from a stream's base layer alone (COCO JSO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from vcodec.detection import DEFAULT_DETECTOR, DETECTORS
+    from vcodec.detection import DEFAULT_DETECTOR, DETECTORS, SHIPPED_DETECTORS
 
     parser.add_argument("input", help="video file, image folder, vcodec stream, URL, or - for stdin")
-    parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS.names(),
-                        help=f"detector name (default {DEFAULT_DETECTOR})")
-    parser.add_argument("--weights", help="weights file (.pth/.pt, or .onnx for YOLOX); required except for vcodec-det")
+    parser.add_argument("--detector", choices=DETECTORS.names(),
+                        help=f"detector name (default {DEFAULT_DETECTOR}; for a stream: the one of its base model)")
+    parser.add_argument("--weights", help="weights file (.pth/.pt, or .onnx for YOLOX); required except for "
+                        f"{', '.join(SHIPPED_DETECTORS)}, whose weights ship with vcodec")
     parser.add_argument("--frames", type=int, help="process at most N frames")
     parser.add_argument("--start", type=int, default=0, help="skip the first N frames")
     parser.add_argument("-o", "--output", default="-", help="FILE.json, FILE.txt or a directory (default: stdout, COCO JSON)")
@@ -82,16 +87,18 @@ def open_frames(args: argparse.Namespace) -> Iterable:
     return open_video(args.input, size=args.input_size, start=args.start, frames=args.frames)
 
 
-def build_detector(args: argparse.Namespace):
-    from vcodec.detection import get_detector
+def build_detector(args: argparse.Namespace) -> Any:
+    from vcodec.detection import DEFAULT_DETECTOR, SHIPPED_DETECTORS, get_detector
+    from vcodec.detection.shipped import has_shipped_weights
 
-    if args.detector != "vcodec-det" and args.weights is None:
+    name = args.detector or DEFAULT_DETECTOR
+    if args.weights is None and not has_shipped_weights(name):
         raise ConfigError(
-            f"--detector {args.detector} needs --weights FILE (vcodec never downloads weights); "
-            f"only vcodec-det has weights built in"
+            f"--detector {name} needs --weights FILE (vcodec never downloads weights); "
+            f"{', '.join(SHIPPED_DETECTORS)} have weights built in"
         )
     return get_detector(
-        args.detector, args.weights, score_threshold=args.score_threshold, nms_threshold=args.nms_threshold
+        name, args.weights, score_threshold=args.score_threshold, nms_threshold=args.nms_threshold
     )
 
 
@@ -102,6 +109,9 @@ def run_stream(args: argparse.Namespace) -> int:
 
     if args.frames is not None or args.start:
         raise ConfigError("--frames/--start apply to plain video; a stream is analysed whole")
+    # an explicit --detector is built here and checked against the stream's base model on the
+    # first frame (a one-line error naming both); without it the base layer builds its own
+    detector = build_detector(args) if args.detector is not None else None
     source: object = args.input
     if is_url(args.input):
         source = open_url(args.input, layers="base", token=args.token)
@@ -109,7 +119,8 @@ def run_stream(args: argparse.Namespace) -> int:
     frames = detections = 0
     try:
         for _, det in detect_stream(source, output=args.output, fmt=args.format, conceal=args.conceal,
-                                    weights=args.weights, base_model=args.base_model,
+                                    weights=None if detector is not None else args.weights,
+                                    detector=detector, base_model=args.base_model,
                                     threads=args.threads or 0, progress=not args.no_progress):
             frames += 1
             detections += len(det)
@@ -169,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     dt = time.perf_counter() - t0
     fps = counts["frames"] / dt if dt > 0 else 0.0
     print(
-        f"vcodec detect: {args.detector}: {counts['frames']} frames, {counts['detections']} detections, "
+        f"vcodec detect: {detector.name}: {counts['frames']} frames, {counts['detections']} detections, "
         f"{fps:.1f} frames/s -> {args.output if args.output != '-' else 'stdout'} ({fmt})",
         file=sys.stderr,
     )

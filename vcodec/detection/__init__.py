@@ -1,15 +1,18 @@
 """Split object detectors: front end (pixels -> stride-8 features) and back end (features -> boxes).
 
 >>> from vcodec.detection import get_detector
->>> det = get_detector("vcodec-det")                 # shipped weights
+>>> det = get_detector()                              # YOLOX-Nano, weights shipped in the package
 >>> x, geometry = det.prepare(frame, mode="pad", multiple=64)
 >>> features = det.front(x)                           # N x 64 x H/8 x W/8
 >>> [detections] = det.back(features, geometry)       # boxes in frame pixels
 
-Registered names: ``vcodec-det`` (default, shipped weights), ``yolox-nano``,
-``yolox-tiny``, ``yolox-s/m/l/x`` (official ``.pth`` or ``.onnx`` weights),
+Registered names: ``yolox-nano`` (default; shipped weights, Megvii's YOLOX,
+Apache-2.0, or the user's ``.pth``/``.onnx``), ``vcodec-det`` (shipped
+weights; kept for streams made with ``base-vcodec-det-v2``), ``yolox-tiny``,
+``yolox-s/m/l/x`` (official ``.pth`` or ``.onnx`` weights),
 ``fasterrcnn-r50-fpn``, ``retinanet-r50-fpn``, ``fcos-r50-fpn`` (torchvision
-state dicts).  See docs/DETECTION.md.
+state dicts).  Back ends adapted to a base model's decoded features live in
+:mod:`vcodec.detection.backends`.  See docs/DETECTION.md.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vcodec.detection.base import COCO80, COCO80_TO_CATEGORY_ID, Detections, Geometry, SplitDetector
+from vcodec.detection.shipped import SHIPPED_DETECTORS
 from vcodec.registry import Registry
 
 __all__ = [
@@ -26,6 +30,7 @@ __all__ = [
     "COCO80_TO_CATEGORY_ID",
     "DETECTORS",
     "DEFAULT_DETECTOR",
+    "SHIPPED_DETECTORS",
     "Detections",
     "Geometry",
     "SplitDetector",
@@ -35,16 +40,23 @@ __all__ = [
 
 #: name -> factory(weights, **kwargs) -> SplitDetector
 DETECTORS: Registry[Callable[..., SplitDetector]] = Registry("detector")
-DEFAULT_DETECTOR = "vcodec-det"
+#: a real COCO detector out of the box (its weights ship in vcodec/weights/, see NOTICE)
+DEFAULT_DETECTOR = "yolox-nano"
 
 
 def _yolox_factory(variant: str) -> Callable[..., SplitDetector]:
     def make(weights: str | Path | None = None, **kw: Any) -> SplitDetector:
         from vcodec.detection.yolox import build_yolox
 
+        if weights is None and f"yolox-{variant}" in SHIPPED_DETECTORS:
+            from vcodec.detection.shipped import load_shipped_yolox
+
+            return load_shipped_yolox(variant, **kw)
         return build_yolox(variant, weights, **kw)
 
-    make.__doc__ = f"YOLOX-{variant}; weights: official .pth checkpoint or .onnx export (random init if None)"
+    shipped = f"yolox-{variant}" in SHIPPED_DETECTORS
+    make.__doc__ = (f"YOLOX-{variant}; weights: official .pth checkpoint or .onnx export "
+                    f"({'the shipped weights' if shipped else 'random init'} if None)")
     return make
 
 
@@ -78,8 +90,9 @@ def get_detector(name: str = DEFAULT_DETECTOR, weights: str | Path | None = None
     """Build a registered detector in inference mode.
 
     ``weights``: a local file (``.pth``/``.pt`` state dict or, for YOLOX, an
-    ``.onnx`` export); ``None`` means the shipped weights for ``vcodec-det``
-    and random initialisation for the others.  Keyword arguments go to the
+    ``.onnx`` export); ``None`` means the shipped weights for the detectors in
+    :data:`SHIPPED_DETECTORS` (``yolox-nano``, ``vcodec-det``) and random
+    initialisation for the others.  Keyword arguments go to the
     detector (``score_threshold``, ``nms_threshold``, ``max_detections``...).
     """
     det = DETECTORS.get(name)(weights, **kw)

@@ -296,6 +296,9 @@ class SplitDetector(nn.Module, abc.ABC):
     size_multiple: int = 32
     #: letterbox size used by :meth:`detect` by default
     default_size: int = 416
+    #: sha256 of the file the weights came from (for shipped conversions: their source file);
+    #: "" for random initialisation.  Adapted back ends are matched to their detector by it.
+    weights_sha256: str = ""
 
     def __init__(
         self, score_threshold: float = 0.3, nms_threshold: float = 0.45, max_detections: int = 300,

@@ -151,6 +151,7 @@ class VcodecDet(SplitDetector):
             raise WeightsError(f"vcodec-det: load weights before fuse(), not after ({path})")
         state = read_state_dict(path, "vcodec-det")
         load_state_dict_strict(self, state, path, "vcodec-det")
+        self.weights_sha256 = sha256_of(path)
         return self.fuse()
 
 

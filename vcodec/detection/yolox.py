@@ -30,10 +30,12 @@ import torch
 from torch import Tensor, nn
 
 from vcodec.detection.base import COCO80, SplitDetector, postprocess_dense
-from vcodec.detection.weights import load_state_dict_strict, read_state_dict, require_file
+from vcodec.detection.weights import load_state_dict_strict, read_state_dict, require_file, sha256_of
 from vcodec.errors import ConfigError, WeightsError
 
-__all__ = ["YOLOX", "YOLOX_VARIANTS", "BaseConv", "DWConv", "fuse_conv_bn", "decode_dense", "make_grids"]
+__all__ = [
+    "YOLOX", "YOLOX_VARIANTS", "FRONT_PREFIXES", "BaseConv", "DWConv", "fuse_conv_bn", "decode_dense", "make_grids",
+]
 
 #: variant -> (depth multiplier, width multiplier, depthwise convolutions)
 YOLOX_VARIANTS: dict[str, tuple[float, float, bool]] = {
@@ -44,6 +46,9 @@ YOLOX_VARIANTS: dict[str, tuple[float, float, bool]] = {
     "l": (1.0, 1.0, False),
     "x": (1.33, 1.25, False),
 }
+
+#: state-dict key prefixes of the split front end (stem, dark2, dark3); every other key is the back end
+FRONT_PREFIXES: tuple[str, ...] = ("backbone.backbone.stem.", "backbone.backbone.dark2.", "backbone.backbone.dark3.")
 
 BN_EPS = 1e-3  # YOLOX's BatchNorm eps; needed to fold BN exactly
 BN_MOMENTUM = 0.03
@@ -455,6 +460,7 @@ def build_yolox(variant: str, weights: str | Path | None = None, **kw: float) ->
     model = YOLOX(variant, **kw)
     if weights is not None:
         model.load(weights)
+        model.weights_sha256 = sha256_of(weights)
     model.eval()
     return model
 
