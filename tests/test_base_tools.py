@@ -235,3 +235,33 @@ def test_coding_tools_validate_their_values() -> None:
         CodingTools(skip_mode="always")
     with pytest.raises(ConfigError, match="cannot be written"):
         CodingTools(payload_version=3, skip_block=0)
+
+
+def test_slow_effort_refines_intra_latents_and_decodes_bit_exactly(codec: BaseCodec) -> None:
+    frames = _moving(3)
+    slow, refs, _ = _code(codec, frames, CodingTools(effort="slow"))
+    dec = codec.decoder()
+    for p, ref in zip(slow, refs):
+        assert torch.equal(dec.decode_frame(p), ref)
+    enc = codec.encoder(0.5, 32, CodingTools(effort="slow"))
+    enc.encode_frame(frames[0], reconstruct=False)
+    report = enc.last_refinement
+    assert report is not None and report["cost_after"] <= report["cost_before"] + 1e-3
+    enc.encode_frame(frames[1], reconstruct=False)
+    assert enc.last_refinement is None  # P-frames are not refined
+    with pytest.raises(ConfigError, match="effort 'fastest'"):
+        CodingTools(effort="fastest")
+
+
+def test_slow_effort_lowers_the_shipped_models_objective() -> None:
+    from vcodec.models import load_base_model
+
+    shipped = load_base_model("base-yolox-nano-v2")
+    frame = Frame.from_rgb(np.ascontiguousarray(_textured(192, 128)[:, :192]), index=0)
+    enc = shipped.encoder(1.0, 32, CodingTools(effort="slow"))
+    payload, _ = enc.encode_frame(frame, reconstruct=False)
+    report = enc.last_refinement
+    assert report is not None and report["cost_after"] < report["cost_before"], report
+    fast = shipped.encoder(1.0, 32).encode_frame(frame, reconstruct=False)[0]
+    assert payload != fast
+    assert torch.equal(shipped.decoder().decode_frame(payload), enc.last_y_hat)

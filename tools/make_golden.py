@@ -90,6 +90,11 @@ CASES: tuple[GoldenCase, ...] = (
     # VP9 codes full frames (no inter-layer prediction): it covers the "anchor" decode path and
     # avoids clipping the 8-bit residual
     GoldenCase("learned-vp9", enh_codec="libvpx-vp9", enh_crf=55.0, inter_layer=False, **_LEARNED),  # type: ignore[arg-type]
+    # base payload version 2 (hyperprior reuse, skip blocks): 6 frames, intra period 4, so three
+    # P-frames in a row exercise the skip flags' adaptive contexts (the cases above were written
+    # by vcodec 0.1 with payload version 1; re-encoding them today would write version 2)
+    GoldenCase("learned-v2-x265", enh_codec="libx265", preset="ultrafast", frames=6, intra_period=4,
+               base_quality=0.7, **_LEARNED),  # type: ignore[arg-type]
     # feature payloads are larger: a smaller crop and the lowest base quality keep it small
     GoldenCase("features-x265", base_mode="features", enh_codec="libx265", crop=(128, 96, 128, 96),
                base_quality=0.0, enh_crf=45.0, preset="ultrafast"),

@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="rate control: choose the base quality of every frame to hold the base layer near "
                    "this rate (kbit/s); --base-quality is where it starts. The summary reports the "
                    "achieved rate")
+    g.add_argument("--base-effort", choices=("fast", "slow"), default="fast",
+                   help="encoder effort, like x265's presets: slow refines each intra frame's latent by a few "
+                   "gradient steps on rate + feature distortion (decoder unchanged; default fast)")
     g.add_argument("--base-size", type=int, metavar="PIXELS",
                    help="working size of the base layer: the long side it codes at (the detector then "
                    "works at this size too); larger frames are downscaled, smaller ones kept "
@@ -182,7 +185,8 @@ def _run(args: argparse.Namespace, output: Any) -> int:
                               f"input; use a long side from 64 to {max(info.width, info.height)} pixels")
         enc = Encoder(
             output, info, base_model=args.base_model, base_quality=args.base_quality,
-            base_size=args.base_size, base_kbps=args.base_kbps, base_mode=args.base_mode,
+            base_size=args.base_size, base_kbps=args.base_kbps, base_effort=args.base_effort,
+            base_mode=args.base_mode,
             enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
             preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay,
             lossless=args.lossless, roi=args.roi, threads=args.threads, psnr=args.psnr,

@@ -142,9 +142,11 @@ class BaseLayerFactory(Protocol):
 
     ``base_size``: the working size (long side in pixels) the layer codes at; None = the
     mode's default. It is recorded in LAYER_CONFIG, so decoding needs nothing but the stream.
+    ``effort``: the encoder preset, ``"fast"`` or ``"slow"`` (modes without a slow path refuse it).
     """
 
-    def for_encoding(self, model: str | None, base_size: int | None = None) -> BaseLayer: ...
+    def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast"
+                     ) -> BaseLayer: ...
 
     def for_decoding(self, config: LayerConfig, model: str | None = None) -> BaseLayer: ...
 
@@ -240,18 +242,19 @@ class LearnedBase:
     has_picture = True
     variable_quality = True
 
-    def __init__(self, codec: Any, base_size: int | None = None) -> None:
+    def __init__(self, codec: Any, base_size: int | None = None, tools: Any = None) -> None:
         self.codec = codec
         self.base_size = base_size
+        self.tools = tools  # vcodec.models.CodingTools (None: the coder's defaults)
         self.codec_id: str = codec.model_id
         self.sha256: str = codec.sha256
         self.detector_name: str = codec.detector
 
     def layer_config(self, quality: float, intra_period: int) -> dict[str, Any]:
-        return dict(self.codec.layer_config(quality, intra_period, long_side=self.base_size))
+        return dict(self.codec.layer_config(quality, intra_period, self.tools, long_side=self.base_size))
 
     def encoder(self, quality: float, intra_period: int) -> BaseLayerEncoder:
-        return _LearnedEncoder(self.codec.encoder(quality, intra_period, long_side=self.base_size))
+        return _LearnedEncoder(self.codec.encoder(quality, intra_period, self.tools, long_side=self.base_size))
 
     def decoder(self) -> BaseLayerDecoder:
         return _LearnedDecoder(self.codec.decoder(long_side=self.base_size))
@@ -290,13 +293,15 @@ class LearnedBaseFactory:
 
     kind = LEARNED_KIND
 
-    def for_encoding(self, model: str | None, base_size: int | None = None) -> BaseLayer:
-        from vcodec.models import BaseCodec
+    def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast"
+                     ) -> BaseLayer:
+        from vcodec.models import BaseCodec, CodingTools
         from vcodec.models.base_codec import check_long_side
 
         check_long_side(base_size)
+        tools = CodingTools(effort=effort)
         _check_model_path(model)
-        return LearnedBase(BaseCodec.from_weights(model or default_base_model()), base_size)
+        return LearnedBase(BaseCodec.from_weights(model or default_base_model()), base_size, tools)
 
     def for_decoding(self, config: LayerConfig, model: str | None = None) -> BaseLayer:
         from vcodec.models import BASE_MODELS, BaseCodec

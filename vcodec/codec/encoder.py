@@ -138,14 +138,17 @@ class Encoder:
     (stdout) or a binary file object.  ``info``: the video's size, rate, bit
     depth and colour matrix (e.g. ``reader.info``).
 
-    Base layer: ``base_model`` (a registered id such as ``base-vcodec-det-v2``
-    or a ``.json``/``.pt`` path; default: the shipped model for
-    ``vcodec-det``, else the YOLOX-Nano one), ``base_quality`` in [0, 1],
-    ``base_kbps`` (rate control: the quality of each frame is chosen to
-    hold the base layer near this rate, ``base_quality`` is where it starts;
-    see :mod:`vcodec.codec.ratecontrol`), ``base_size`` (the working size: long side in pixels the base layer and its
-    detector work at; None = the model's, 832), ``base_mode`` ``"learned"`` or ``"features"`` (training-free; the
-    enhancement layer then codes full frames).
+    Base layer: ``base_model`` (a registered id such as ``base-yolox-nano-v2``
+    or a ``.json``/``.pt`` path; default: the shipped YOLOX-Nano model),
+    ``base_quality`` in [0, 1], ``base_effort`` (``"fast"``, or ``"slow"``:
+    intra latents refined before coding; gain and time measured by
+    tools/bench_effort.py), ``base_kbps`` (rate control: the quality of each
+    frame is chosen to hold the base layer near this rate, ``base_quality`` is
+    where it starts; see :mod:`vcodec.codec.ratecontrol`), ``base_size`` (the
+    working size: long side in pixels the base layer and its detector work
+    at; None = the model's, 832), ``base_mode`` ``"learned"`` or
+    ``"features"`` (training-free; the enhancement layer then codes full
+    frames).
 
     Enhancement layer: ``enh_codec`` (libx265, libx264, libsvtav1,
     libvpx-vp9), ``enh_qp`` or ``enh_crf``, ``preset``, ``low_delay``,
@@ -176,6 +179,7 @@ class Encoder:
         base_quality: float = 0.5,
         base_size: int | None = None,
         base_kbps: float | None = None,
+        base_effort: str = "fast",
         base_mode: str = "learned",
         enh_codec: str = "libx265",
         enh_qp: int | None = None,
@@ -222,7 +226,7 @@ class Encoder:
                 raise ConfigError(f"base_size={base_size!r} is invalid for {info.width}x{info.height} input; use a "
                                   f"long side in pixels from 64 to {long_side} (the source's own size)")
         self.base_size = base_size
-        self.base: BaseLayer = get_base_factory(self.kind).for_encoding(base_model, base_size)
+        self.base: BaseLayer = get_base_factory(self.kind).for_encoding(base_model, base_size, base_effort)
         if detector_weights is not None and hasattr(self.base, "set_detector_weights"):
             self.base.set_detector_weights(detector_weights)  # optional protocol hook (feature mode)
         self.has_picture = bool(self.base.has_picture)

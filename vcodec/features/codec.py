@@ -572,7 +572,10 @@ class FeatureBaseFactory:
 
     kind = FEATURE_KIND
 
-    def for_encoding(self, model: str | None, base_size: int | None = None) -> FeatureBase:
+    def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast"
+                     ) -> FeatureBase:
+        if effort != "fast":
+            raise ConfigError(f"the feature base mode has one effort (fast); {effort!r} needs --base-mode learned")
         if base_size is None:
             return FeatureBase(model or "vcodec-det")
         from vcodec.models.base_codec import check_long_side

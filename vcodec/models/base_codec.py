@@ -52,7 +52,7 @@ from vcodec.errors import (
 )
 from vcodec.hashing import file_sha256
 from vcodec.io.frame import Frame
-from vcodec.models import rdo
+from vcodec.models import rdo, refine
 from vcodec.models.base_net import SCALE_TABLE, BaseNet, BaseNetConfig
 from vcodec.models.payload import PAYLOAD_VERSION, SKIP_BLOCK_SIZES, BasePayload
 from vcodec.models.skipmap import (
@@ -182,6 +182,8 @@ def tensor_to_frame(x: torch.Tensor, geom: BaseGeometry, bit_depth: int = 8, mat
 # -- the deterministic entropy-parameter path ------------------------------------------
 #: how P-frame blocks may be skipped (see CodingTools)
 SKIP_MODES = ("zero", "rd")
+#: encoder effort presets (see CodingTools)
+EFFORTS = ("fast", "slow")
 
 #: rANS strings of version-2 payloads end with this many padding symbols (P(0) = 1/2), unread
 _MIN_RANS_SYMBOLS = 4
@@ -317,6 +319,15 @@ class BaseCodec:
     def detector(self) -> str:
         return self.cfg.detector
 
+    def objective_weights(self) -> tuple[float, float]:
+        """(lam_f, feat_var) of the training objective, from the model's record (8, 1 if absent)."""
+        import re
+
+        m = re.search(r"([0-9.]+)\*Df", str(self.record.get("loss", "")))
+        feat_var = self.record.get("feat_var", 1.0)
+        return (float(m.group(1)) if m else 8.0,
+                float(feat_var) if isinstance(feat_var, (int, float)) and feat_var > 0 else 1.0)
+
     def layer_config(self, quality: float, intra_period: int, tools: CodingTools | None = None,
                      long_side: int | None = None) -> dict[str, Any]:
         """Coding parameters for the stream's per-layer configuration record.
@@ -401,6 +412,8 @@ class CodingTools:
     of the skip decisions and RDOQ; 0 means never skip;
     ``rdoq``: choose symbols by rate-distortion cost (else plain rounding; off by default:
     measured to cost detections at every lambda tried);
+    ``effort``: ``"fast"`` codes g_a's latent; ``"slow"`` refines each intra frame's latent
+    first (:mod:`vcodec.models.refine`: gradient steps on the training objective);
     ``payload_version``: 2, or 1 to write streams that vcodec 0.1 reads (no tools).
     """
 
@@ -409,6 +422,7 @@ class CodingTools:
     reuse_hyper: bool = True
     rdo_lambda: float = 16.0
     rdoq: bool = False
+    effort: str = "fast"
     payload_version: int = PAYLOAD_VERSION
 
     def __post_init__(self) -> None:
@@ -417,6 +431,8 @@ class CodingTools:
         if self.skip_block and self.skip_block not in SKIP_BLOCK_SIZES:
             raise ConfigError(f"skip block size {self.skip_block!r} is invalid; use 0 (off) or one of "
                               f"{', '.join(map(str, SKIP_BLOCK_SIZES))}")
+        if self.effort not in EFFORTS:
+            raise ConfigError(f"base effort {self.effort!r} is invalid; use one of {', '.join(EFFORTS)}")
         if self.skip_mode not in SKIP_MODES:
             raise ConfigError(f"skip mode {self.skip_mode!r} is invalid; use one of {', '.join(SKIP_MODES)}")
         if not (isinstance(self.rdo_lambda, (int, float)) and 0 <= float(self.rdo_lambda) < 1e6):
@@ -434,7 +450,7 @@ class CodingTools:
 
     def to_dict(self) -> dict[str, Any]:
         return {"skip_block": self.skip_block, "skip_mode": self.skip_mode, "reuse_hyper": self.reuse_hyper,
-                "rdo_lambda": float(self.rdo_lambda), "rdoq": self.rdoq,
+                "rdo_lambda": float(self.rdo_lambda), "rdoq": self.rdoq, "effort": self.effort,
                 "payload_version": self.payload_version}
 
 
@@ -470,6 +486,7 @@ class BaseEncoder:
         self.last_geometry: BaseGeometry | None = None
         self.last_report: FrameReport | None = None
         self._skip_model = SkipContextModel()
+        self.last_refinement: dict[str, float] | None = None
         self._weights: np.ndarray | None = None
         self._last_skip_share = 0.5
 
@@ -504,7 +521,7 @@ class BaseEncoder:
         if self.tools.payload_version == 1:
             payload, y_hat = self._code_v1(y, prev, intra, geom, frame)
         else:
-            payload, y_hat = self._code_v2(y.double(), prev, intra, geom, frame)
+            payload, y_hat = self._code_v2(y.double(), prev, intra, geom, frame, x)
         self.reference = y_hat
         self.last_y_hat = y_hat
         self.last_geometry = geom
@@ -540,7 +557,7 @@ class BaseEncoder:
         return payload, y_hat
 
     def _code_v2(self, y: torch.Tensor, prev: torch.Tensor | None, intra: bool, geom: BaseGeometry,
-                 frame: Frame) -> tuple[bytes, torch.Tensor]:
+                 frame: Frame, x: torch.Tensor) -> tuple[bytes, torch.Tensor]:
         path, tools = self.codec._path, self.tools
         gain, zstep, off, eb = path.for_quality(self.qcode)
         z_string: bytes | None = None
@@ -551,10 +568,13 @@ class BaseEncoder:
         if self._weights is None and tools.rdo_lambda > 0:
             self._weights = rdo.channel_weights(self.codec._T64, y, 1.0 / gain)
         weights = self._weights if self._weights is not None else np.ones(y.shape[1])
-        residual = ((y - means) * gain).numpy()
         idx_np = idx.numpy()
         sigma = path.table.numpy()[idx_np]
         offset = off.numpy()[idx_np]
+        self.last_refinement = None
+        if intra and tools.effort == "slow":
+            y, self.last_refinement = self._refine(y, x, means, sigma, offset, gain)
+        residual = ((y - means) * gain).numpy()
         sym, bits, dist = rdo.rdoq(residual, sigma, offset, weights,
                                    float(tools.rdo_lambda) if tools.rdoq else 0.0)
         changed = int(np.count_nonzero(sym != np.round(residual)))
@@ -604,6 +624,17 @@ class BaseEncoder:
         self.last_report = FrameReport(intra, 8 * len(payload), 8 * len(z_string or b""), blocks,
                                        0 if flags is None else int(flags.sum()), changed)
         return payload, y_hat
+
+    def _refine(self, y: torch.Tensor, x: torch.Tensor, means: torch.Tensor, sigma: np.ndarray,
+                offset: np.ndarray, gain: float) -> tuple[torch.Tensor, dict[str, float]]:
+        net = self.codec.net
+        with torch.no_grad():
+            # F(x): the detector's own split features when the model carries its front end
+            target = net.front_enc(x.flip(1) * 255.0) if net.front_enc is not None else net.T(y.float())
+        lam_f, feat_var = self.codec.objective_weights()
+        return refine.refine_latent(y, means, torch.from_numpy(sigma), torch.from_numpy(offset), gain, net.T,
+                                    target, int(x.shape[-1] * x.shape[-2]),
+                                    refine.RefineSettings(lam_f=lam_f, feat_var=feat_var))
 
     def reset(self) -> None:
         self.reference = None
