@@ -92,6 +92,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--base-model", help="base model id or .json/.pt path (default: the shipped one)")
     parser.add_argument(
+        "--base-size",
+        type=int,
+        metavar="PIXELS",
+        help="base layer working size, long side (default: the base model's, 832); the detector on "
+        "pixels (ground truth, anchors) works at the same geometry",
+    )
+    parser.add_argument(
+        "--anchor-size",
+        type=int,
+        metavar="PIXELS",
+        help="also report the anchors with their detector at this long side (e.g. 416), labelled x265@N",
+    )
+    parser.add_argument(
         "--base-qualities",
         type=_floats,
         default=[0.15, 0.4, 0.65, 0.9],
@@ -154,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         detector=args.detector,
         detector_weights=args.detector_weights,
         base_model=args.base_model,
+        base_size=args.base_size,
+        anchor_size=args.anchor_size,
         base_qualities=args.base_qualities,
         enh_qps=args.enh_qps,
         anchor_qps=args.anchor_qps,

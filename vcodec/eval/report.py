@@ -63,15 +63,25 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
         ("ms_ssim", "rd_msssim.png", "MS-SSIM (Y)"),
     ):
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for system in ("vcodec-base", "x265", "x264"):
+        # x265@N / x264@N: the anchors with the detector at another long side (mAP only)
+        sized = sorted({r["system"] for r in rows if "@" in r["system"]}) if y == "map50" else []
+        for system in ("vcodec-base", "x265", "x264", *sized):
             rate = "kbps_base" if system == "vcodec-base" else "kbps_total"
             xs, ys = _series(rows, system, y, rate)
             if xs:
-                c, st = _STYLE[system]
+                anchor, _, size = system.partition("@")
+                c, st = _STYLE[anchor]
                 name = {"vcodec-base": "vcodec base layer (layer 0 only)"}.get(
-                    system, f"{system} single layer"
+                    system, f"{anchor} single layer" + (f", detector at {size}" if size else "")
                 )
-                ax.plot(xs, ys, st, color=c, label=name)
+                ax.plot(
+                    xs,
+                    ys,
+                    st.replace("-", ":") if size else st,
+                    color=c,
+                    alpha=0.6 if size else 1.0,
+                    label=name,
+                )
         for i, q in enumerate(qualities):
             alpha = 0.35 + 0.65 * (i + 1) / len(qualities)
             ycol = "map50_full" if y == "map50" else y
@@ -216,6 +226,22 @@ def replace_bd_section(summary: str, entries: list[dict[str, Any]]) -> str:
     return summary[:start] + "\n".join(bd_section(entries)) + "\n" + summary[end:]
 
 
+def _geometry_lines(geo: dict[str, Any] | None) -> list[str]:
+    if not geo:
+        return []
+    lines = [
+        f"- detector on pixels (reference / ground truth, anchors, full decode) at the base layer's working "
+        f"geometry: {geo['description']}"
+    ]
+    if geo.get("anchor_size"):
+        n = geo["anchor_size"]
+        lines.append(
+            f"- `x265@{n}` / `x264@{n}`: the same anchor points with the detector at a long side of {n} "
+            "(a labelled extra; not the base layer's geometry)"
+        )
+    return lines
+
+
 def write_summary(results: dict[str, Any], path: Path) -> None:
     prov = results["provenance"]
     det = prov["detector"]
@@ -235,6 +261,7 @@ def write_summary(results: dict[str, Any], path: Path) -> None:
         f"- **{results['ground_truth']}**",
         f"- detector {det['name']} (weights {det['weights']}, sha256 {det['sha256'][:16] or 'n/a'}), "
         f"predictions scored from {det['score_threshold']}",
+        *_geometry_lines(results.get("detector_geometry")),
         f"- vcodec {prov['vcodec_version']}, libavcodec {prov['libavcodec']}, torch {prov['torch']}, "
         f"preset {prov['settings']['preset']}, intra period {prov['settings']['intra_period']}",
         "",

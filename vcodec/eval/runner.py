@@ -12,6 +12,8 @@ Systems (each a set of *points*):
 * ``x265`` / ``x264``: single-layer coding of the input at each QP, the
   detector on the decoded pixels (same detector, same pre-processing as the
   reference);
+* ``x265@N`` / ``x264@N`` (with ``anchor_size=N``): the same anchor points with
+  the detector at a long side of N instead of the working size (labelled, beside);
 * ``simulcast``: the base layer plus an independent single-layer x265 stream
   of the full video (derived: rates add, mAP from the base, quality from x265).
 
@@ -21,6 +23,11 @@ kbit/s, per-frame detections, quality, timings, a cache key) and
 matches.  Metrics (mAP, MOTA/IDF1) are recomputed from the stored detections on
 every run, so changing the ground truth does not re-encode anything.  Work units
 (one per base quality, one per anchor QP) run in ``jobs`` processes.
+
+Geometry: the detector on pixels (reference, anchors, full decode) works at the
+base layer's working geometry (:mod:`vcodec.eval.geometry`): the long side of
+``base_size`` or the base model's ``max_long_side``, frames above it scaled down,
+padded as the base layer pads, so that every system is scored by the same detector.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import numpy as np
 from vcodec.errors import ConfigError, InputError, OutputError
 from vcodec.eval.bdrate import bd_rate_result
 from vcodec.eval.detection import detection_map
+from vcodec.eval.geometry import WorkingSize, detect_at, working_size
 from vcodec.eval.groundtruth import GroundTruth, load_ground_truth, pseudo_ground_truth
 from vcodec.eval.quality import QualityAccumulator
 from vcodec.eval.tracking import ground_truth_tracks, mot_metrics, track_detections
@@ -77,8 +85,9 @@ METRIC_COLUMNS = [
     "decode_s",
 ]
 #: part of every point's cache key: bump it when a code change alters what a point measures
-#: (2: residuals coded without psy-rd; anchor keys no longer carry the base model)
-POINT_VERSION = 2
+#: (2: residuals coded without psy-rd; anchor keys no longer carry the base model;
+#: 3: the detector on pixels works at the base layer's working geometry, not 416/native)
+POINT_VERSION = 3
 
 
 @dataclass
@@ -96,6 +105,10 @@ class EvalConfig:
     detector: str | None = None
     detector_weights: str | None = None
     base_model: str | None = None
+    #: the base layer's working size (long side); None = the base model's max_long_side
+    base_size: int | None = None
+    #: also score the anchors with the detector at this long side (labelled ``x265@N``)
+    anchor_size: int | None = None
     base_qualities: list[float] = field(default_factory=lambda: [0.15, 0.4, 0.65, 0.9])
     enh_qps: list[int] = field(default_factory=lambda: [27, 32, 37, 42])
     anchor_qps: list[int] = field(default_factory=lambda: [22, 27, 32, 37, 42, 47])
@@ -128,6 +141,12 @@ class EvalConfig:
             raise ConfigError(f"inter_layer {self.inter_layer!r} is invalid; use on, off or auto")
         if self.jobs < 1 or self.threads < 1:
             raise ConfigError(f"jobs and threads must be >= 1, got {self.jobs} and {self.threads}")
+        for name, v in (("base_size", self.base_size), ("anchor_size", self.anchor_size)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 64 <= v <= 0xFFFF):
+                raise ConfigError(
+                    f"{name} {v!r} is invalid; use a long side in pixels of at least 64 "
+                    "(e.g. 416, 640 or 832)"
+                )
         if self.frames is not None and self.frames <= 0:
             raise ConfigError(f"frames must be positive, got {self.frames}")
         if not 0.0 <= self.score_threshold <= self.gt_min_score <= 1.0:
@@ -187,7 +206,23 @@ class _Context:
         if not self.frames:
             raise InputError(f"{cfg.input}: no frames to evaluate")
         self.info.num_frames = len(self.frames)
+        long_side = max(self.info.width, self.info.height)
+        if cfg.base_size is not None and cfg.base_size > long_side:
+            raise ConfigError(
+                f"base size {cfg.base_size} is larger than the input's long side "
+                f"({self.info.width}x{self.info.height}); use at most {long_side}"
+            )
         self._detector: Any = None
+        self._working: WorkingSize | None = None
+
+    @property
+    def working(self) -> WorkingSize:
+        """The base layer's working size: the geometry of every detection on pixels."""
+        if self._working is None:
+            self._working = working_size(
+                self.cfg.base_model, self.cfg.base_size, required=bool(self.cfg.base_qualities)
+            )
+        return self._working
 
     @property
     def detector(self) -> Any:
@@ -200,10 +235,12 @@ class _Context:
             )
         return self._detector
 
-    def detect_pixels(self, frames: Iterable[Any]) -> list[tuple[int, Any]]:
-        from vcodec.detection import detect_frames
-
-        return list(detect_frames(self.detector, frames, mode="auto"))
+    def detect_pixels(self, frames: Iterable[Any], long_side: int | None = None) -> list[tuple[int, Any]]:
+        """The detector on pictures at the working geometry (or the same rule at ``long_side``)."""
+        size = self.working
+        if long_side is not None:
+            size = WorkingSize(long_side, size.multiple, f"anchor size {long_side}")
+        return list(detect_at(self.detector, frames, size))
 
 
 _CONTEXT: _Context | None = None
@@ -254,6 +291,7 @@ def _vcodec_unit(cfg: EvalConfig, q: float, qps: list[int], need_base: bool) -> 
             ctx.info,
             base_model=cfg.base_model,
             base_quality=q,
+            base_size=cfg.base_size,
             enh_codec=cfg.enh_codec,
             enh_qp=qp,
             preset=cfg.preset,
@@ -291,6 +329,7 @@ def _vcodec_unit(cfg: EvalConfig, q: float, qps: list[int], need_base: bool) -> 
                     "settings": {
                         "base_model": base_model,
                         "base_quality": q,
+                        "base_size": cfg.base_size,
                         "intra_period": cfg.intra_period or 32,
                         "note": "base-only decode + detector back end on T(y_hat); quality of x_base",
                     },
@@ -373,6 +412,12 @@ def _anchor_unit(cfg: EvalConfig, name: str, qp: int) -> list[dict[str, Any]]:
         raise InputError(f"{name} at QP {qp}: {len(decoded)} frames decoded for {len(ctx.frames)} coded")
     mean, per = _quality(ctx.frames, by_pos)
     dets = ctx.detect_pixels(by_pos[f.index] for f in ctx.frames)
+    extra: dict[str, Any] = {}
+    if cfg.anchor_size:
+        # the labelled anchor: the same pictures, the detector at another long side
+        extra["detections_anchor_size"] = _dets_to_json(
+            ctx.detect_pixels((by_pos[f.index] for f in ctx.frames), cfg.anchor_size)
+        )
     return [
         {
             "id": f"{name}_qp{qp}",
@@ -387,6 +432,7 @@ def _anchor_unit(cfg: EvalConfig, name: str, qp: int) -> list[dict[str, Any]]:
             "encode_s": enc_s,
             "decode_s": dec_s,
             "settings": {"encoder_config": config, "note": "single layer; detector on decoded pixels"},
+            **extra,
         }
     ]
 
@@ -451,12 +497,20 @@ def provenance(cfg: EvalConfig, detector: Any) -> dict[str, Any]:
 
 
 def _cache_key(
-    cfg: EvalConfig, unit_point: dict[str, Any], input_sig: dict[str, Any], model_sig: str, det_sig: str
+    cfg: EvalConfig,
+    unit_point: dict[str, Any],
+    input_sig: dict[str, Any],
+    model_sig: str,
+    det_sig: str,
+    geometry: list[int] | None = None,
 ) -> str:
+    """``geometry``: the working size's key (long side, multiple) every detection on pixels uses."""
     from vcodec import __version__
 
     d = {
         "v": POINT_VERSION,
+        "base_size": cfg.base_size,
+        "geometry": geometry,
         "vcodec": __version__,
         "input": input_sig,
         "frames": cfg.frames,
@@ -508,6 +562,40 @@ def _score(
             t = mot_metrics(gt_tracks, track_detections(dets.items(), min_score=cfg.track_min_score))
             row["mota"], row["idf1"] = t["mota"], t["idf1"]
     return row
+
+
+def anchor_size_system(anchor: str, size: int) -> str:
+    """The name of an anchor scored with its detector at a long side of ``size`` (``x265@416``)."""
+    return f"{anchor}@{size}"
+
+
+def _anchor_size_rows(
+    cfg: EvalConfig, stored: dict[str, dict[str, Any]], truth: GroundTruth, gt_tracks: dict[int, Any]
+) -> list[dict[str, Any]]:
+    """The labelled ``x265@N`` rows: each anchor point's rate and quality, its detections at N."""
+    if not cfg.anchor_size:
+        return []
+    rows = []
+    for a in cfg.anchors:
+        name = anchor_size_system(a, cfg.anchor_size)
+        for qp in cfg.anchor_qps:
+            p = stored[f"{a}_qp{qp}"]
+            alt = {**p, "id": f"{name}_qp{qp}", "system": name, "detections": p["detections_anchor_size"]}
+            rows.append(_score(alt, truth, gt_tracks, cfg))
+    return rows
+
+
+def _geometry_json(working: WorkingSize, width: int, height: int, anchor_size: int | None) -> dict[str, Any]:
+    g = working.geometry(width, height)
+    return {
+        "long_side": working.long_side,
+        "multiple": working.multiple,
+        "source": working.source,
+        "scaled": [g.coded_width, g.coded_height],
+        "padded": [g.padded_width, g.padded_height],
+        "description": working.describe(width, height),
+        "anchor_size": anchor_size,
+    }
 
 
 def _simulcast(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -587,7 +675,9 @@ def _bd_entries(rows: list[dict[str, Any]], qualities: list[float]) -> list[dict
             )
 
     by = {s: [r for r in rows if r["system"] == s] for s in {r["system"] for r in rows}}
-    for a in ANCHOR_NAMES:
+    # the anchors at the working geometry, then any labelled x265@N (detector at another size)
+    sized = sorted(s for s in by if s.split("@")[0] in ANCHOR_NAMES and "@" in s)
+    for a in [*ANCHOR_NAMES, *sized]:
         if a in by and "vcodec-base" in by:
             for metric in ("map50", "map"):
                 add("vcodec-base", a, metric, by["vcodec-base"], by[a], "kbps_base")
@@ -677,7 +767,13 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
         "size": in_path.stat().st_size if in_path.is_file() else 0,
         "mtime": int(in_path.stat().st_mtime) if in_path.exists() else 0,
     }
-    ref_key = _cache_key(cfg, {"system": "reference"}, input_sig, "", det_sig)
+    working = ctx.working
+    geometry = working.key()
+    say(
+        f"vcodec eval: the detector on pixels works at the base layer's geometry: "
+        f"{working.describe(ctx.info.width, ctx.info.height)}"
+    )
+    ref_key = _cache_key(cfg, {"system": "reference"}, input_sig, "", det_sig, geometry)
     ref = json.loads(ref_path.read_text()) if ref_path.is_file() else {}
     if ref.get("key") != ref_key:
         say(f"vcodec eval: reference detections ({detector.name}) on {n} uncompressed frames")
@@ -729,7 +825,7 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
 
     def cached(pid: str, spec: dict[str, Any], uses_model: bool = True) -> bool:
         # anchors never touch the base model: retraining it must not recompute them
-        keys[pid] = _cache_key(cfg, spec, input_sig, model_sig if uses_model else "", det_sig)
+        keys[pid] = _cache_key(cfg, spec, input_sig, model_sig if uses_model else "", det_sig, geometry)
         p = out / "points" / f"{pid}.json"
         if p.is_file():
             try:
@@ -755,7 +851,8 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
             units.append({"kind": "vcodec", "q": q, "qps": qps, "need_base": not base_done})
     for a in cfg.anchors:
         for qp in cfg.anchor_qps:
-            if not cached(f"{a}_qp{qp}", {"system": a, "qp": qp}, uses_model=False):
+            spec = {"system": a, "qp": qp, **({"anchor_size": cfg.anchor_size} if cfg.anchor_size else {})}
+            if not cached(f"{a}_qp{qp}", spec, uses_model=False):
                 units.append({"kind": "anchor", "name": a, "qp": qp})
     total_points = len(cfg.base_qualities) * (1 + len(cfg.enh_qps)) + len(cfg.anchors) * len(cfg.anchor_qps)
     say(
@@ -801,6 +898,7 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
         row = _score(stored[pid], truth, gt_tracks, cfg)
         rows.append(row)
         _write_csv(out / "points" / f"{pid}.csv", [row])
+    rows += _anchor_size_rows(cfg, stored, truth, gt_tracks)
     rows += _simulcast(rows)
     rows = [{k: _clean(v) for k, v in r.items()} for r in rows]
     bd = bd_entries(rows, cfg.base_qualities)
@@ -811,6 +909,7 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
         "fps": fps,
         "input": cfg.input,
         "size": [ctx.info.width, ctx.info.height],
+        "detector_geometry": _geometry_json(working, ctx.info.width, ctx.info.height, cfg.anchor_size),
         "provenance": prov,
         "points": rows,
         "bd_rate": bd,
