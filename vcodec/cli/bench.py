@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from vcodec._atomic import atomic_output
 from vcodec.cli._args import parse_size
 from vcodec.cli.main import subcommand_main
-from vcodec.errors import OutputError
 
 HELP = "speed (frames/s, ms/frame) and memory per stage beside x265 (JSON)"
 
@@ -69,13 +68,8 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     text = json.dumps(report, indent=1, sort_keys=True) + "\n"
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        try:
-            Path(args.output).write_text(text)
-        except OSError as exc:
-            raise OutputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    with atomic_output(args.output) as f:  # "-" is stdout
+        f.write(text.encode())
     lines = [
         f"{k:20s} {v['frames_per_s']:8.2f} frames/s {v['ms_per_frame']:9.1f} ms/frame "
         f"{v['peak_rss_mib']:8.1f} MiB"

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from vcodec._atomic import AtomicOutput
 from vcodec.codec.decoder import Decoder, StreamInput
 from vcodec.errors import ConfigError, OutputError
 
@@ -57,7 +57,12 @@ def is_stream(source: Any) -> bool:
 
 
 class _Writer:
-    """Incremental detection output; removes what it wrote if the run fails."""
+    """Incremental detection output; removes what it wrote if the run fails.
+
+    COCO is one document, written atomically at the end; MOT lines go to the final
+    name as they come (a user follows them during a live encode), removed on failure;
+    SFU writes one file per frame into a folder, each removed on failure.
+    """
 
     def __init__(self, output: str, fmt: str | None, stem: str) -> None:
         from vcodec.detection.formats import format_for_path
@@ -69,23 +74,11 @@ class _Writer:
             self.fmt = format_for_path(output, fmt)
         self.stem = stem
         self.coco: list[tuple[int, Any]] = []
-        self.fh: IO[str] | None = None
-        self.tmp: str | None = None
+        self.out: AtomicOutput | None = None
         self.written: list[Path] = []
         if output == "-" and self.fmt == "sfu":
             raise ConfigError("--format sfu writes one file per frame; give -o DIR")
-        if self.fmt == "mot":
-            if output == "-":
-                self.fh = sys.stdout
-            else:
-                target = Path(output)
-                if target.is_dir():
-                    raise OutputError(f"{output}: is a directory; give a .txt file for MOT output")
-                try:
-                    self.fh = open(target, "w")  # noqa: SIM115 - closed in finish/abort
-                except OSError as exc:
-                    raise OutputError(f"cannot write detections to {output!r}: {exc.strerror or exc}") from None
-        elif self.fmt == "sfu":
+        if self.fmt == "sfu":
             d = Path(output)
             if d.exists() and not d.is_dir():
                 raise OutputError(f"SFU output {output!r} exists and is not a directory")
@@ -93,14 +86,9 @@ class _Writer:
                 d.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise OutputError(f"cannot create {output!r}: {exc.strerror or exc}") from None
-        elif output != "-":
-            target = Path(output)
-            try:
-                fd, self.tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial",
-                                                dir=target.parent if str(target.parent) else ".")
-                os.close(fd)
-            except OSError as exc:
-                raise OutputError(f"cannot write detections to {output!r}: {exc.strerror or exc}") from None
+        else:
+            # opened now, not at the end: an unwritable output fails before any decoding
+            self.out = AtomicOutput(output, what="detection output", in_place=self.fmt == "mot")
 
     def add(self, index: int, det: Any) -> None:
         from vcodec.detection.formats import mot_lines, write_sfu
@@ -108,42 +96,24 @@ class _Writer:
         if self.fmt == "coco":
             self.coco.append((index, det))
         elif self.fmt == "mot":
-            assert self.fh is not None
-            for line in mot_lines([(index, det)]):
-                self.fh.write(line + "\n")
-            self.fh.flush()
+            assert self.out is not None
+            self.out.stream.write("".join(line + "\n" for line in mot_lines([(index, det)])).encode())
+            self.out.flush()
         else:
             self.written += write_sfu(self.output, [(index, det)], self.stem)
 
     def finish(self) -> None:
         from vcodec.detection.formats import coco_results
 
+        if self.out is None:
+            return
         if self.fmt == "coco":
-            text = json.dumps(coco_results(self.coco)) + "\n"
-            if self.output == "-":
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            else:
-                assert self.tmp is not None
-                with open(self.tmp, "w") as f:
-                    f.write(text)
-                os.replace(self.tmp, self.output)
-                self.tmp = None
-        elif self.fh is not None and self.fh is not sys.stdout:
-            self.fh.close()
+            self.out.stream.write((json.dumps(coco_results(self.coco)) + "\n").encode())
+        self.out.commit()
 
     def abort(self) -> None:
-        if self.fh is not None and self.fh is not sys.stdout:
-            self.fh.close()
-            try:
-                os.unlink(self.output)
-            except OSError:
-                pass
-        if self.tmp is not None:
-            try:
-                os.unlink(self.tmp)
-            except OSError:
-                pass
+        if self.out is not None:
+            self.out.abort()
         for p in self.written:
             try:
                 p.unlink()

@@ -8,15 +8,13 @@ Intra frames are the frames with ``index % intra_period == 0`` in both layers.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any
 
+from vcodec._atomic import AtomicOutput, OutputTarget
 from vcodec.bitstream import (
     BASE_LAYER,
     ENHANCEMENT_LAYER,
@@ -28,7 +26,7 @@ from vcodec.bitstream import (
 from vcodec.codec.base_layer import BaseLayer, get_base_factory, kind_for_mode
 from vcodec.codec.ratecontrol import BaseRateController
 from vcodec.codec.stats import EncodeSummary, FrameStats, mean_psnr
-from vcodec.errors import ConfigError, EncoderError, InputError, OutputError
+from vcodec.errors import ConfigError, EncoderError, InputError
 from vcodec.io.frame import Frame, VideoInfo
 
 __all__ = ["Encoder", "OutputTarget", "choose_inter_layer", "DB_PER_RATE_DOUBLING"]
@@ -37,9 +35,6 @@ __all__ = ["Encoder", "OutputTarget", "choose_inter_layer", "DB_PER_RATE_DOUBLIN
 #: pictures at equal quality; measured with libx265 (QP 27 -> 37 on the shared clips:
 #: 3.8-5.6 dB per doubling), so 5 dB is a middle value
 DB_PER_RATE_DOUBLING = 5.0
-
-OutputTarget = str | os.PathLike | BinaryIO
-
 
 def choose_inter_layer(residual_bytes: int, residual_psnr: float, full_bytes: int, full_psnr: float) -> bool:
     """True when the residual is the cheaper enhancement at equal PSNR-Y (ties go to the residual).
@@ -54,75 +49,6 @@ def choose_inter_layer(residual_bytes: int, residual_psnr: float, full_bytes: in
         return residual_bytes <= full_bytes
     gap = (full_psnr - residual_psnr) / DB_PER_RATE_DOUBLING
     return residual_bytes * 2.0 ** gap <= full_bytes
-
-
-class _Sink:
-    """Where the stream goes: a path (temporary name, renamed on success), stdout or a file object."""
-
-    def __init__(self, output: OutputTarget) -> None:
-        self.tmp: str | None = None
-        self.target: Path | None = None
-        if isinstance(output, (str, os.PathLike)) and os.fspath(output) == "-":
-            self.f: BinaryIO = sys.stdout.buffer
-            self.name = "<stdout>"
-        elif isinstance(output, (str, os.PathLike)):
-            target = Path(output)
-            self.name = str(target)
-            if target.is_dir():
-                raise OutputError(f"{target}: is a directory; give a file name such as {target / 'out.vcs'}")
-            parent = target.parent
-            try:
-                fd, self.tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=parent)
-            except OSError as exc:
-                raise OutputError(f"{target}: cannot write here ({exc.strerror or exc}); check that "
-                                  f"{parent} exists and is writable") from None
-            self.f = os.fdopen(fd, "wb")
-            self.target = target
-        else:
-            if not hasattr(output, "write"):
-                raise ConfigError(f"output must be a path, '-' or a binary file object, got {type(output).__name__}")
-            self.f = output
-            self.name = str(getattr(output, "name", "<stream>"))
-
-    def flush(self) -> None:
-        try:
-            self.f.flush()
-        except BrokenPipeError:
-            raise
-        except (AttributeError, ValueError):
-            pass
-
-    def commit(self) -> None:
-        if self.tmp is None:
-            self.flush()
-            return
-        try:
-            self.f.close()
-            os.chmod(self.tmp, 0o666 & ~_umask())
-            os.replace(self.tmp, self.target)  # type: ignore[arg-type]
-        except OSError as exc:
-            self.abort()
-            raise OutputError(f"{self.name}: cannot finish writing ({exc.strerror or exc})") from None
-        self.tmp = None
-
-    def abort(self) -> None:
-        if self.tmp is None:
-            return
-        try:
-            self.f.close()
-        except OSError:
-            pass
-        try:
-            os.unlink(self.tmp)
-        except OSError:
-            pass
-        self.tmp = None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class Encoder:
@@ -291,7 +217,7 @@ class Encoder:
         if not self._calibrating:
             self._base_enc = self.base.encoder(self.base_quality, intra_period)
             self._check_layers()
-        self._sink = _Sink(output)
+        self._sink = AtomicOutput(output, what="Encoder output")
         self._writer: Any = None
         try:
             if not self._calibrating and not self._deciding:
@@ -373,7 +299,7 @@ class Encoder:
             cfg.to_bytes()  # validate before any file exists
 
     def _start_stream(self) -> None:
-        self._writer = StreamWriter(self._sink.f, self._header, self._layers())
+        self._writer = StreamWriter(self._sink.stream, self._header, self._layers())
         self._sink.flush()
 
     def _finish_calibration(self) -> list[FrameStats]:

@@ -18,8 +18,6 @@ Y4M (default) or raw YUV to it instead.
 from __future__ import annotations
 
 import os
-import sys
-import secrets
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from vcodec._atomic import AtomicOutput
 from vcodec.errors import CodecUnavailableError, ConfigError, EncoderError, InputError, OutputError
 from vcodec.io.frame import Frame, VideoInfo
 from vcodec.io.naming import RAW_EXTENSIONS
@@ -59,72 +58,6 @@ _PIX_FMT = {8: "yuv420p", 10: "yuv420p10le", 12: "yuv420p12le"}
 _AV_COLOUR = {"bt709": (1, 1, 1), "bt601": (6, 6, 6)}
 
 
-class _Target:
-    """Where the bytes go: a temporary file renamed on commit, or a caller's stream."""
-
-    def __init__(self, path: str | os.PathLike[str] | BinaryIO) -> None:
-        self.final: Path | None = None
-        self.temp: Path | None = None
-        if isinstance(path, (str, os.PathLike)) and os.fspath(path) == "-":
-            self.name, self.stream, self.own = "<stdout>", sys.stdout.buffer, False
-            return
-        if not isinstance(path, (str, os.PathLike)):
-            if not hasattr(path, "write"):
-                raise ConfigError(
-                    f"open_writer needs a path, '-' or a binary file object, got {type(path).__name__}"
-                )
-            self.name, self.stream, self.own = str(getattr(path, "name", "<stream>")), path, False
-            return
-        final = Path(path)
-        self.name = str(final)
-        if final.is_dir():
-            raise OutputError(f"{final}: is a directory; give a file name")
-        parent = final.parent if str(final.parent) else Path(".")
-        if not parent.is_dir():
-            raise OutputError(f"{final}: directory {parent} does not exist; create it first")
-        # not mkstemp: its 0600 mode would survive the rename; 0666 & ~umask is
-        # what any other tool would give the finished file
-        for _ in range(100):
-            tmp = parent / f".{final.name}.{secrets.token_hex(4)}.part"
-            try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-                break
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise OutputError(
-                    f"{final}: cannot write in {parent} ({exc.strerror}); check permissions"
-                ) from None
-        else:
-            raise OutputError(f"{final}: cannot create a temporary file in {parent}")
-        self.final, self.temp = final, tmp
-        self.stream = os.fdopen(fd, "wb")
-        self.own = True
-
-    def commit(self) -> None:
-        if self.own:
-            self.stream.close()
-        else:
-            self.stream.flush()
-        if self.temp is not None and self.final is not None:
-            try:
-                os.replace(self.temp, self.final)
-            except OSError as exc:
-                self.discard()
-                raise OutputError(f"{self.final}: cannot rename the finished file ({exc.strerror})") from None
-            self.temp = None
-
-    def discard(self) -> None:
-        if self.own and not self.stream.closed:
-            self.stream.close()
-        if self.temp is not None:
-            try:
-                self.temp.unlink()
-            except FileNotFoundError:
-                pass
-            self.temp = None
-
-
 class VideoWriter(ABC):
     """A context manager that takes :class:`Frame` objects via :meth:`write`.
 
@@ -133,7 +66,7 @@ class VideoWriter(ABC):
     ``with`` block through an exception calls :meth:`abort` instead.
     """
 
-    def __init__(self, target: _Target, info: VideoInfo) -> None:
+    def __init__(self, target: AtomicOutput, info: VideoInfo) -> None:
         self._target = target
         self.info = info
         self.path = target.name
@@ -177,13 +110,9 @@ class VideoWriter(ABC):
         try:
             self._finish()
         except BaseException:
-            self._target.discard()
+            self._target.abort()
             raise
-        try:
-            self._target.commit()
-        except OSError as exc:
-            self._target.discard()
-            raise OutputError(f"{self.path}: cannot finish the file ({exc.strerror or exc})") from None
+        self._target.commit()  # removes the temporary file itself when the rename fails
 
     def abort(self) -> None:
         """Drop the output: the temporary file is deleted, the final name is untouched."""
@@ -193,7 +122,7 @@ class VideoWriter(ABC):
         try:
             self._abort()
         finally:
-            self._target.discard()
+            self._target.abort()
 
     def _abort(self) -> None:  # noqa: B027 - optional hook
         pass
@@ -228,17 +157,17 @@ class RawYUVWriter(VideoWriter):
 class Y4MWriter(VideoWriter):
     """YUV4MPEG2 with vcodec's matrix tag (see :mod:`vcodec.io.y4m`)."""
 
-    def __init__(self, target: _Target, info: VideoInfo) -> None:
+    def __init__(self, target: AtomicOutput, info: VideoInfo) -> None:
         super().__init__(target, info)
         try:
             header = format_header(info.width, info.height, info.fps, info.bit_depth, info.matrix)
         except InputError as exc:
-            target.discard()
+            target.abort()
             raise ConfigError(f"{self.path}: {exc}") from None
         try:
             target.stream.write(header)
         except OSError as exc:
-            target.discard()
+            target.abort()
             raise OutputError(f"{self.path}: write failed ({exc.strerror or exc})") from None
 
     def _write(self, frame: Frame) -> None:
@@ -251,7 +180,7 @@ class AVWriter(VideoWriter):
 
     def __init__(
         self,
-        target: _Target,
+        target: AtomicOutput,
         info: VideoInfo,
         container_format: str,
         codec: str,
@@ -269,7 +198,7 @@ class AVWriter(VideoWriter):
             self._done = True  # nothing to finish or abort later
             if hasattr(self, "_container"):
                 self._container.close()
-            target.discard()
+            target.abort()
             raise
 
     def _setup(
@@ -401,7 +330,7 @@ def open_writer(
     if kind in ("mp4", "mov") and not is_path:
         # MP4/MOV write their index after the data and must seek back
         raise OutputError(f"{path}: MP4/MOV cannot be streamed to a pipe; write a file, or use format='mkv'")
-    target = _Target(path)
+    target = AtomicOutput(path, what="open_writer")
     if kind == "y4m":
         return Y4MWriter(target, info)
     if kind == "yuv":
