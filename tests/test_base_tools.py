@@ -134,10 +134,11 @@ def test_a_fully_skipped_p_frame_decodes_to_the_previous_latent_exactly(codec: B
 
 
 @pytest.mark.parametrize("tools", [CodingTools(), CodingTools(skip_block=1), CodingTools(skip_block=8),
-                                   CodingTools(reuse_hyper=False), CodingTools(skip_block=0),
+                                   CodingTools(z_refresh="always"), CodingTools(z_refresh="never"),
+                                   CodingTools(skip_block=0),
                                    CodingTools(rdo_lambda=0.0), CodingTools(skip_mode="rd"),
                                    CodingTools(rdoq=True), CodingTools.version1()],
-                         ids=["default", "b1", "b8", "z-every-frame", "no-skip", "no-rdo", "rd-skip", "rdoq",
+                         ids=["default", "b1", "b8", "z-every-frame", "z-never", "no-skip", "no-rdo", "rd-skip", "rdoq",
                               "v1"])
 def test_every_tool_setting_decodes_bit_exactly_and_joins_at_intra(codec: BaseCodec,
                                                                    tools: CodingTools) -> None:
@@ -167,8 +168,8 @@ def test_zero_mode_skips_only_blocks_whose_symbols_are_all_zero() -> None:
 
 def test_hyperprior_reuse_drops_z_from_p_frames(codec: BaseCodec) -> None:
     frames = _moving(4)
-    with_z, _, _ = _code(codec, frames, CodingTools(reuse_hyper=False, skip_block=0))
-    reuse, _, _ = _code(codec, frames, CodingTools(skip_block=0))
+    with_z, _, _ = _code(codec, frames, CodingTools(z_refresh="always", skip_block=0))
+    reuse, _, _ = _code(codec, frames, CodingTools(z_refresh="never", skip_block=0))
     assert all(BasePayload.from_bytes(p).z_string for p in with_z)
     assert all(BasePayload.from_bytes(p).z_string is None for p in reuse[1:])
     assert with_z[0] == reuse[0]  # the intra frame does not change
@@ -265,3 +266,29 @@ def test_slow_effort_lowers_the_shipped_models_objective() -> None:
     fast = shipped.encoder(1.0, 32).encode_frame(frame, reconstruct=False)[0]
     assert payload != fast
     assert torch.equal(shipped.decoder().decode_frame(payload), enc.last_y_hat)
+
+
+def test_auto_z_refresh_sends_z_only_when_it_pays(codec: BaseCodec) -> None:
+    # a still scene: the intra frame's hyperprior fits every P-frame, z never pays
+    still, _, _ = _code(codec, _static(4), CodingTools(skip_block=0))
+    assert all(BasePayload.from_bytes(p).z_string is None for p in still[1:])
+
+
+def test_auto_z_refresh_pays_for_itself_at_a_scene_cut() -> None:
+    from conftest import SEQUENCE
+    from vcodec.io import open_video
+    from vcodec.models import load_base_model
+
+    shipped = load_base_model("base-yolox-nano-v2")  # a trained hyperprior: the untrained one tells little
+    with open_video(SEQUENCE, frames=2) as reader:
+        frames = list(reader)
+    # the second scene: the picture upside down with its colours rotated
+    frames.append(Frame.from_rgb(np.ascontiguousarray(frames[1].to_rgb()[::-1, :, ::-1]), index=2))
+    payloads, refs, _ = _code(shipped, frames, CodingTools(skip_block=0))
+    never, _, _ = _code(shipped, frames, CodingTools(skip_block=0, z_refresh="never"))
+    assert BasePayload.from_bytes(payloads[1]).z_string is None
+    assert BasePayload.from_bytes(payloads[2]).z_string is not None
+    assert len(payloads[2]) < len(never[2])
+    dec = shipped.decoder()
+    for p, ref in zip(payloads, refs):
+        assert torch.equal(dec.decode_frame(p), ref)

@@ -48,10 +48,11 @@ STATIC_CLIPS = [
 
 VARIANTS: dict[str, CodingTools] = {
     "v1": CodingTools.version1(),
-    "reuse": CodingTools(skip_block=0),
+    "z-never": CodingTools(skip_block=0, z_refresh="never"),
+    "z-auto": CodingTools(skip_block=0),
     "zero-skip": CodingTools(),
     "zero-skip-b4": CodingTools(skip_block=4),
-    "zero-skip-z": CodingTools(reuse_hyper=False),
+    "zero-skip-z-never": CodingTools(z_refresh="never"),
     "rd-skip": CodingTools(skip_mode="rd"),
     "rdoq": CodingTools(skip_block=0, rdoq=True),
 }

@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from compressai.ans import BufferedRansEncoder, RansDecoder
 from compressai.entropy_models import EntropyBottleneckVbr, GaussianConditional
-
 from vcodec.errors import (
     BitstreamError,
     ConfigError,
@@ -182,6 +182,8 @@ def tensor_to_frame(x: torch.Tensor, geom: BaseGeometry, bit_depth: int = 8, mat
 # -- the deterministic entropy-parameter path ------------------------------------------
 #: how P-frame blocks may be skipped (see CodingTools)
 SKIP_MODES = ("zero", "rd")
+#: when P-frames send z (see CodingTools)
+Z_REFRESH = ("auto", "never", "always")
 #: encoder effort presets (see CodingTools)
 EFFORTS = ("fast", "slow")
 
@@ -407,7 +409,10 @@ class CodingTools:
     block would have coded anyway, minus the predictor's drift) when copying is also the
     cheaper by rate-distortion cost; ``"rd"`` lets the cost decide for every block (lossy:
     cheaper P-frames, but measured to lose small objects, see docs/BASE_LAYER.md);
-    ``reuse_hyper``: P-frames reuse the intra frame's hyperprior instead of sending z;
+    ``z_refresh``: when a P-frame sends a fresh hyperlatent z: ``"never"`` (it reuses the
+    last hyperprior, normally the intra frame's), ``"always"`` (every frame, as payload
+    version 1 did) or ``"auto"`` (when z's bits plus the latent's estimated bits under the
+    fresh parameters undercut the latent's estimated bits under the reused ones);
     ``rdo_lambda``: bits per squared quantisation step (weighted, see :mod:`vcodec.models.rdo`)
     of the skip decisions and RDOQ; 0 means never skip;
     ``rdoq``: choose symbols by rate-distortion cost (else plain rounding; off by default:
@@ -419,7 +424,7 @@ class CodingTools:
 
     skip_block: int = 2
     skip_mode: str = "zero"
-    reuse_hyper: bool = True
+    z_refresh: str = "auto"
     rdo_lambda: float = 16.0
     rdoq: bool = False
     effort: str = "fast"
@@ -437,19 +442,21 @@ class CodingTools:
             raise ConfigError(f"skip mode {self.skip_mode!r} is invalid; use one of {', '.join(SKIP_MODES)}")
         if not (isinstance(self.rdo_lambda, (int, float)) and 0 <= float(self.rdo_lambda) < 1e6):
             raise ConfigError(f"RDO lambda {self.rdo_lambda!r} is invalid; use a number >= 0 (0 = off)")
-        if self.payload_version == 1 and (self.skip_block or self.reuse_hyper or self.rdoq):
+        if self.z_refresh not in Z_REFRESH:
+            raise ConfigError(f"z refresh {self.z_refresh!r} is invalid; use one of {', '.join(Z_REFRESH)}")
+        if self.payload_version == 1 and (self.skip_block or self.z_refresh != "always" or self.rdoq):
             raise ConfigError("payload version 1 has no coding tools; use CodingTools.version1()")
 
     @classmethod
     def version1(cls) -> CodingTools:
-        return cls(skip_block=0, reuse_hyper=False, rdo_lambda=0.0, rdoq=False, payload_version=1)
+        return cls(skip_block=0, z_refresh="always", rdo_lambda=0.0, rdoq=False, payload_version=1)
 
     @property
     def skips(self) -> bool:
         return self.payload_version == 2 and self.skip_block > 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"skip_block": self.skip_block, "skip_mode": self.skip_mode, "reuse_hyper": self.reuse_hyper,
+        return {"skip_block": self.skip_block, "skip_mode": self.skip_mode, "z_refresh": self.z_refresh,
                 "rdo_lambda": float(self.rdo_lambda), "rdoq": self.rdoq, "effort": self.effort,
                 "payload_version": self.payload_version}
 
@@ -561,10 +568,21 @@ class BaseEncoder:
         path, tools = self.codec._path, self.tools
         gain, zstep, off, eb = path.for_quality(self.qcode)
         z_string: bytes | None = None
-        if intra or not tools.reuse_hyper or self.reference_hyper is None:
+        if intra or tools.z_refresh == "always" or self.reference_hyper is None:
             z_string, z_hat = self._code_z(y)
             self.reference_hyper = path.hyper(z_hat)
         means, idx = path.params_from_hyper(self.reference_hyper, prev, gain)
+        if not intra and z_string is None and tools.z_refresh == "auto":
+            fresh, fresh_z_hat = self._code_z(y)
+            fresh_hyper = path.hyper(fresh_z_hat)
+            fresh_means, fresh_idx = path.params_from_hyper(fresh_hyper, prev, gain)
+            table = path.table.numpy()
+
+            def latent_bits(m: torch.Tensor, i: torch.Tensor) -> float:
+                return float(rdo.symbol_bits(np.round(((y - m) * gain).numpy()), table[i.numpy()]).sum())
+
+            if 8 * len(fresh) + latent_bits(fresh_means, fresh_idx) < latent_bits(means, idx):
+                z_string, means, idx, self.reference_hyper = fresh, fresh_means, fresh_idx, fresh_hyper
         if self._weights is None and tools.rdo_lambda > 0:
             self._weights = rdo.channel_weights(self.codec._T64, y, 1.0 / gain)
         weights = self._weights if self._weights is not None else np.ones(y.shape[1])
