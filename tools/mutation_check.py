@@ -54,9 +54,9 @@ class Mutation:
 
 MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
-        "crc-off", "vcodec/bitstream/reader.py",
-        "        if zlib.crc32(payload) != pcrc:\n",
-        "        if False and zlib.crc32(payload) != pcrc:\n",
+        "crc-off", "vcodec/bitstream/parser.py",
+        "    if zlib.crc32(payload) != header.payload_crc:\n",
+        "    if False and zlib.crc32(payload) != header.payload_crc:\n",
         ("tests/test_bitstream.py",),
         "payload CRC check disabled in the reader",
     ),

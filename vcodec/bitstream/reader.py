@@ -30,21 +30,25 @@ from vcodec.bitstream.format import (
     FRAME_TYPES,
     INDEX_COUNT,
     INDEX_ENTRY,
-    KNOWN_FLAGS,
     MAGIC,
-    MAX_PAYLOAD,
-    NO_FRAME,
     PREAMBLE,
-    STREAM_LAYER,
     SYNC,
-    UNIT_HEADER,
     UNIT_HEADER_SIZE,
-    VERSION_MAJOR,
     VERSION_MINOR,
     UnitType,
-    unit_name,
 )
 from vcodec.bitstream.headers import LayerConfig, SequenceHeader
+from vcodec.bitstream.parser import (
+    PayloadError,
+    Unit,
+    UnitHeaderError,
+    add_layer_config,
+    check_payload,
+    misplaced_unit,
+    parse_preamble,
+    parse_sequence_header,
+    parse_unit_header,
+)
 from vcodec.errors import BitstreamError, InputError
 
 __all__ = ["StreamReader", "Unit", "Damage", "StreamSource", "is_stream_prefix"]
@@ -58,55 +62,14 @@ class _Truncated(BitstreamError):
         self.unit_type = unit_type  # None when the data ends inside the unit header
 
 
-class _HeaderDamage(BitstreamError):
-    """A unit header failed its checks; its length cannot be trusted."""
-
-    def __init__(self, message: str, *, raw: bytes, **kw: object) -> None:
-        super().__init__(message, **kw)  # type: ignore[arg-type]
-        self.raw = raw
-
-
-class _PayloadDamage(BitstreamError):
-    """A unit's payload failed its CRC; the header (and so the length) was intact."""
-
-    def __init__(self, message: str, *, layer: int, unit_type: int, **kw: object) -> None:
-        super().__init__(message, **kw)  # type: ignore[arg-type]
-        self.layer = layer
-        self.unit_type = unit_type
+# the parser's errors under the names the pull logic below was written with
+_HeaderDamage = UnitHeaderError
+_PayloadDamage = PayloadError
 
 
 def is_stream_prefix(data: bytes) -> bool:
     """True when ``data`` starts like a vcodec stream (used to sniff inputs)."""
     return data[:4] == MAGIC
-
-
-@dataclass
-class Unit:
-    """One unit as read from a stream."""
-
-    type: int
-    layer: int
-    flags: int
-    frame: int | None
-    payload: bytes
-    offset: int
-    header: bytes  # the 22 raw header bytes, for byte-exact copying
-
-    @property
-    def intra(self) -> bool:
-        return bool(self.flags & FLAG_INTRA)
-
-    @property
-    def name(self) -> str:
-        return unit_name(self.type)
-
-    @property
-    def raw(self) -> bytes:
-        return self.header + self.payload
-
-    def describe(self) -> str:
-        where = "" if self.frame is None else f" frame {self.frame}"
-        return f"{self.name} (layer {self.layer}{where})"
 
 
 @dataclass
@@ -241,29 +204,12 @@ class StreamReader:
             raise self._error(
                 f"stream is {len(data)} bytes long, shorter than the {PREAMBLE.size}-byte preamble "
                 "(empty or truncated file?)", 0, "preamble")
-        magic, major, minor, flags = PREAMBLE.unpack(data)
-        if magic != MAGIC:
-            raise self._error(
-                f"not a vcodec stream: magic is {magic!r}, expected {MAGIC!r} "
-                "(is this a raw video or another container? see `vcodec info --help`)", 0, "preamble")
-        if major != VERSION_MAJOR:
-            raise self._error(
-                f"stream format version {major}.{minor} is not supported by this vcodec "
-                f"(reads {VERSION_MAJOR}.x); upgrade vcodec", 4, "preamble")
-        if flags != 0:
-            raise self._error(f"reserved preamble flags are 0x{flags:04x}, expected 0", 6, "preamble")
-        self.minor = minor
+        self.minor = parse_preamble(data, self.name)
 
     def _read_headers(self) -> tuple[SequenceHeader, dict[int, LayerConfig]]:
         first = self._read_unit_strict()
-        if first is None or first.type != UnitType.SEQUENCE_HEADER:
-            got = "end of data" if first is None else first.describe()
-            raise self._error(f"expected SEQUENCE_HEADER as the first unit, got {got}", PREAMBLE.size,
-                              "SEQUENCE_HEADER")
-        try:
-            header = SequenceHeader.from_bytes(first.payload)
-        except BitstreamError as exc:
-            raise self._error(str(exc), first.offset, "SEQUENCE_HEADER") from None
+        header = parse_sequence_header(first, offset=PREAMBLE.size, source=self.name)
+        assert first is not None
         self.header_units: list[Unit] = [first]
         layers: dict[int, LayerConfig] = {}
         while True:
@@ -294,32 +240,12 @@ class StreamReader:
                 self._src.unread(unit.raw)
                 self.units_read -= 1
                 break
-            if unit.layer in layers or unit.layer == STREAM_LAYER:
-                raise self._error(f"duplicate or invalid LAYER_CONFIG for layer {unit.layer}",
-                                  unit.offset, "LAYER_CONFIG")
+            add_layer_config(layers, unit, source=self.name)
             self.header_units.append(unit)
-            try:
-                layers[unit.layer] = LayerConfig.from_bytes(unit.layer, unit.payload)
-            except BitstreamError as exc:
-                raise self._error(str(exc), unit.offset, f"LAYER_CONFIG of layer {unit.layer}") from None
         self.data_offset = offset  # where the first frame unit starts (or should)
         return header, layers
 
     # -- units -------------------------------------------------------------------
-    def _parse_header(self, raw: bytes, offset: int) -> tuple[int, int, int, int | None, int, int]:
-        sync, utype, layer, flags, reserved, frame, length, pcrc, hcrc = UNIT_HEADER.unpack(raw)
-        if sync != SYNC:
-            raise _HeaderDamage(f"bad unit sync bytes {sync!r} (expected {SYNC!r}): stream is damaged "
-                              "or misaligned", offset=offset, unit="unit header", source=self.name, raw=raw)
-        if zlib.crc32(raw[:18]) != hcrc:
-            raise _HeaderDamage("unit header CRC mismatch: the header is damaged", offset=offset, unit="unit header", source=self.name, raw=raw)
-        what = f"{unit_name(utype)} (layer {layer})"
-        if reserved != 0 or (flags & ~KNOWN_FLAGS and self.minor <= VERSION_MINOR):
-            raise _HeaderDamage(f"reserved header bits set (flags 0x{flags:02x})", offset=offset, unit=what, source=self.name, raw=raw)
-        if length > MAX_PAYLOAD:
-            raise _HeaderDamage(f"payload length {length} exceeds the limit {MAX_PAYLOAD}", offset=offset, unit=what, source=self.name, raw=raw)
-        return utype, layer, flags, (None if frame == NO_FRAME else frame), length, pcrc
-
     def _read_unit_strict(self) -> Unit | None:
         """Read one unit; None at a clean end of data. Raises on any defect."""
         offset = self._src.offset
@@ -329,19 +255,16 @@ class StreamReader:
         if len(raw) < UNIT_HEADER_SIZE:
             raise _Truncated(f"truncated unit header: {len(raw)} of {UNIT_HEADER_SIZE} bytes present",
                              offset=offset, unit="unit header", source=self.name)
-        utype, layer, flags, frame, length, pcrc = self._parse_header(raw, offset)
-        what = f"{unit_name(utype)} (layer {layer})"
-        payload = self._src.read_upto(length)
-        if len(payload) < length:
+        head = parse_unit_header(raw, offset, minor=self.minor, source=self.name)
+        payload = self._src.read_upto(head.length)
+        if len(payload) < head.length:
             raise _Truncated(
-                f"payload length {length} points past the end of the data ({len(payload)} bytes left): "
-                "the stream is truncated", offset=offset, unit=what, frame=frame, source=self.name,
-                unit_type=utype)
-        if zlib.crc32(payload) != pcrc:
-            raise _PayloadDamage("payload CRC mismatch: the unit is damaged", offset=offset, unit=what,
-                                 frame=frame, source=self.name, layer=layer, unit_type=utype)
+                f"payload length {head.length} points past the end of the data ({len(payload)} bytes "
+                "left): the stream is truncated", offset=offset, unit=head.what, frame=head.frame,
+                source=self.name, unit_type=head.type)
+        unit = check_payload(head, payload, offset, source=self.name)
         self.units_read += 1
-        return Unit(utype, layer, flags, frame, payload, offset, raw)
+        return unit
 
     def _resync(self) -> None:
         """Skip forward to the next byte position holding a valid unit header (or the end)."""
@@ -417,9 +340,10 @@ class StreamReader:
                 raise err
             if isinstance(item, Damage):
                 return item
+            problem = misplaced_unit(item, self.minor)
             if item.type in FRAME_TYPES:
-                if item.frame is None:
-                    raise self._error("frame unit without a frame index", item.offset, item.describe())
+                if problem is not None:  # not concealed: the unit cannot be placed at all
+                    raise self._error(problem, item.offset, item.describe())
                 return item
             if item.type == UnitType.INDEX:
                 try:
@@ -432,18 +356,9 @@ class StreamReader:
             if item.type == UnitType.END:
                 self._finish(item)
                 return None
-            if item.type in (UnitType.SEQUENCE_HEADER, UnitType.LAYER_CONFIG):
-                err = self._error("header unit after the first frame unit", item.offset, item.describe())
-                if self.conceal:
-                    dmg = Damage(item.offset, str(err))
-                    self.damage.append(dmg)
-                    return dmg
-                raise err
-            if self.minor > VERSION_MINOR:
+            if problem is None:
                 continue  # a unit type from a newer minor version: skip it
-            err = self._error(
-                f"unknown {unit_name(item.type)} in a version 1.{self.minor} stream "
-                "(damaged stream, or written by an incompatible tool)", item.offset, "unit")
+            err = self._error(problem, item.offset, item.describe())
             if self.conceal:
                 dmg = Damage(item.offset, str(err))
                 self.damage.append(dmg)
@@ -533,12 +448,13 @@ class StreamReader:
             raw = self._src.read_upto(UNIT_HEADER_SIZE)
             if len(raw) < UNIT_HEADER_SIZE:
                 return out
-            utype, layer, flags, frame, length, _ = self._parse_header(raw, offset)
-            if utype == UnitType.END:
+            head = parse_unit_header(raw, offset, minor=self.minor, source=self.name)
+            if head.type == UnitType.END:
                 return out
-            if utype in FRAME_TYPES and layer == base and flags & FLAG_INTRA and frame is not None:
-                out.append((frame, offset))
-            self._src.seek(offset + UNIT_HEADER_SIZE + length)
+            if (head.type in FRAME_TYPES and head.layer == base and head.flags & FLAG_INTRA
+                    and head.frame is not None):
+                out.append((head.frame, offset))
+            self._src.seek(offset + UNIT_HEADER_SIZE + head.length)
 
     def seek_frame(self, frame: int) -> int:
         """Position the reader at the intra frame at or before ``frame``; returns that frame."""

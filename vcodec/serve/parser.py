@@ -3,29 +3,25 @@
 :class:`~vcodec.bitstream.StreamReader` *pulls* bytes; a server receiving a
 published stream, or a live encoder writing into a sink, instead *pushes*
 chunks of any size.  :class:`UnitParser` buffers them and hands back every
-complete, checked unit (sync bytes, header CRC, length bound, payload CRC),
-so the server can route units by layer id without decoding anything.
+complete, checked unit, so the server can route units by layer id without
+decoding anything.  The checks themselves are :mod:`vcodec.bitstream.parser`'s,
+the same the pull reader makes (sync bytes, header CRC, reserved byte, unknown
+flags, length bound, payload CRC, header units).
 """
 
 from __future__ import annotations
 
-import zlib
-
-from vcodec.bitstream.format import (
-    MAGIC,
-    MAX_PAYLOAD,
-    NO_FRAME,
-    PREAMBLE,
-    STREAM_LAYER,
-    SYNC,
-    UNIT_HEADER,
-    UNIT_HEADER_SIZE,
-    VERSION_MAJOR,
-    UnitType,
-    unit_name,
-)
+from vcodec.bitstream.format import MAGIC, PREAMBLE, UNIT_HEADER_SIZE, VERSION_MAJOR, UnitType
 from vcodec.bitstream.headers import LayerConfig, SequenceHeader
-from vcodec.bitstream.reader import Unit
+from vcodec.bitstream.parser import (
+    Unit,
+    add_layer_config,
+    check_payload,
+    misplaced_unit,
+    parse_preamble,
+    parse_sequence_header,
+    parse_unit_header,
+)
 from vcodec.errors import BitstreamError
 
 __all__ = ["UnitParser"]
@@ -65,14 +61,7 @@ class UnitParser:
         if self.minor is None:
             if len(self._buf) < PREAMBLE.size:
                 return out
-            magic, major, minor, flags = PREAMBLE.unpack_from(self._buf)
-            if magic != MAGIC:
-                raise self._error(f"not a vcodec stream: magic is {magic!r}, expected {MAGIC!r}", 0,
-                                  "preamble")
-            if major != VERSION_MAJOR or flags != 0:
-                raise self._error(f"unsupported stream version {major}.{minor} / flags 0x{flags:04x}", 4,
-                                  "preamble")
-            self.minor = minor
+            self.minor = parse_preamble(bytes(self._buf[: PREAMBLE.size]), self.name)
             del self._buf[: PREAMBLE.size]
             self.offset = PREAMBLE.size
         while True:
@@ -81,6 +70,10 @@ class UnitParser:
                 return out
             if not self.header_ready and self._header_unit(unit):
                 continue
+            assert self.minor is not None  # set with the preamble, before any unit
+            problem = misplaced_unit(unit, self.minor)
+            if problem is not None:
+                raise self._error(problem, unit.offset, unit.describe())
             if unit.type == UnitType.END:
                 self.ended = True
                 if self._buf:
@@ -101,23 +94,11 @@ class UnitParser:
     def _header_unit(self, unit: Unit) -> bool:
         """Absorb a header unit; False when ``unit`` is the first frame-level unit."""
         if not self.header_units:
-            if unit.type != UnitType.SEQUENCE_HEADER:
-                raise self._error(f"expected SEQUENCE_HEADER as the first unit, got {unit.describe()}",
-                                  unit.offset, unit.name)
-            try:
-                self.header = SequenceHeader.from_bytes(unit.payload)
-            except BitstreamError as exc:
-                raise self._error(str(exc), unit.offset, "SEQUENCE_HEADER") from None
+            self.header = parse_sequence_header(unit, offset=unit.offset, source=self.name)
             self.header_units.append(unit)
             return True
         if unit.type == UnitType.LAYER_CONFIG:
-            if unit.layer in self.layers or unit.layer == STREAM_LAYER:
-                raise self._error(f"duplicate or invalid LAYER_CONFIG for layer {unit.layer}", unit.offset,
-                                  "LAYER_CONFIG")
-            try:
-                self.layers[unit.layer] = LayerConfig.from_bytes(unit.layer, unit.payload)
-            except BitstreamError as exc:
-                raise self._error(str(exc), unit.offset, "LAYER_CONFIG") from None
+            add_layer_config(self.layers, unit, source=self.name)
             self.header_units.append(unit)
             return True
         self.header_ready = True
@@ -127,21 +108,13 @@ class UnitParser:
         buf = self._buf
         if len(buf) < UNIT_HEADER_SIZE:
             return None
-        raw = bytes(buf[:UNIT_HEADER_SIZE])
-        sync, utype, layer, flags, reserved, frame, length, pcrc, hcrc = UNIT_HEADER.unpack(raw)
-        if sync != SYNC or zlib.crc32(raw[:18]) != hcrc:
-            raise self._error("unit header damaged (bad sync or header CRC)", self.offset, "unit header")
-        what = f"{unit_name(utype)} (layer {layer})"
-        if reserved != 0:
-            raise self._error("reserved unit header byte is not zero", self.offset, what)
-        if length > MAX_PAYLOAD:
-            raise self._error(f"payload length {length} exceeds the limit {MAX_PAYLOAD}", self.offset, what)
-        if len(buf) < UNIT_HEADER_SIZE + length:
+        assert self.minor is not None
+        head = parse_unit_header(bytes(buf[:UNIT_HEADER_SIZE]), self.offset, minor=self.minor,
+                                 source=self.name)
+        if len(buf) < UNIT_HEADER_SIZE + head.length:
             return None
-        payload = bytes(buf[UNIT_HEADER_SIZE : UNIT_HEADER_SIZE + length])
-        if zlib.crc32(payload) != pcrc:
-            raise self._error("payload CRC mismatch: the unit is damaged", self.offset, what)
-        unit = Unit(utype, layer, flags, None if frame == NO_FRAME else frame, payload, self.offset, raw)
-        del buf[: UNIT_HEADER_SIZE + length]
-        self.offset += UNIT_HEADER_SIZE + length
+        payload = bytes(buf[UNIT_HEADER_SIZE : UNIT_HEADER_SIZE + head.length])
+        unit = check_payload(head, payload, self.offset, source=self.name)
+        del buf[: UNIT_HEADER_SIZE + head.length]
+        self.offset += UNIT_HEADER_SIZE + head.length
         return unit
