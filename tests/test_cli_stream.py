@@ -98,7 +98,7 @@ def test_failed_extract_leaves_no_output(tmp_path: Path, capsys: pytest.CaptureF
     bad.write_bytes(make_stream()[:-40])
     out = tmp_path / "out.vcs"
     assert extract_cli.main([str(bad), "-o", str(out)]) == 1
-    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert not out.exists() and not list(tmp_path.glob(".out.vcs.*"))  # nor its temporary
 
 
 def test_unwritable_output(stream_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
