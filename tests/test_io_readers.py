@@ -520,5 +520,5 @@ def test_odd_sized_container_suggests_crop(tmp_path: Path) -> None:
                 c.mux(p)
         for p in s.encode(None):
             c.mux(p)
-    with pytest.raises(InputError, match=r"odd\.mkv: decoded pictures are 33x24.*crop=32:24"):
+    with pytest.raises(InputError, match=r"odd\.mkv: decoded pictures: 4:2:0 needs even .* got 33x24.*crop=32:24"):
         open_video(path)

@@ -22,7 +22,7 @@ import numpy as np
 
 from vcodec.errors import InputError
 
-__all__ = ["Frame", "VideoInfo", "default_matrix", "MATRICES"]
+__all__ = ["Frame", "VideoInfo", "default_matrix", "MATRICES", "require_even"]
 
 #: supported colour matrices and their (Kr, Kb) luma coefficients
 MATRICES: dict[str, tuple[float, float]] = {
@@ -41,6 +41,13 @@ def _dtype_for(bit_depth: int) -> type[np.unsignedinteger]:
         raise InputError(f"bit depth {bit_depth} is not supported; use 8..16")
     return np.uint8 if bit_depth == 8 else np.uint16
 
+
+
+def require_even(width: int, height: int, where: str, fix: str) -> None:
+    """The one 4:2:0 size rule (chroma is half size both ways), with what to do about it in ``fix``."""
+    if width % 2 or height % 2:
+        prefix = f"{where}: " if where else ""
+        raise InputError(f"{prefix}4:2:0 needs even width and height, got {width}x{height}; {fix}")
 
 @dataclass
 class Frame:
@@ -164,8 +171,7 @@ class Frame:
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise InputError(f"expected an H x W x 3 RGB image, got shape {rgb.shape}")
         h, w = rgb.shape[:2]
-        if h % 2 or w % 2:
-            raise InputError(f"4:2:0 needs even width and height, got {w}x{h}; crop or pad the input")
+        require_even(w, h, "", "crop or pad the input")
         matrix = matrix or default_matrix(w, h)
         kr, kb = MATRICES[matrix]
         kg = 1.0 - kr - kb

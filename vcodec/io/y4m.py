@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from vcodec.errors import InputError
-from vcodec.io.frame import MATRICES
+from vcodec.io.frame import MATRICES, require_even
 
 __all__ = ["Y4MHeader", "parse_header", "format_header", "Y4M_MAGIC", "SUPPORTED_COLORSPACES"]
 
@@ -104,8 +104,7 @@ def parse_header(line: bytes, source: str) -> Y4MHeader:
             f"({', '.join('C' + c for c in SUPPORTED_COLORSPACES)}); convert it, e.g. "
             f"`ffmpeg -i IN -pix_fmt yuv420p OUT.y4m`"
         )
-    if width % 2 or height % 2:
-        raise InputError(f"{source}: 4:2:0 needs even width and height, got {width}x{height}; crop the input")
+    require_even(width, height, source, "crop the input")
     full_range = False
     matrix: str | None = None
     for ext in extensions:
