@@ -444,3 +444,20 @@ def test_flat_base_residual_costs_about_the_same_as_the_anchor_on_real_video(car
     # the mapping must not waste bits: same quantiser, similar size and quality
     assert bits[0] < 1.08 * bits[1], bits
     assert abs(psnr[0] - psnr[1]) < 0.5, psnr
+
+
+def test_config_dataclass_round_trips_the_stored_dict_and_old_module_path_still_works() -> None:
+    from vcodec.enhancement import EnhancementConfig
+    from vcodec.enhancement import layer as old_layer
+
+    enc = EnhancementEncoder(64, 48, fps=Fraction(30000, 1001), preset="ultrafast", qp=30)
+    stored = enc.config()
+    enc.close()
+    cfg = EnhancementConfig.from_dict(stored, "libx265")
+    assert cfg == enc.settings() and cfg.to_dict() == stored
+    assert cfg.offset == stored["offset"] and cfg.fps == Fraction(30000, 1001)
+    # the encoder's record is informational: a stream is not refused for it
+    assert EnhancementConfig.from_dict(stored | {"rate": "odd", "preset": 3}, "libx265").rate == {}
+    with pytest.raises(ConfigError, match="incomplete"):
+        EnhancementConfig.from_dict({k: v for k, v in stored.items() if k != "width"}, "libx265")
+    assert old_layer.EnhancementEncoder is EnhancementEncoder and old_layer.PAYLOAD_VERSION == 1

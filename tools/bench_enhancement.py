@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from vcodec.enhancement import decode_sequence, frame_psnr, reconstruct
-from vcodec.enhancement.layer import EnhancementEncoder
+from vcodec.enhancement import EnhancementEncoder
 from vcodec.io.frame import Frame
 
 REPO = Path(__file__).resolve().parents[1]

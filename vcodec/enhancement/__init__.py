@@ -1,22 +1,20 @@
 """Enhancement layer (layer 1): the residual ``x - x_base`` for human viewing.
 
 Coded by a conventional encoder (libx265 by default, libx264, SVT-AV1 or
-libvpx-vp9) through PyAV.  See :mod:`vcodec.enhancement.layer` for the stream
-contract and payload layout, :mod:`vcodec.enhancement.mapping` for the sample
+libvpx-vp9) through PyAV.  See :mod:`vcodec.enhancement.encoder` for the stream
+contract, :mod:`vcodec.enhancement.packet` for the payload layout,
+:mod:`vcodec.enhancement.config` for the stored settings,
+:mod:`vcodec.enhancement.decoder`, :mod:`vcodec.enhancement.mapping` for the sample
 mapping, :mod:`vcodec.enhancement.roi` for region-of-interest mode and
 ``docs/ENHANCEMENT.md`` for the whole picture.
 """
 
 from vcodec.enhancement.codecs import CODECS, DEFAULT_CODEC, available_encoders
-from vcodec.enhancement.layer import (
-    DEFAULT_CRF,
-    EnhancementDecoder,
-    EnhancementEncoder,
-    EnhancementPacket,
-    decode_sequence,
-    encode_sequence,
-)
+from vcodec.enhancement.config import EnhancementConfig
+from vcodec.enhancement.decoder import EnhancementDecoder, decode_sequence
+from vcodec.enhancement.encoder import DEFAULT_CRF, EnhancementEncoder, encode_sequence
 from vcodec.enhancement.mapping import Residual, ResidualClippedWarning, reconstruct
+from vcodec.enhancement.packet import EnhancementPacket
 from vcodec.enhancement.roi import RoiReport, frame_psnr, psnr, roi_mask, roi_report
 
 __all__ = [
@@ -27,6 +25,7 @@ __all__ = [
     "EnhancementEncoder",
     "EnhancementDecoder",
     "EnhancementPacket",
+    "EnhancementConfig",
     "encode_sequence",
     "decode_sequence",
     "Residual",

@@ -14,6 +14,11 @@ from vcodec.enhancement.codecs import pix_fmt_for
 
 __all__ = ["planes_to_avframe", "avframe_to_planes"]
 
+# libav logs errors only, into Python logging ("libav.<component>" loggers):
+# encoders' chatter must not reach the terminal, real failures must.  Here because
+# both the enhancement encoder and decoder import this module before using PyAV.
+av.logging.set_level(av.logging.ERROR)
+
 
 def planes_to_avframe(planes: list[np.ndarray] | tuple[np.ndarray, ...], depth: int) -> av.VideoFrame:
     """A new ``VideoFrame`` holding the three planes (``uint8`` at 8 bits, ``uint16`` above)."""
