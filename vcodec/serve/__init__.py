@@ -1,7 +1,9 @@
 """Streaming over HTTP: the base layer to analytics, the full stream to viewers, live.
 
-* :mod:`vcodec.serve.server`  the aiohttp server (``vcodec serve``): stored and live streams,
-  per-layer bearer tokens, Prometheus metrics;
+* :mod:`vcodec.serve.server`  the aiohttp server (``vcodec serve``): routes and state; the work of
+  each route is in :mod:`~vcodec.serve.auth` (bearer tokens per layer), :mod:`~vcodec.serve.stored`,
+  :mod:`~vcodec.serve.watch` (live viewers) and :mod:`~vcodec.serve.ingest` (publishing);
+  :mod:`~vcodec.serve.runner` runs it in a thread; Prometheus metrics in :mod:`~vcodec.serve.metrics`;
 * :mod:`vcodec.serve.hub`     live fan-out with bounded per-client buffers and intra-frame joins;
 * :mod:`vcodec.serve.live`    live producers (an encoder, or a stored stream replayed in real time);
 * :mod:`vcodec.serve.client`  blocking clients: read a served stream, publish a live one;
@@ -14,7 +16,8 @@ from vcodec.serve.client import Publisher, is_url, open_url, stream_url
 from vcodec.serve.hub import DEFAULT_BUFFER_BYTES, LiveChannel, Subscriber
 from vcodec.serve.live import ChannelSink, LiveTask, replay_producer, start_live
 from vcodec.serve.parser import UnitParser
-from vcodec.serve.server import ServeConfig, ServerThread, StreamServer, parse_tokens
+from vcodec.serve.runner import ServerThread
+from vcodec.serve.server import ServeConfig, StreamServer, parse_tokens
 
 __all__ = [
     "ServeConfig", "StreamServer", "ServerThread", "parse_tokens", "LiveChannel", "Subscriber",
