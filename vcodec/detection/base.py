@@ -31,8 +31,8 @@ import cv2
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, nms
 
+from vcodec._torchvision import batched_nms, nms
 from vcodec.errors import ConfigError, InputError
 from vcodec.io.frame import Frame
 

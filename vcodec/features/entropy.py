@@ -22,8 +22,8 @@ frame's decoded feature.
 from __future__ import annotations
 
 import numpy as np
-from compressai.ans import RansDecoder, RansEncoder
 
+from vcodec._compressai import RansDecoder, RansEncoder
 from vcodec.errors import BitstreamError, ConfigError
 
 __all__ = ["PRECISION", "quantized_cdf", "CdfTables", "encode_indexes", "decode_indexes"]

@@ -41,8 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compressai.ans import BufferedRansEncoder, RansDecoder
-from compressai.entropy_models import EntropyBottleneckVbr, GaussianConditional
+from vcodec._compressai import BufferedRansEncoder, EntropyBottleneckVbr, GaussianConditional, RansDecoder
 from vcodec.errors import (
     BitstreamError,
     ConfigError,

@@ -32,10 +32,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from compressai.entropy_models import EntropyBottleneckVbr, GaussianConditional
-from compressai.models.base import get_scale_table
-from compressai.ops import LowerBound, quantize_ste
 
+from vcodec._compressai import (
+    EntropyBottleneckVbr,
+    GaussianConditional,
+    LowerBound,
+    get_scale_table,
+    quantize_ste,
+)
 from vcodec.errors import ConfigError
 
 __all__ = ["BaseNetConfig", "BaseNet", "SCALE_TABLE"]
