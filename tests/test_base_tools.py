@@ -154,6 +154,14 @@ def test_every_tool_setting_decodes_bit_exactly_and_joins_at_intra(codec: BaseCo
         assert torch.equal(late.decode_frame(p), ref)
 
 
+def test_symbol_cost_table_equals_the_formula() -> None:
+    sigmas = np.array([0.11, 0.5, 3.0, 40.0])
+    costs = rdo.SymbolCosts(sigmas)
+    sym = np.array([[0, 1, -1, 5, -63, 64, 200, -1000]] * 4)
+    idx = np.repeat(np.arange(4)[:, None], sym.shape[1], axis=1)
+    assert np.array_equal(costs(sym, idx), rdo.symbol_bits(sym, sigmas[idx]))
+
+
 def test_zero_mode_skips_only_blocks_whose_symbols_are_all_zero() -> None:
     sym = np.zeros((1, 3, 4, 4))
     sym[0, 2, 0, 3] = 1  # block (0, 1) codes something
@@ -181,8 +189,11 @@ def test_rdoq_lowers_rate_and_never_moves_away_from_the_mean() -> None:
     sigma = np.full_like(residual, 1.5)
     offset = np.zeros_like(residual)
     weights = np.ones(4)
-    plain, plain_bits, plain_d = rdo.rdoq(residual, sigma, offset, weights, 0.0)
-    chosen, bits, dist = rdo.rdoq(residual, sigma, offset, weights, 2.0)
+    def bits_of(s: np.ndarray) -> np.ndarray:
+        return rdo.symbol_bits(s, sigma)
+
+    plain, plain_bits, plain_d = rdo.rdoq(residual, bits_of, offset, weights, 0.0)
+    chosen, bits, dist = rdo.rdoq(residual, bits_of, offset, weights, 2.0)
     assert np.array_equal(plain, np.round(residual))
     moved = chosen != plain
     assert moved.any()

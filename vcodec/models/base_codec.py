@@ -41,7 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcodec._compressai import BufferedRansEncoder, EntropyBottleneckVbr, GaussianConditional, RansDecoder
+from compressai.ans import BufferedRansEncoder, RansDecoder
+from compressai.entropy_models import EntropyBottleneckVbr, GaussianConditional
 from vcodec.errors import (
     BitstreamError,
     ConfigError,
@@ -212,6 +213,9 @@ class _EntropyPath:
         self.gc.update_scale_table(self.table.float())
         self._per_q: dict[int, tuple[float, float, torch.Tensor, EntropyBottleneckVbr]] = {}
         self._tables: tuple[list[list[int]], list[int], list[int]] | None = None
+        self._ctx_of: tuple[torch.Tensor, torch.Tensor] | None = None
+        #: encoder-side bit estimates per (scale index, symbol)
+        self.symbol_costs = rdo.SymbolCosts(self.table.numpy())
 
     @staticmethod
     def _grid(x: torch.Tensor | float, grid: int) -> torch.Tensor:
@@ -256,7 +260,10 @@ class _EntropyPath:
                 means, scales = self.ep_i(hyper).chunk(2, 1)
             else:
                 p = prev.double()
-                dm, scales = self.ep_p(torch.cat([hyper, self.ctx(p)], dim=1)).chunk(2, 1)
+                # one reference, one context: the encoder's z-refresh check asks twice per frame
+                if self._ctx_of is None or self._ctx_of[0] is not prev:
+                    self._ctx_of = (prev, self.ctx(p))
+                dm, scales = self.ep_p(torch.cat([hyper, self._ctx_of[1]], dim=1)).chunk(2, 1)
                 means = p + dm
             means = self._grid(means, self.cfg.mean_grid)
             s = F.softplus(scales) * gain
@@ -575,10 +582,9 @@ class BaseEncoder:
             fresh, fresh_z_hat = self._code_z(y)
             fresh_hyper = path.hyper(fresh_z_hat)
             fresh_means, fresh_idx = path.params_from_hyper(fresh_hyper, prev, gain)
-            table = path.table.numpy()
 
             def latent_bits(m: torch.Tensor, i: torch.Tensor) -> float:
-                return float(rdo.symbol_bits(np.round(((y - m) * gain).numpy()), table[i.numpy()]).sum())
+                return float(path.symbol_costs(np.round(((y - m) * gain).numpy()), i.numpy()).sum())
 
             if 8 * len(fresh) + latent_bits(fresh_means, fresh_idx) < latent_bits(means, idx):
                 z_string, means, idx, self.reference_hyper = fresh, fresh_means, fresh_idx, fresh_hyper
@@ -592,7 +598,7 @@ class BaseEncoder:
         if intra and tools.effort == "slow":
             y, self.last_refinement = self._refine(y, x, means, sigma, offset, gain)
         residual = ((y - means) * gain).numpy()
-        sym, bits, dist = rdo.rdoq(residual, sigma, offset, weights,
+        sym, bits, dist = rdo.rdoq(residual, lambda s: path.symbol_costs(s, idx_np), offset, weights,
                                    float(tools.rdo_lambda) if tools.rdoq else 0.0)
         changed = int(np.count_nonzero(sym != np.round(residual)))
         lh, lw = geom.latent_size

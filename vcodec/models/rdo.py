@@ -24,13 +24,14 @@ machine and thread count.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from scipy.special import ndtr
 
-__all__ = ["RdoDecision", "channel_weights", "decide_skip", "rdoq", "symbol_bits", "zero_blocks"]
+__all__ = ["RdoDecision", "SymbolCosts", "channel_weights", "decide_skip", "rdoq", "symbol_bits", "zero_blocks"]
 
 _MIN_P = 2.0 ** -16  # the coder's smallest probability
 _WEIGHT_GRID = 256.0
@@ -43,10 +44,34 @@ def symbol_bits(sym: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     return -np.log2(np.maximum(p, _MIN_P))
 
 
-def rdoq(residual: np.ndarray, sigma: np.ndarray, offset: np.ndarray, weights: np.ndarray,
-         lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class SymbolCosts:
+    """:func:`symbol_bits` for the entropy coder's scale table, by table lookup.
+
+    The coder knows only ``len(sigmas)`` scales, so the cost of every symbol up to
+    :attr:`LARGEST` is tabulated once (the erf evaluations were a third of the encoder's
+    own time); larger symbols, which are rare, use the formula.
+    """
+
+    LARGEST = 63
+
+    def __init__(self, sigmas: np.ndarray) -> None:
+        self.sigmas = np.asarray(sigmas, dtype=np.float64)
+        self.lut = symbol_bits(np.arange(self.LARGEST + 1)[None, :], self.sigmas[:, None])
+
+    def __call__(self, sym: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        a = np.abs(sym).astype(np.int64)
+        out = self.lut[idx, np.minimum(a, self.LARGEST)]
+        big = a > self.LARGEST
+        if big.any():
+            out = np.where(big, symbol_bits(a, self.sigmas[idx]), out)
+        return out
+
+
+def rdoq(residual: np.ndarray, bits_of: Callable[[np.ndarray], np.ndarray], offset: np.ndarray,
+         weights: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Choose symbols for ``residual = (y - mean) * gain`` (symbol units, 1 x M x H x W).
 
+    ``bits_of(symbols)`` gives each element's cost in bits under its own scale,
     ``offset`` is the reconstruction offset of each element's scale index, ``weights``
     the per-channel distortion weights (M). Returns (symbols, bits, weighted distortion)
     per element, all float64.
@@ -57,7 +82,7 @@ def rdoq(residual: np.ndarray, sigma: np.ndarray, offset: np.ndarray, weights: n
 
     def cost(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         recon = np.where(s != 0, np.sign(s) * (np.abs(s) + offset), 0.0)
-        return symbol_bits(s, sigma), w * (residual - recon) ** 2
+        return bits_of(s), w * (residual - recon) ** 2
 
     b0, d0 = cost(s0)
     if lam <= 0:
