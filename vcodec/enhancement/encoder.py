@@ -250,17 +250,12 @@ class EnhancementEncoder:
                     params += [f"pools={self.threads}", f"frame-threads={min(self.threads, 16)}"]
                 if self.lossless:
                     params.append("lossless=1")
-                elif self._enc_qp is not None:
-                    opts["qp"] = str(self._enc_qp)
                 else:
-                    opts["crf"] = f"{self._enc_crf:g}"
+                    self._rate_option(opts)
+            elif self.lossless:
+                opts["qp"] = "0"
             else:
-                if self.lossless:
-                    opts["qp"] = "0"
-                elif self._enc_qp is not None:
-                    opts["qp"] = str(self._enc_qp)
-                else:
-                    opts["crf"] = f"{self._enc_crf:g}"
+                self._rate_option(opts)
         elif name == "libsvtav1":
             if self.preset is not None:
                 opts["preset"] = self.preset
@@ -272,10 +267,8 @@ class EnhancementEncoder:
                 params.append(f"lp={self.threads}")
             if self.lossless:
                 params.append("lossless=1")
-            elif self._enc_qp is not None:
-                opts["qp"] = str(self._enc_qp)
             else:
-                opts["crf"] = f"{self._enc_crf:g}"
+                self._rate_option(opts)
         elif name == "libvpx-vp9":
             opts["deadline"] = "realtime" if self.low_delay else "good"
             if self.preset is not None:
@@ -287,15 +280,20 @@ class EnhancementEncoder:
                 opts["row-mt"] = "1"
             if self.lossless:
                 opts["lossless"] = "1"
-            elif self._enc_qp is not None:
-                opts["crf"] = str(self._enc_qp)
             else:
-                opts["crf"] = f"{self._enc_crf:g}"
+                self._rate_option(opts, qp_key="crf")  # libvpx has no qp option: a fixed crf with qmin = qmax
         else:  # pragma: no cover - CODECS and this function are kept in step
             raise ConfigError(f"no option mapping for {name}")
         if params and self.spec.params_option:
             opts[self.spec.params_option] = ":".join(params)
         return opts
+
+    def _rate_option(self, opts: dict[str, str], qp_key: str = "qp") -> None:
+        """The quantiser or rate factor in the encoder's scale (lossless is spelt per encoder, apart)."""
+        if self._enc_qp is not None:
+            opts[qp_key] = str(self._enc_qp)
+        else:
+            opts["crf"] = f"{self._enc_crf:g}"
 
     def _open(self) -> av.codec.context.CodecContext:
         cc = av.CodecContext.create(self.codec_name, "w")
