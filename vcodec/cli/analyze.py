@@ -15,7 +15,12 @@ uninterrupted run (and `vcodec detect` on the same stream).
 Examples:
   vcodec analyze http://127.0.0.1:8080/streams/cam1 -o dets.txt
   vcodec analyze http://cam-server:8080/streams/cam1 --track --token-env CAM_TOKEN -o tracks.txt
-  vcodec analyze http://127.0.0.1:8080/streams/clip --weights yolox_nano.onnx --frames 300
+  vcodec analyze http://127.0.0.1:8080/streams/clip --frames 300
+
+The detector is the one of the stream's base model (YOLOX-Nano for the default
+model, its weights shipped), with the back end adapted to that model's decoded
+features when one ships; --weights only for base models whose detector is not
+shipped.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-env", metavar="VAR", help="read the token from environment variable VAR "
                                                           "(default: VCODEC_TOKEN when set)")
     parser.add_argument("--weights", help="detector weights for base models whose detector is not shipped "
-                                          "(YOLOX-Nano: its .onnx)")
+                                          "(yolox-nano and vcodec-det are)")
     parser.add_argument("--base-model", help="base model .json/.pt when it is not installed")
     parser.add_argument("--score-threshold", type=float, help="minimum score (default: the detector's, 0.3)")
     parser.add_argument("--frames", type=int, help="stop after N frames")

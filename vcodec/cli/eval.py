@@ -5,8 +5,11 @@ folder:
 
   vcodec eval clip.y4m -o results/ --frames 64
   vcodec eval BasketballPass_416x240_50.yuv --gt ClassD/Annotations/BasketballPass -o res/
-  vcodec eval cars_320x240.i420 --detector yolox-nano --detector-weights yolox_nano.onnx \\
-      --base-model base-yolox-nano-v2 -o res/ --jobs 2
+  vcodec eval cars_320x240.i420 --base-model base-yolox-nano-v2 -o res/ --jobs 2
+
+The detector is the base model's (default: YOLOX-Nano, shipped; on the base
+layer with the back end adapted to the model's decoded features when one
+ships), the same clean detector on pixels.
 
 Systems: vcodec base layer alone (detector back end on the decoded latent) at
 each --base-qualities point; vcodec full decode at each --enh-qps per base
@@ -88,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--detector", help="detector name (default: the one the base model serves)")
     parser.add_argument(
-        "--detector-weights", help="detector weights file (.onnx/.pth); vcodec-det has its own"
+        "--detector-weights", help="detector weights file (.onnx/.pth); yolox-nano and vcodec-det have their own"
     )
     parser.add_argument("--base-model", help="base model id or .json/.pt path (default: the shipped one)")
     parser.add_argument(
@@ -152,6 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vcodec.detection import DEFAULT_DETECTOR
     from vcodec.eval.runner import EvalConfig, run_eval
 
     anchors = [a.strip() for a in args.anchors.split(",") if a.strip()]
@@ -164,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
         gt=args.gt,
         gt_format=args.gt_format,
         gt_stem=args.gt_stem,
-        detector=args.detector,
+        # the runner takes the base model's detector when base points are coded; without them
+        # nothing names one, so the package default applies
+        detector=args.detector or (None if args.base_qualities else DEFAULT_DETECTOR),
         detector_weights=args.detector_weights,
         base_model=args.base_model,
         base_size=args.base_size,

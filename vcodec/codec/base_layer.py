@@ -184,7 +184,7 @@ def get_base_factory(kind: str) -> BaseLayerFactory:
 
 # -- the learned codec ---------------------------------------------------------------
 #: shipped learned base models, in order of preference when none is named
-DEFAULT_BASE_MODELS = ("base-vcodec-det-v2", "base-yolox-nano-v2")
+DEFAULT_BASE_MODELS = ("base-yolox-nano-v2", "base-vcodec-det-v2")
 
 
 def default_base_model() -> str:
@@ -249,6 +249,7 @@ class LearnedBase:
         self.codec_id: str = codec.model_id
         self.sha256: str = codec.sha256
         self.detector_name: str = codec.detector
+        self._analytics: tuple[Any, Any] | None = None  # (detector asked for, the one run on features)
 
     def layer_config(self, quality: float, intra_period: int) -> dict[str, Any]:
         return dict(self.codec.layer_config(quality, intra_period, self.tools, long_side=self.base_size))
@@ -260,7 +261,15 @@ class LearnedBase:
         return _LearnedDecoder(self.codec.decoder(long_side=self.base_size))
 
     def detect(self, decoded: Any, detector: Any, geometry: Any) -> Any:
-        return self.codec.detect(decoded, detector, geometry)
+        return self.codec.detect(decoded, self.analytics_detector(detector), geometry)
+
+    def analytics_detector(self, detector: Any) -> Any:
+        """``detector`` with the back end adapted to this model's features when one ships for it."""
+        if self._analytics is None or self._analytics[0] is not detector:
+            from vcodec.detection.backends import for_base_layer
+
+            self._analytics = (detector, for_base_layer(detector, self.codec_id, self.sha256, self.detector_name))
+        return self._analytics[1]
 
     def reconstruct(self, decoded: Any, geometry: Any, *, bit_depth: int, matrix: str, index: int
                     ) -> Frame | None:
@@ -268,14 +277,23 @@ class LearnedBase:
 
     def build_detector(self, weights: str | Path | None = None) -> Any:
         from vcodec.detection import get_detector
+        from vcodec.detection.shipped import has_shipped_weights
 
-        if weights is None and self.detector_name != "vcodec-det":
+        if weights is None and not has_shipped_weights(self.detector_name):
             raise ConfigError(
                 f"base model {self.codec_id!r} serves detector {self.detector_name!r}, whose weights are "
-                f"not shipped with vcodec; pass detector_weights= (--detector-weights FILE, e.g. "
-                f"yolox_nano.onnx)"
+                f"not shipped with vcodec; pass detector_weights= (--detector-weights FILE)"
             )
-        return get_detector(self.detector_name, weights)
+        try:
+            return get_detector(self.detector_name, weights)
+        except WeightsError:
+            if weights is None:
+                raise
+            from vcodec.detection.shipped import identify_weights
+
+            raise ConfigError(f"base model {self.codec_id!r} serves detector {self.detector_name!r}, but "
+                              f"{weights} holds {identify_weights(weights)}, not {self.detector_name} weights; "
+                              f"omit the weights to use the shipped {self.detector_name}") from None
 
 
 def _check_model_path(model: str | None) -> None:
