@@ -109,7 +109,7 @@ def test_end_to_end_psnr_and_structure(encoded: Encoded, codec_test_model: Path)
     assert reader.layers[1].params["base_picture"] is True
     units = [u for u in reader if not isinstance(u, type(None))]
     for layer in (0, 1):
-        mine = [u for u in units if u.layer == layer]
+        mine = [u for u in units if u.layer == layer and u.type != UnitType.ENH_GOP]  # GOP records aside
         assert sorted(u.frame for u in mine) == list(range(FRAMES))
         assert {u.frame for u in mine if u.intra} == {i for i in range(FRAMES) if i % INTRA == 0}
 
@@ -166,28 +166,7 @@ def test_choose_inter_layer_at_equal_quality() -> None:
     assert not choose_inter_layer(5000, float("inf"), 4000, float("inf"))
 
 
-def test_inter_layer_auto_probes_the_first_frame(encoded: Encoded, codec_test_model: Path) -> None:
-    enc = _encode(codec_test_model, intra_period=INTRA, psnr=True, inter_layer="auto")
-    probe = enc.summary.extra["inter_layer_probe"]  # type: ignore[attr-defined]
-    assert probe["residual_bytes"] > 0 and probe["full_frame_bytes"] > 0
-    want = choose_inter_layer(probe["residual_bytes"], probe["residual_psnr_y"], probe["full_frame_bytes"],
-                              probe["full_frame_psnr_y"])
-    assert probe["choice"] == ("residual" if want else "full_frame")
-    layer = StreamReader(enc.data).layers[1]
-    assert layer.params["inter_layer_probe"] == probe
-    assert layer.kind == ("residual" if want else "full-frame") and layer.params["anchor"] is (not want)
-    # after the probe the stream codes exactly what the chosen fixed mode codes: the same pictures
-    forced = _encode(codec_test_model, intra_period=INTRA, inter_layer=want)
-    with Decoder(enc.data, base_model=str(codec_test_model)) as a, \
-            Decoder(forced.data, base_model=str(codec_test_model)) as b:
-        assert _md5(list(a.frames())) == _md5(list(b.frames()))
-    # no frames at all: still a valid (empty) stream
-    sink = io.BytesIO()
-    with Encoder(sink, _frames(1)[0], base_model=str(codec_test_model), inter_layer="auto"):
-        pass
-    assert StreamReader(sink.getvalue()).layers[1].kind == "residual"
-    with pytest.raises(ConfigError, match="inter_layer"):
-        _encode(codec_test_model, n=1, inter_layer="sometimes")
+# inter_layer="auto" (per GOP, the default) is tested in tests/test_codec_per_gop.py
 
 
 def test_deterministic_across_runs_and_threads(encoded: Encoded, codec_test_model: Path, decoded_md5: str) -> None:

@@ -9,12 +9,13 @@ Stream::
     preamble  (8 bytes)
       0  4  magic            b"VCDC"
       4  1  version major    1   (a reader refuses any other major version)
-      5  1  version minor    0   (newer minors only add unit types: skipped)
+      5  1  version minor    0, or 1 for streams with ENH_GOP units (newer minors only add
+                             unit types: skipped)
       6  2  flags            0   (reserved, must be zero)
     unit*     (see below), in this order:
       SEQUENCE_HEADER  (layer 0xFF)        exactly one, first
       LAYER_CONFIG     (layer L)           one per layer present, before any frame
-      frame units      BASE_FRAME (layer 0), ENH_PACKET (layer 1), ... in decode order
+      frame units      BASE_FRAME (layer 0), ENH_GOP + ENH_PACKET (layer 1), ... in decode order
       INDEX            (layer 0xFF)        intra-frame offsets (optional for live streams)
       END              (layer 0xFF)        exactly one, last; fixed size
 
@@ -43,7 +44,11 @@ import struct
 
 MAGIC = b"VCDC"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+#: the newest minor version this reader knows (1.1 added ENH_GOP)
+VERSION_MINOR = 1
+#: what a writer puts in the preamble unless told otherwise: streams without 1.1 features stay 1.0,
+#: byte for byte what earlier writers produced
+WRITE_MINOR = 0
 PREAMBLE = struct.Struct(">4sBBH")
 SYNC = b"VU"
 UNIT_HEADER = struct.Struct(">2sBBBBIIII")  # 22 bytes
@@ -72,6 +77,8 @@ class UnitType(enum.IntEnum):
     LAYER_CONFIG = 0x02
     BASE_FRAME = 0x10
     ENH_PACKET = 0x20
+    #: per-GOP inter-layer mode of layer 1 (format 1.1; vcodec/bitstream/gop.py)
+    ENH_GOP = 0x21
     INDEX = 0x70
     END = 0x7F
 
@@ -79,7 +86,7 @@ class UnitType(enum.IntEnum):
 #: unit types that belong to the stream as a whole rather than to one layer
 STREAM_LEVEL_TYPES = frozenset({UnitType.SEQUENCE_HEADER, UnitType.INDEX, UnitType.END})
 #: unit types that carry a frame
-FRAME_TYPES = frozenset({UnitType.BASE_FRAME, UnitType.ENH_PACKET})
+FRAME_TYPES = frozenset({UnitType.BASE_FRAME, UnitType.ENH_PACKET, UnitType.ENH_GOP})
 
 
 def unit_name(unit_type: int) -> str:

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from vcodec.bitstream.format import UNIT_HEADER_SIZE
+from vcodec.bitstream.format import ENHANCEMENT_LAYER, UNIT_HEADER_SIZE, UnitType
+from vcodec.bitstream.gop import PER_GOP_KIND, GopRecord
 from vcodec.bitstream.headers import LayerConfig, SequenceHeader
 from vcodec.bitstream.reader import StreamReader, StreamSource, Unit
 
@@ -28,6 +29,9 @@ class StreamStats:
     layer_units: dict[int, int] = field(default_factory=dict)
     intra_frames: list[int] = field(default_factory=list)
     has_index: bool = False
+    #: what layer 1 codes per GOP: (first frame, "residual" | "full-frame"); from the ENH_GOP units of
+    #: a per-GOP layer, else every intra frame with the layer's own kind; empty without layer 1
+    gops: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:
@@ -55,6 +59,7 @@ class StreamStats:
             "total_bytes": self.total_bytes,
             "has_index": self.has_index,
             "intra_frames": self.intra_frames,
+            "gops": [{"frame": f, "mode": m} for f, m in self.gops],
             "layers": [
                 {
                     "id": i,
@@ -87,11 +92,17 @@ def stream_stats(source: StreamSource) -> StreamStats:
             size = UNIT_HEADER_SIZE + len(unit.payload)
             stats.layer_bytes[unit.layer] = stats.layer_bytes.get(unit.layer, 0) + size
             stats.layer_units[unit.layer] = stats.layer_units.get(unit.layer, 0) + 1
+            if unit.type == UnitType.ENH_GOP and unit.layer == ENHANCEMENT_LAYER and unit.frame is not None:
+                stats.gops.append((unit.frame, GopRecord.from_payload(unit.frame, unit.payload).mode))
+                continue  # a record, not a frame: it does not count frames or intra frames
             if unit.frame is not None:
                 frames.add(unit.frame)
                 if unit.intra and unit.layer == base:
                     stats.intra_frames.append(unit.frame)
         stats.num_frames = len(frames)
+        enh = reader.layers.get(ENHANCEMENT_LAYER)
+        if enh is not None and enh.kind != PER_GOP_KIND and enh.kind in ("residual", "full-frame"):
+            stats.gops = [(f, enh.kind) for f in stats.intra_frames]
         stats.has_index = reader.index is not None
         stats.total_bytes = reader._src.offset
         # stream-level units (SEQUENCE_HEADER, INDEX, END) are not any layer's

@@ -25,7 +25,7 @@ from vcodec.bitstream.format import (
     SYNC,
     UNIT_HEADER,
     VERSION_MAJOR,
-    VERSION_MINOR,
+    WRITE_MINOR,
     UnitType,
 )
 from vcodec.bitstream.headers import LayerConfig, SequenceHeader
@@ -34,7 +34,7 @@ from vcodec.errors import ConfigError
 __all__ = ["StreamWriter", "pack_unit", "preamble_bytes"]
 
 
-def preamble_bytes(minor: int = VERSION_MINOR) -> bytes:
+def preamble_bytes(minor: int = WRITE_MINOR) -> bytes:
     return PREAMBLE.pack(MAGIC, VERSION_MAJOR, minor, 0)
 
 
@@ -71,7 +71,7 @@ class StreamWriter:
         layers: Iterable[LayerConfig],
         *,
         raw_headers: Iterable[bytes] | None = None,
-        minor: int = VERSION_MINOR,
+        minor: int = WRITE_MINOR,
     ) -> None:
         """``raw_headers``: already serialised SEQUENCE_HEADER/LAYER_CONFIG units to copy
         verbatim instead of serialising ``header``/``layers`` (layer extraction)."""

@@ -1,8 +1,9 @@
 """Encode a video into one two-layer vcodec stream (.vcs).
 
 Layer 0 (base) is a learned latent that object detectors consume directly
-(`vcodec detect`, `vcodec extract`); layer 1 (enhancement) is the residual
-for people, coded with a conventional encoder (libx265 by default).  Intra
+(`vcodec detect`, `vcodec extract`); layer 1 (enhancement) is for people,
+coded with a conventional encoder (libx265 by default): per intra period,
+the residual over the base picture or the frames themselves.  Intra
 frames every --intra-period frames in both layers.
 
 Examples:
@@ -11,14 +12,16 @@ Examples:
   vcodec encode raw.yuv --size 832x480 --fps 30 -o clip.vcs --frames 64
   vcodec encode clip.y4m -o clip.vcs --lossless             # bit-exact full decode
   vcodec encode clip.mp4 -o - | vcodec detect - -o dets.txt  # frame-by-frame pipe
-  vcodec encode clip.mp4 -o clip.vcs --inter-layer auto     # residual only if it is cheaper
+  vcodec encode clip.mp4 -o clip.vcs --inter-layer on       # always the residual
 
---inter-layer on (default) codes the residual over the base picture; off
-codes the full frames in the enhancement layer instead (same stream, same
-base layer); auto codes the first frame both ways and keeps the cheaper at
-equal PSNR.  The residual pays off only when the base picture predicts the
-input well; with the shipped base models "off" needs fewer bits for the same
-PSNR (docs/CODEC.md, "inter_layer").
+--inter-layer auto (default) decides per intra period (GOP): it codes the
+GOP's first frame both ways (residual over the base picture, full frame) and
+keeps the cheaper at equal PSNR; `vcodec info` shows each GOP's mode and the
+summary the probes' share of the encode time.  on: always the residual; off:
+always full frames (same stream, same base layer).  The residual pays off
+only when the base picture predicts the input well; with the shipped base
+models full frames need fewer bits for the same PSNR (docs/CODEC.md,
+"inter_layer").
 
 Inputs are whatever `vcodec.io.open_video` reads: raw YUV (size from the name
 or --size), Y4M, MP4/MKV, .264/.265, image folders, or - for stdin.  The
@@ -78,9 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--preset", help="encoder preset, e.g. ultrafast..veryslow (default: the encoder's)")
     g.add_argument("--lossless", action="store_true", help="lossless enhancement: bit-exact full decode")
     g.add_argument("--roi", action="store_true", help="enhance only objects the base-layer detector finds")
-    g.add_argument("--inter-layer", choices=("on", "off", "auto"), default="on",
-                   help="on: code the residual over the base picture (default); off: code full frames; "
-                   "auto: probe both on the first frame, keep the cheaper")
+    g.add_argument("--inter-layer", choices=("on", "off", "auto"), default="auto",
+                   help="auto (default): per GOP, probe both on its first frame and keep the cheaper; "
+                   "on: always the residual over the base picture; off: always full frames")
     g.add_argument("--detector-weights", "--weights", dest="detector_weights",
                    help="detector weights file when the detector is not shipped (--roi, --base-mode features)")
     g = parser.add_argument_group("structure")

@@ -2,8 +2,9 @@
 
 Prints the sequence header (size, frame rate, bit depth, colour), each layer's
 configuration (codec or model, weights hash, parameters), the frame count, the
-bytes and kbit/s of each layer with its share of the stream, and the intra
-frames (random-access points).
+bytes and kbit/s of each layer with its share of the stream, the intra
+frames (random-access points) and what layer 1 codes in each GOP (R: the
+residual over the base picture, F: full frames).
 
 Examples:
   vcodec info clip.vcs
@@ -50,6 +51,11 @@ def run(args: argparse.Namespace) -> int:
     out.write(f"  intra     {', '.join(map(str, d['intra_frames'])) or '-'}"
               f"{'' if d['has_index'] else ' (no index)'}\n")
     out.write(f"  size      {d['total_bytes']} bytes\n")
+    if d["gops"]:
+        # one letter per GOP: R residual over the base picture, F full frames (base not needed to view)
+        modes = "".join("R" if g["mode"] == "residual" else "F" for g in d["gops"])
+        n_res = modes.count("R")
+        out.write(f"  GOPs      {len(modes)}: {n_res} residual, {len(modes) - n_res} full-frame  {modes}\n")
     for layer in d["layers"]:
         out.write(f"  layer {layer['id']}  {_layer_name(layer['id'])}: {layer['kind']} / {layer['codec']}\n")
         out.write(f"            {layer['bytes']} bytes, {layer['kbps']:.2f} kbit/s, "

@@ -29,6 +29,16 @@ Then:
 
 Without ``conceal`` the first defect raises :class:`~vcodec.errors.BitstreamError`
 naming the byte offset and the frame.
+
+Base pictures only where they are needed
+----------------------------------------
+The full decode runs the base decoder and g_s only for frames whose
+enhancement is a residual: in a layer that codes full frames (a
+``full-frame`` layer, or a full-frame GOP of a ``per-gop`` layer) the
+picture is the enhancement picture alone, so layer 0 is not decoded at all.
+With ``conceal`` the base latents are still decoded there (the base picture
+is what stands in for a lost enhancement frame) but g_s runs only for such
+frames.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from vcodec.bitstream import BASE_LAYER, ENHANCEMENT_LAYER, Damage, StreamReader, Unit, UnitType
+from vcodec.bitstream.gop import FULL_FRAME, PER_GOP_KIND, RESIDUAL, GopRecord, lane_configs
 from vcodec.codec.base_layer import BaseLayer, get_base_factory
 from vcodec.errors import BitstreamError, ConfigError, InputError, VcodecError
 from vcodec.io.frame import Frame, VideoInfo
@@ -121,6 +132,19 @@ class Decoder:
             )
         self._detector = detector
         self._detector_weights = detector_weights
+        #: the enhancement layer picks residual or full frames per GOP (ENH_GOP units)
+        self.per_gop = self.enh_config is not None and self.enh_config.kind == PER_GOP_KIND
+        #: per GOP (first frame -> "residual"/"full-frame") as read so far by frames()
+        self.gop_modes: dict[int, str] = {}
+        self._lanes: dict[str, tuple[dict[str, Any], bytes]] = {}
+        if self.per_gop:
+            assert self.enh_config is not None
+            try:
+                self._lanes = lane_configs(self.enh_config.params)
+            except BitstreamError as exc:
+                if self.layers == "all":
+                    raise BitstreamError(str(exc).split(": ", 1)[-1], unit="LAYER_CONFIG of layer 1",
+                                         source=r.name) from None
 
     # -- properties ----------------------------------------------------------------
     @property
@@ -174,12 +198,84 @@ class Decoder:
 
         Yields ``("base", index, decoded)``, ``("lost", index, None)``,
         ``("enh", index, unit)``, ``("enh-damage", index, damage)`` and finally
-        ``("end", total_frames, None)``.
+        ``("end", total_frames, None)``.  With ``want_enh`` (the full decode)
+        layer 0 is decoded only where the picture needs it: elsewhere
+        ``("base-skipped", index, None)``, and per-GOP streams yield
+        ``("gop", first_frame, GopRecord | None)`` before the GOP's first base
+        event (None: the record is lost).
         """
         dec = self.base.decoder()
         skip = False  # base layer waits for its next intra frame
         expected = 0
+        per_gop = want_enh and self.per_gop
+        # fixed layers: a full-frame layer never needs the base (except as a stand-in when concealing)
+        fixed_need = self.conceal or not (want_enh and self.enh_config is not None
+                                          and not self.per_gop and bool(self.enh_config.params.get("anchor")))
+        gop_need = True  # per-GOP: the running GOP needs base pictures
+        held: Unit | None = None  # per-GOP: an intra base unit waiting for its ENH_GOP record
+
+        def base_unit(item: Unit, needed: bool) -> Iterator[tuple[str, int | None, Any]]:
+            nonlocal skip
+            f = int(item.frame)  # type: ignore[arg-type]
+            if not needed:
+                if not skip:  # the decoder's state is stale from here: restart at the next intra frame
+                    dec.reset()
+                skip = True
+                yield "base-skipped", f, None
+                return
+            if skip and not item.intra:
+                yield "lost", f, None
+                return
+            try:
+                decoded = dec.decode_frame(item.payload, item.intra)
+                self._check_geometry(dec.last_geometry)
+            except (BitstreamError, InputError) as exc:
+                # InputError: the payload describes an impossible picture (odd size...): damage too
+                err = self._wrap(exc, item)
+                if not self.conceal:
+                    raise err from None
+                self._extra_damage.append(Damage(item.offset, str(err), BASE_LAYER, f))
+                skip = True
+                dec.reset()
+                yield "lost", f, None
+                return
+            skip = False
+            yield "base", f, (decoded, dec.last_geometry)
+
+        def resolve(record: GopRecord | None) -> Iterator[tuple[str, int | None, Any]]:
+            nonlocal held, gop_need
+            assert held is not None
+            unit, held = held, None
+            yield "gop", unit.frame, record
+            gop_need = self.conceal or record is None or record.predicts
+            yield from base_unit(unit, gop_need)
+
+        def missing_record(unit: Unit) -> BitstreamError:
+            return BitstreamError("per-GOP stream: the intra frame's base unit is not followed by its "
+                                  "ENH_GOP unit", offset=unit.offset, unit=unit.describe(), frame=unit.frame,
+                                  source=self._reader.name)
+
         for item in self._reader:
+            if held is not None:
+                if (isinstance(item, Unit) and item.type == UnitType.ENH_GOP
+                        and item.layer == ENHANCEMENT_LAYER and item.frame == held.frame):
+                    try:
+                        record: GopRecord | None = GopRecord.from_payload(int(item.frame), item.payload)  # type: ignore[arg-type]
+                    except BitstreamError as exc:
+                        err = self._wrap(exc, item)
+                        if not self.conceal:
+                            raise err from None
+                        self._extra_damage.append(Damage(item.offset, str(err), ENHANCEMENT_LAYER,
+                                                         item.frame))
+                        record = None
+                    yield from resolve(record)
+                    continue
+                if not self.conceal:
+                    raise missing_record(held)
+                if not isinstance(item, Damage):  # damage of the record itself is reported by the reader
+                    self._extra_damage.append(Damage(held.offset, str(missing_record(held)),
+                                                     ENHANCEMENT_LAYER, held.frame))
+                yield from resolve(None)
             if isinstance(item, Damage):
                 if item.layer in (None, BASE_LAYER):
                     skip = True
@@ -195,6 +291,15 @@ class Decoder:
                 if want_enh:
                     yield "enh", item.frame, item
                 continue
+            if item.layer == ENHANCEMENT_LAYER and item.type == UnitType.ENH_GOP:
+                if per_gop:  # a record not right after its intra base unit
+                    err = BitstreamError("ENH_GOP unit in the wrong place (it follows its intra frame's base "
+                                         "unit)", offset=item.offset, unit=item.describe(), frame=item.frame,
+                                         source=self._reader.name)
+                    if not self.conceal:
+                        raise err
+                    self._extra_damage.append(Damage(item.offset, str(err), ENHANCEMENT_LAYER, item.frame))
+                continue
             if item.layer != BASE_LAYER or item.type != UnitType.BASE_FRAME:
                 continue  # other layers (future): not ours
             f = int(item.frame)  # type: ignore[arg-type]
@@ -209,24 +314,14 @@ class Decoder:
             for g in range(expected, f):  # units that vanished in a damaged region
                 yield "lost", g, None
             expected = f + 1
-            if skip and not item.intra:
-                yield "lost", f, None
+            if per_gop and item.intra:
+                held = item  # decoded (or not) once its GOP's mode is known: the next unit says
                 continue
-            try:
-                decoded = dec.decode_frame(item.payload, item.intra)
-                self._check_geometry(dec.last_geometry)
-            except (BitstreamError, InputError) as exc:
-                # InputError: the payload describes an impossible picture (odd size...): damage too
-                err = self._wrap(exc, item)
-                if not self.conceal:
-                    raise err from None
-                self._extra_damage.append(Damage(item.offset, str(err), BASE_LAYER, f))
-                skip = True
-                dec.reset()
-                yield "lost", f, None
-                continue
-            skip = False
-            yield "base", f, (decoded, dec.last_geometry)
+            yield from base_unit(item, gop_need if per_gop else fixed_need)
+        if held is not None:
+            if not self.conceal:
+                raise missing_record(held)
+            yield from resolve(None)
         total = self._total_frames()
         if total is not None and self.conceal:
             for g in range(expected, total):  # the tail was cut off
@@ -291,11 +386,15 @@ class Decoder:
                 if last is not None:
                     yield self._repeat(last, int(index))  # type: ignore[arg-type]
 
-    def _new_enh_decoder(self) -> Any:
+    def _new_enh_decoder(self, mode: str | None = None) -> Any:
+        """The layer's enhancement decoder; per-GOP layers: the one of ``mode``."""
         from vcodec.enhancement import EnhancementDecoder
 
         cfg = self.enh_config
         assert cfg is not None
+        if self.per_gop:
+            config, extradata = self._lanes[mode or RESIDUAL]
+            return EnhancementDecoder(cfg.codec, config, extradata, threads=self.threads)
         return EnhancementDecoder(cfg.codec, cfg.params, cfg.extradata, threads=self.threads)
 
     def _full_frames(self) -> Iterator[Frame]:
@@ -305,14 +404,20 @@ class Decoder:
         assert cfg is not None
         try:
             enh = self._new_enh_decoder()
+            if self.per_gop:  # both modes' configurations must be usable before any picture
+                self._new_enh_decoder(FULL_FRAME).close()
         except ConfigError as exc:
             raise BitstreamError(f"enhancement layer configuration cannot be used: {exc}", unit="LAYER_CONFIG "
                                  "of layer 1", source=self._reader.name) from None
         # full-frame enhancement (no base picture, or inter-layer prediction off) adds nothing to
         # the base picture; the base picture still stands in for a lost enhancement frame
         predicts = not bool(cfg.params.get("anchor", False))
+        enh_mode: str | None = RESIDUAL if self.per_gop else None  # per-GOP: the running decoder's mode
+        period = self.header.intra_period
         enh_skip = False  # enhancement waits for its next intra packet
-        pending: dict[int, Frame | None] = {}  # decoded bases waiting for their residual
+        # frames waiting for their enhancement picture: the base picture (made on demand: g_s runs
+        # only when a residual or a stand-in needs it) and whether the enhancement is a residual
+        pending: dict[int, tuple[_LazyBase | None, bool]] = {}
         residuals: dict[int, Any] = {}
         lost: set[int] = set()
         newest_residual = -1  # residuals come out in display order: older frames will get none
@@ -329,10 +434,12 @@ class Decoder:
                     if last is not None:
                         yield self._repeat(last, i)
                 elif i in pending:
-                    x_base = pending[i]
+                    lazy, pred = pending[i]
                     if i in residuals:
-                        out = reconstruct(x_base if predicts else None, residuals.pop(i), index=i)
+                        # a residual GOP always has its base decoded (lazy is set)
+                        out = reconstruct(lazy.get() if pred else None, residuals.pop(i), index=i)  # type: ignore[union-attr]
                     elif final or newest_residual > i:
+                        x_base = lazy.get() if lazy is not None else None
                         if x_base is None:  # no base picture to fall back on
                             self.lost_frames.append(i)
                             del pending[i]
@@ -365,13 +472,26 @@ class Decoder:
             except BitstreamError:
                 pass
             enh.close()
-            enh = self._new_enh_decoder()
+            enh = self._new_enh_decoder(enh_mode)
             enh_skip = True
 
+        def gop_mode(frame: int) -> str | None:
+            """Per-GOP: the mode of the GOP holding ``frame`` (None: its record is lost or missing)."""
+            start = frame - frame % period if period else 0
+            return self.gop_modes.get(start)
+
         for kind, index, payload in self._base_events(want_enh=True):
-            if kind == "base":
-                decoded, geometry = payload
-                pending[int(index)] = self._x_base(int(index), decoded, geometry)  # type: ignore[arg-type]
+            if kind == "gop":
+                record: GopRecord | None = payload
+                if record is None:
+                    self.gop_modes.pop(int(index), None)  # type: ignore[arg-type]
+                else:
+                    self.gop_modes[record.frame] = record.mode
+            elif kind in ("base", "base-skipped"):
+                i = int(index)  # type: ignore[arg-type]
+                pred = predicts if not self.per_gop else gop_mode(i) == RESIDUAL
+                lazy = _LazyBase(self, i, *payload) if kind == "base" else None
+                pending[i] = (lazy, pred)
             elif kind == "lost":
                 lost.add(int(index))  # type: ignore[arg-type]
                 self.lost_frames.append(int(index))  # type: ignore[arg-type]
@@ -379,6 +499,22 @@ class Decoder:
                 drop_decoder()
             elif kind == "enh":
                 unit: Unit = payload
+                if self.per_gop:
+                    mode = gop_mode(int(unit.frame))  # type: ignore[arg-type]
+                    if mode is None:  # the GOP's record is lost: its packets cannot be placed
+                        enh_skip = True
+                        continue
+                    if mode != enh_mode:
+                        # a new mode starts with an intra packet; the old decoder's pictures come out first
+                        try:
+                            take(enh.flush())
+                        except BitstreamError as exc:
+                            if not self.conceal:
+                                raise BitstreamError(f"at the end of a GOP: {exc}",
+                                                     source=self._reader.name) from None
+                        enh.close()
+                        enh_mode = mode
+                        enh = self._new_enh_decoder(enh_mode)
                 if enh_skip and not unit.intra:
                     continue
                 enh_skip = False
@@ -402,3 +538,21 @@ class Decoder:
                 yield from emit(final=True)
                 return
             yield from emit(final=False)
+
+
+class _LazyBase:
+    """A decoded base frame whose picture (g_s) is made on first use, at most once."""
+
+    __slots__ = ("_dec", "_index", "_decoded", "_geometry", "_frame", "_done")
+
+    def __init__(self, dec: Decoder, index: int, decoded: Any, geometry: Any) -> None:
+        self._dec, self._index, self._decoded, self._geometry = dec, index, decoded, geometry
+        self._frame: Frame | None = None
+        self._done = False
+
+    def get(self) -> Frame | None:
+        if not self._done:
+            self._frame = self._dec._x_base(self._index, self._decoded, self._geometry)
+            self._done = True
+            self._decoded = None  # the latent is no longer needed
+        return self._frame

@@ -23,6 +23,14 @@ from vcodec.bitstream import (
     StreamWriter,
     UnitType,
 )
+from vcodec.bitstream.gop import (
+    FULL_FRAME,
+    PER_GOP_KIND,
+    PER_GOP_MINOR,
+    RESIDUAL,
+    GopRecord,
+    per_gop_params,
+)
 from vcodec.codec.base_layer import BaseLayer, get_base_factory, kind_for_mode
 from vcodec.codec.ratecontrol import BaseRateController
 from vcodec.codec.stats import EncodeSummary, FrameStats, mean_psnr
@@ -84,11 +92,15 @@ class Encoder:
     ``inter_layer``: ``True`` (default) codes the residual over the base
     picture; ``False`` codes the full frames instead, in the same stream (no
     inter-layer prediction, as an SHVC enhancement layer may choose);
-    ``"auto"`` codes the first frame both ways and keeps the cheaper at equal
-    PSNR-Y (:func:`choose_inter_layer`; the probe is recorded in layer 1's
-    parameters).  The residual only pays off when the base picture is a good
-    predictor: with the shipped base models it is not (docs/CODEC.md), so
-    ``False``/``"auto"`` are the cheaper choices for viewing today.
+    ``"auto"`` (default) decides per intra period (GOP): it codes each GOP's
+    first frame as one intra picture both ways and keeps the cheaper at equal
+    PSNR-Y (:func:`choose_inter_layer`); each GOP's mode is an ``ENH_GOP``
+    unit in the stream (format 1.1, :mod:`vcodec.bitstream.gop`) and the
+    probes are in ``summary().extra["gops"]``.  The residual only pays off
+    when the base picture is a good predictor: with the shipped base models
+    it is not (docs/CODEC.md), so ``"auto"`` picks full frames and a viewer
+    pays about simulcast.  With ``roi`` (residual inside objects) or without
+    a base picture, ``"auto"`` is the one mode that fits.
 
     ``intra_period``: frames with ``index % intra_period == 0`` are intra in
     both layers.  ``threads``: torch CPU threads and encoder threads (0 =
@@ -119,7 +131,7 @@ class Encoder:
         psnr: bool = False,
         detector_weights: str | Path | None = None,
         properties: dict[str, Any] | None = None,
-        inter_layer: bool | str = True,
+        inter_layer: bool | str = "auto",
     ) -> None:
         from vcodec import __version__
         from vcodec.enhancement import CODECS
@@ -168,17 +180,20 @@ class Encoder:
         if not (isinstance(inter_layer, bool) or inter_layer == "auto"):
             raise ConfigError(f"inter_layer={inter_layer!r} is invalid; use True (residual), False (full frames) "
                               "or 'auto'")
-        if roi and inter_layer is not True:
+        if roi and inter_layer is False:
             raise ConfigError("roi suppresses the residual outside objects, so it needs inter_layer=True")
         from vcodec.enhancement.codecs import get_spec
 
-        # "auto" decides on the first frame; it needs a base picture and a full-frame mode to compare
-        self._deciding = (inter_layer == "auto" and self.has_picture
-                          and info.bit_depth in get_spec(enh_codec).anchor_depths)
-        #: the enhancement codes x - x_base (True) or the full frames x (False)
+        # "auto" decides per GOP; it needs a base picture and a full-frame mode to compare (roi is a
+        # residual tool: with it "auto" means the residual)
+        self.per_gop = (inter_layer == "auto" and self.has_picture and not roi
+                        and info.bit_depth in get_spec(enh_codec).anchor_depths)
+        #: the enhancement codes x - x_base (True) or the full frames x (False); per GOP: the current GOP's
         self.inter_layer: bool = self.has_picture and inter_layer is not False
-        #: with inter_layer="auto": what the first-frame probe measured and chose
-        self.inter_layer_probe: dict[str, Any] | None = None
+        #: per-GOP mode: one record per GOP with the probe's numbers (bytes, PSNR-Y, seconds, choice)
+        self.gops: list[dict[str, Any]] = []
+        self._probe_seconds = 0.0
+        self._lane_start = 0  # first frame of the running enhancement encoder (per-GOP mode)
         self.roi = bool(roi)
         self._detector = self.base.build_detector(detector_weights) if roi else None
         self._enh_kwargs: dict[str, Any] = dict(
@@ -190,8 +205,16 @@ class Encoder:
         self._psnr_dec: Any = None
         self._enh: Any = None
         self._enh_params: dict[str, Any] = {}
-        # settings errors surface here, before any file exists (auto validates the residual mode)
-        self._open_enhancement(self.inter_layer)
+        # settings errors surface here, before any file exists
+        self._lanes: dict[str, tuple[dict[str, Any], bytes]] = {}
+        if self.per_gop:
+            for mode in (RESIDUAL, FULL_FRAME):
+                self._open_enhancement(mode == RESIDUAL)
+                self._lanes[mode] = (self._enh.config(), self._enh.extradata)
+            self._enh.close()
+            self._enh = None
+        else:
+            self._open_enhancement(self.inter_layer)
         props: dict[str, Any] = {
             "encoder": "vcodec", "vcodec_version": __version__, "intra_period": intra_period,
             "base_mode": self.kind, "source": Path(info.source).name if info.source else "",
@@ -220,7 +243,7 @@ class Encoder:
         self._sink = AtomicOutput(output, what="Encoder output")
         self._writer: Any = None
         try:
-            if not self._calibrating and not self._deciding:
+            if not self._calibrating:
                 self._start_stream()
         except BaseException:
             self._sink.abort()
@@ -240,15 +263,16 @@ class Encoder:
             self._psnr_dec = None
         self.inter_layer = predict
         self._enh = EnhancementEncoder(self.info.width, self.info.height, anchor=not predict, **self._enh_kwargs)
-        self._enh_params = dict(self._enh.config())
-        # whether the base layer carries a picture; params["anchor"] says what the enhancement
-        # codes: full frames (no base picture, or inter-layer prediction off) or the residual
-        self._enh_params["base_picture"] = self.has_picture
-        self._enh_params["roi"] = self.roi
-        if self.inter_layer_probe is not None:
-            self._enh_params["inter_layer_probe"] = dict(self.inter_layer_probe)
+        if self.per_gop:
+            self._enh_params = {}  # the layer's record is per_gop_params(self._lanes) (_layers)
+        else:
+            self._enh_params = dict(self._enh.config())
+            # whether the base layer carries a picture; params["anchor"] says what the enhancement
+            # codes: full frames (no base picture, or inter-layer prediction off) or the residual
+            self._enh_params["base_picture"] = self.has_picture
+            self._enh_params["roi"] = self.roi
         if self._psnr:
-            self._psnr_dec = EnhancementDecoder(self.enh_codec, self._enh_params, self._enh.extradata)
+            self._psnr_dec = EnhancementDecoder(self.enh_codec, self._enh.config(), self._enh.extradata)
 
     def _probe_inter_layer(self, frame: Frame, x_base: Frame) -> dict[str, Any]:
         """Code ``frame`` as one intra picture both ways; measure bytes and PSNR-Y of each."""
@@ -269,29 +293,50 @@ class Encoder:
             measured[f"{name}_psnr_y"] = round(float(frame_psnr(frame, x_hat)[0]), 4)
         predict = choose_inter_layer(measured["residual_bytes"], measured["residual_psnr_y"],
                                      measured["full_frame_bytes"], measured["full_frame_psnr_y"])
-        return measured | {"choice": "residual" if predict else "full_frame", "frame": 0}
+        return measured | {"mode": RESIDUAL if predict else FULL_FRAME}
 
-    def _decide_and_encode(self, frame: Frame) -> FrameStats:
-        """inter_layer="auto": base-code frame 0, probe both enhancement modes on it, start the stream."""
-        base_out = self._base_enc.encode_frame(frame, True)
-        if base_out[1] is None:
-            raise EncoderError(f"base mode {self.kind} gave no picture for frame 0")
-        self.inter_layer_probe = self._probe_inter_layer(frame, base_out[1])
-        self._open_enhancement(self.inter_layer_probe["choice"] == "residual")
-        self._deciding = False
-        self._check_layers()
-        self._start_stream()
-        return self._encode(frame, base_out)
+    def _start_gop(self, frame: Frame, index: int, x_base: Frame) -> GopRecord:
+        """Per-GOP mode, at an intra frame: probe both modes, switch encoders when the mode changes."""
+        t0 = time.perf_counter()
+        probe = self._probe_inter_layer(frame, x_base)
+        seconds = time.perf_counter() - t0
+        self._probe_seconds += seconds
+        record = GopRecord(index, probe["mode"])
+        self.gops.append({"frame": index, **probe, "probe_s": round(seconds, 4)})
+        if self._enh is None or self.inter_layer != record.predicts:
+            if self._enh is not None:
+                # a GOP is closed: the old encoder's last frames go out before the new GOP's base unit
+                packets = self._lane_packets(self._enh.flush())
+                self._write_packets(packets)
+                if self._psnr:
+                    self._measure(packets, final=True)
+            self._open_enhancement(record.predicts)
+            self._lane_start = index
+        return record
+
+    def _lane_packets(self, packets: list[Any]) -> list[Any]:
+        """Per-GOP mode: an encoder opened at frame n numbers its frames from 0; give them stream indexes."""
+        if self._lane_start:
+            for p in packets:
+                p.frame_index += self._lane_start
+                if -(2**31) <= p.dts < 2**31:  # out-of-range values are fixed in _write_packets
+                    p.dts += self._lane_start
+        return packets
 
     def _layers(self) -> list[LayerConfig]:
         base_params = self.base.layer_config(self.base_quality, self.intra_period)
         if self._rate is not None:  # informational: every payload carries its own quality
             base_params["rate_control"] = {"target_kbps": self._rate.kbps}
+        if self.per_gop:
+            enh = LayerConfig(ENHANCEMENT_LAYER, PER_GOP_KIND, self.enh_codec, b"",
+                              per_gop_params(self._lanes, base_picture=True, roi=False), b"")
+        else:
+            enh = LayerConfig(ENHANCEMENT_LAYER, "residual" if self.inter_layer else "full-frame", self.enh_codec,
+                              b"", self._enh_params, self._enh.extradata)
         return [
             LayerConfig(BASE_LAYER, self.kind, self.base.codec_id,
                         bytes.fromhex(self.base.sha256) if self.base.sha256 else b"", base_params),
-            LayerConfig(ENHANCEMENT_LAYER, "residual" if self.inter_layer else "full-frame", self.enh_codec,
-                        b"", self._enh_params, self._enh.extradata),
+            enh,
         ]
 
     def _check_layers(self) -> None:
@@ -299,7 +344,9 @@ class Encoder:
             cfg.to_bytes()  # validate before any file exists
 
     def _start_stream(self) -> None:
-        self._writer = StreamWriter(self._sink.stream, self._header, self._layers())
+        # per-GOP streams are format 1.1 (ENH_GOP units); the others stay 1.0, byte for byte as before
+        self._writer = StreamWriter(self._sink.stream, self._header, self._layers(),
+                                    minor=PER_GOP_MINOR if self.per_gop else 0)
         self._sink.flush()
 
     def _finish_calibration(self) -> list[FrameStats]:
@@ -347,8 +394,6 @@ class Encoder:
                 stats = FrameStats(self._count + len(self._calib_frames) - 1, False, 0, 0)
                 if len(self._calib_frames) >= self._calib_count:
                     stats = self._finish_calibration()[-1]
-            elif self._deciding:
-                stats = self._decide_and_encode(frame)
             else:
                 stats = self._encode(frame)
         except BaseException:
@@ -357,24 +402,28 @@ class Encoder:
         self._seconds += time.perf_counter() - t0
         return stats
 
-    def _encode(self, frame: Frame, base_out: tuple[bytes, Frame | None] | None = None) -> FrameStats:
+    def _encode(self, frame: Frame) -> FrameStats:
         from vcodec.enhancement import frame_psnr
 
         index = self._count
         intra = index % self.intra_period == 0
-        if base_out is None and self._rate is not None:
+        if self._rate is not None:
             self._base_enc.set_quality(self._rate.next_quality(index))
-        payload, x_base = base_out if base_out is not None else self._base_enc.encode_frame(frame, intra)
+        payload, x_base = self._base_enc.encode_frame(frame, intra)
         if self._rate is not None:
             self._rate.update(intra, 8 * len(payload))
         if self.has_picture and x_base is None:
             raise EncoderError(f"base mode {self.kind} gave no picture for frame {index}")
+        gop = self._start_gop(frame, index, x_base) if self.per_gop and intra else None  # type: ignore[arg-type]
         self._writer.write_frame_unit(UnitType.BASE_FRAME, BASE_LAYER, frame=index, payload=payload, intra=intra)
+        if gop is not None:  # right after the base unit: a reader seeking to this intra frame sees it
+            self._writer.write_frame_unit(UnitType.ENH_GOP, ENHANCEMENT_LAYER, frame=index,
+                                          payload=gop.to_payload(), intra=True)
         boxes = None
         if self.roi:
             dets = self.base.detect(self._base_enc.last_decoded, self._detector, self._base_enc.last_geometry)
             boxes = [tuple(float(v) for v in b) for b in dets.boxes]
-        packets = self._enh.encode(frame, x_base if self.inter_layer else None, boxes=boxes)
+        packets = self._lane_packets(self._enh.encode(frame, x_base if self.inter_layer else None, boxes=boxes))
         enh_bytes = self._write_packets(packets)
         self._sink.flush()  # pipes: the base unit reaches the reader now, not at the end
         self._count += 1
@@ -383,7 +432,7 @@ class Encoder:
             if x_base is not None:
                 stats.psnr_base = frame_psnr(frame, x_base)[0]
                 self._psnr_base.append(stats.psnr_base)
-            self._pending[index] = (frame, x_base)
+            self._pending[index] = (frame, x_base if self.inter_layer else None)
             self._measure(packets)
             if index in self._psnr_full:
                 stats.psnr_full = self._psnr_full[index][0]
@@ -412,9 +461,9 @@ class Encoder:
             out += self._psnr_dec.decode(p)
         if final:
             out += self._psnr_dec.flush()
-        for idx, residual in out:
+        for idx, residual in out:  # packets carry stream indexes already (_lane_packets)
             x, x_base = self._pending.pop(idx)
-            x_hat = reconstruct(x_base if self.inter_layer else None, residual, index=idx)
+            x_hat = reconstruct(x_base, residual, index=idx)
             self._psnr_full[idx] = frame_psnr(x, x_hat)
 
     def close(self) -> None:
@@ -428,16 +477,14 @@ class Encoder:
                     raise InputError("no frames were encoded; the feature base layer needs at least one "
                                      "frame to calibrate")
                 self._finish_calibration()
-            if self._deciding:  # no frame to probe: an empty stream with the residual layer
-                self._deciding = False
-                self._start_stream()
-            packets = self._enh.flush()
-            self._write_packets(packets)
-            if self._psnr:
-                self._measure(packets, final=True)
-                self._psnr_dec.close()
+            if self._enh is not None:  # None: a per-GOP stream without frames
+                packets = self._lane_packets(self._enh.flush())
+                self._write_packets(packets)
+                if self._psnr:
+                    self._measure(packets, final=True)
+                    self._psnr_dec.close()
+                self._enh.close()
             self._writer.close()
-            self._enh.close()
             self._sink.commit()
         except BaseException:
             self.abort()
@@ -477,8 +524,9 @@ class Encoder:
             psnr_base=mean_psnr(self._psnr_base) if self._psnr else None,
             psnr_full=mean_psnr(full) if self._psnr else None,
             psnr_full_yuv=mean_psnr(full_yuv) if self._psnr else None,
-            enh_content="residual" if self.inter_layer else "full-frame",
+            enh_content=PER_GOP_KIND if self.per_gop else ("residual" if self.inter_layer else "full-frame"),
             extra={"setup_seconds": self.setup_seconds}
-            | ({"inter_layer_probe": dict(self.inter_layer_probe)} if self.inter_layer_probe else {})
+            | ({"gops": [dict(g) for g in self.gops], "probe_seconds": self._probe_seconds}
+               if self.per_gop else {})
             | ({"base_rate_control": self._rate.report().to_dict()} if self._rate is not None else {}),
         )

@@ -63,7 +63,7 @@ class EncodeSummary:
     psnr_base: float | None = None  # mean PSNR-Y of x_base against the input
     psnr_full: float | None = None  # mean PSNR-Y of the full decode
     psnr_full_yuv: float | None = None  # mean PSNR-YUV (6:1:1) of the full decode
-    enh_content: str = "residual"  # what layer 1 codes: "residual" or "full-frame"
+    enh_content: str = "residual"  # what layer 1 codes: "residual", "full-frame" or "per-gop" (extra["gops"])
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -118,6 +118,13 @@ class EncodeSummary:
             if self.psnr_full is not None:
                 parts.append(f"full {self.psnr_full:.2f} dB")
             out.append("  PSNR-Y: " + ", ".join(parts))
+        gops = self.extra.get("gops")
+        if gops:
+            modes = "".join("R" if g["mode"] == "residual" else "F" for g in gops)
+            probe = float(self.extra.get("probe_seconds", 0.0))
+            share = f", {100 * probe / self.seconds:.0f}% of the encode time" if self.seconds > 0 else ""
+            out.append(f"  inter-layer per GOP: {modes.count('R')} residual, {modes.count('F')} full-frame "
+                       f"({modes}); probes {probe:.2f} s{share}")
         rc = self.extra.get("base_rate_control")
         if rc:
             out.append(f"  base rate control: target {rc['target_kbps']:g} kbit/s, achieved "

@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from vcodec.bitstream.format import UnitType
+from vcodec.bitstream.format import FRAME_TYPES
 from vcodec.bitstream.reader import StreamReader, Unit
 from vcodec.bitstream.writer import pack_unit, preamble_bytes
 from vcodec.errors import ConfigError
@@ -147,7 +147,7 @@ def replay_producer(path: str | Path, *, loop_count: int = 1, speed: float = 1.0
                     if stop.is_set():
                         return
                     assert isinstance(unit, Unit)
-                    if unit.type not in (UnitType.BASE_FRAME, UnitType.ENH_PACKET):
+                    if unit.type not in FRAME_TYPES:  # ENH_GOP records travel with their frames
                         continue
                     frame = unit.frame if unit.frame is not None else 0
                     if frame != last_frame and frame > top:
