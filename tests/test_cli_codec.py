@@ -207,13 +207,15 @@ def test_help_teaches() -> None:
 def test_demo_on_a_short_clip(tmp_path: Path, codec_test_model: Path, yolox_nano_onnx: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    rc = demo_cli.main(["--frames", "4", "--out", str(out), "--base-model", str(codec_test_model),
+    # the synthetic clip by name: the default is the real demo clip (tests/test_demo_pictures.py)
+    rc = demo_cli.main([str(SEQUENCE), "--frames", "4", "--out", str(out), "--base-model", str(codec_test_model),
                         "--detector-weights", str(yolox_nano_onnx), "--preset", "ultrafast", "-q"])
     assert rc == 0
     text = capsys.readouterr().out
     assert "analytics need" in text and "PSNR-Y of the full decode" in text and "frames/s" in text
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["base.vcs", "decoded.y4m", "detections.json", "report.json", "stream.vcs"]
+    assert names == ["annotated.mp4", "base.vcs", "contact_sheet.png", "decoded.y4m", "detections.json",
+                     "report.json", "stream.vcs"]
     report = json.loads((out / "report.json").read_text())
     assert report["frames"] == 4 and len(report["detections_per_frame"]) == 4
     assert 0 < report["analytics_share"] < 1

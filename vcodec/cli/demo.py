@@ -1,6 +1,6 @@
 """The whole job in one command: encode, take the base layer to analytics, decode for people.
 
-  vcodec demo                      # the bundled 416x240 synthetic sequence
+  vcodec demo                      # the bundled real clip: 36 frames of a parking lane, 768x432
   vcodec demo clip.mp4 --frames 60 --out demo-out
 
 Steps, each leaving its output in the folder (default ./vcodec-demo):
@@ -10,12 +10,19 @@ Steps, each leaving its output in the folder (default ./vcodec-demo):
   4. decode the full video from stream.vcs -> decoded.y4m
 Then it prints a short report (bytes per layer, the share of the stream that
 analytics need, PSNR of the full decode, detections per frame, frames/s)
-and writes it to report.json.  The same steps by hand:
+and writes it to report.json, with pictures to look at:
+  contact_sheet.png  a few frames as rows: original | base picture (layer 0 alone) |
+                     full decode, with the base layer's detections drawn and labelled
+  annotated.mp4      the full decode, every frame, with the base layer's detections
+(--no-pictures skips them).  The default clip is an excerpt of Intel's car-detection
+sample video (CC BY 4.0, see sequences/demo_cars_768x432.ATTRIBUTION.md); the
+synthetic clip of the tests is `vcodec demo sequences/synthetic_416x240_30.y4m`.
+The same steps by hand:
 
   vcodec encode INPUT -o stream.vcs --psnr
   vcodec extract stream.vcs -o base.vcs
   vcodec detect base.vcs -o detections.json
-  vcodec decode stream.vcs -o decoded.y4m
+  vcodec decode stream.vcs -o decoded.y4m --annotate annotated.mp4
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError, OutputError
@@ -34,7 +42,7 @@ HELP = "run encode -> extract base layer -> detect -> full decode on a sample cl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", nargs="?", help="a clip (default: the bundled synthetic_416x240_30.y4m)")
+    parser.add_argument("input", nargs="?", help="a clip (default: the bundled demo_cars_768x432.mp4)")
     parser.add_argument("--out", default="vcodec-demo", help="folder for the outputs (default ./vcodec-demo)")
     parser.add_argument("--frames", type=int, help="use only the first N frames")
     parser.add_argument("--size", help="WIDTHxHEIGHT when INPUT is raw YUV without the size in its name")
@@ -45,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intra-period", type=int, default=32, help="default 32")
     parser.add_argument("--detector-weights", help="detector weights when the base model's detector is not shipped")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = default)")
+    parser.add_argument("--no-pictures", action="store_true",
+                        help="skip contact_sheet.png and annotated.mp4")
+    parser.add_argument("--sheet-rows", type=int, default=4, help="frames on the contact sheet (default 4)")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the report")
 
 
@@ -57,13 +68,16 @@ def run(args: argparse.Namespace) -> int:
     from vcodec.bitstream import extract_layers
     from vcodec.cli._args import parse_size
     from vcodec.codec import Decoder, Encoder, bundled_sequence
+    from vcodec.codec.sample import demo_clip
     from vcodec.enhancement import frame_psnr
     from vcodec.io import open_video, open_writer
 
     if args.frames is not None and args.frames <= 0:
         raise ConfigError(f"--frames must be positive, got {args.frames}")
     size = parse_size(args.size) if args.size else None
-    source = Path(args.input) if args.input else bundled_sequence()
+    if args.sheet_rows <= 0:
+        raise ConfigError(f"--sheet-rows must be positive, got {args.sheet_rows}")
+    source = Path(args.input) if args.input else (demo_clip() or bundled_sequence())
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {out} exists and is not a folder; choose a folder name")
@@ -98,22 +112,37 @@ def run(args: argparse.Namespace) -> int:
     from vcodec.codec import detect_stream
 
     t0 = time.perf_counter()
-    per_frame = [len(d) for _, d in detect_stream(base_stream, output=str(dets_path), fmt="coco",
-                                                   weights=args.detector_weights, progress=False,
-                                                   base_model=args.base_model, threads=args.threads)]
+    dets = dict(detect_stream(base_stream, output=str(dets_path), fmt="coco", weights=args.detector_weights,
+                              progress=False, base_model=args.base_model, threads=args.threads))
+    per_frame = [len(dets[i]) for i in sorted(dets)]
     detect_s = time.perf_counter() - t0
 
-    # 4. decode the full video and compare with the input
-    _say(args, f"[4/4] decoding the full video -> {decoded_path}")
-    t0 = time.perf_counter()
+    # 4. decode the full video and compare with the input (pictures: see _Pictures)
+    _say(args, f"[4/4] decoding the full video -> {decoded_path}"
+               + ("" if args.no_pictures else f", pictures -> {out}/contact_sheet.png, annotated.mp4"))
+    decode_s = 0.0
     psnr_y: list[float] = []
-    with Decoder(stream, threads=args.threads, base_model=args.base_model) as dec, \
-            open_writer(decoded_path, dec.info) as writer, \
-            open_video(source, size=size, frames=args.frames) as again:
-        for original, decoded in zip(again, dec.frames()):
-            writer.write(decoded)
-            psnr_y.append(frame_psnr(original, decoded)[0])
-    decode_s = time.perf_counter() - t0
+    pictures = None if args.no_pictures else _Pictures(out, base_stream, dets, per_frame, args)
+    try:
+        with Decoder(stream, threads=args.threads, base_model=args.base_model) as dec, \
+                open_writer(decoded_path, dec.info) as writer, \
+                open_video(source, size=size, frames=args.frames) as again:
+            full = dec.frames()
+            for original in again:
+                t0 = time.perf_counter()
+                decoded = next(full, None)
+                decode_s += time.perf_counter() - t0
+                if decoded is None:
+                    break
+                writer.write(decoded)
+                psnr_y.append(frame_psnr(original, decoded)[0])
+                if pictures is not None:
+                    pictures.add(original, decoded, dec.info.fps)
+        if pictures is not None:
+            pictures.finish(summary)
+    finally:
+        if pictures is not None:
+            pictures.close()
     from vcodec.codec.stats import mean_psnr
 
     stream_size = stream.stat().st_size
@@ -130,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
         "frames_per_second": {"encode": summary.encode_fps, "detect_base_only": len(per_frame) / detect_s,
                               "decode_full": len(psnr_y) / decode_s},
         "outputs": {"stream": str(stream), "base_stream": str(base_stream), "detections": str(dets_path),
-                    "decoded": str(decoded_path)},
+                    "decoded": str(decoded_path),
+                    **({} if pictures is None else {"contact_sheet": str(pictures.sheet_path),
+                                                    "annotated": str(pictures.video_path)})},
     }
     with atomic_output(str(out / "report.json")) as f:
         f.write((json.dumps(report, indent=2, sort_keys=True) + "\n").encode())
@@ -148,8 +179,63 @@ def run(args: argparse.Namespace) -> int:
         f"full decode {fps['decode_full']:.1f}",
         f"  outputs in {out}/: stream.vcs base.vcs detections.json decoded.y4m report.json",
     ]
+    if pictures is not None:
+        lines.append(f"  pictures: {pictures.sheet_path} (original | base picture | full decode, "
+                     f"base-layer detections drawn) and {pictures.video_path}")
     print("\n".join(lines))
     return 0
+
+
+class _Pictures:
+    """contact_sheet.png and annotated.mp4, built frame by frame beside the full decode.
+
+    The base picture (what layer 0 alone reconstructs) comes from a second decoder on base.vcs;
+    the boxes are the detections of step 3, made from the base layer only.
+    """
+
+    def __init__(self, out: Path, base_stream: Path, dets: dict[int, Any], per_frame: list[int],
+                 args: argparse.Namespace) -> None:
+        from vcodec.annotate import pick_frames
+        from vcodec.codec import Decoder
+
+        self.sheet_path, self.video_path = out / "contact_sheet.png", out / "annotated.mp4"
+        self.dets = dets
+        self.wanted = set(pick_frames(per_frame, args.sheet_rows))
+        self.rows: list[Any] = []
+        self.index = 0
+        self.video: Any = None
+        self.base_dec = Decoder(base_stream, layers="base", threads=args.threads, base_model=args.base_model)
+        self.base_frames = self.base_dec.frames() if self.base_dec.base.has_picture else None
+
+    def add(self, original: Any, decoded: Any, fps: Any) -> None:
+        from vcodec.annotate import AnnotatedOutput, SheetRow, caption, draw_detections
+
+        i, det = self.index, self.dets.get(self.index)
+        base = next(self.base_frames, None) if self.base_frames is not None else None
+        if self.video is None:
+            self.video = AnnotatedOutput(self.video_path, fps)
+        n = len(det) if det is not None else 0
+        self.video.write(caption(draw_detections(decoded, det),
+                                 f"frame {i}: full decode; boxes: {n} detection{'s' * (n != 1)} "
+                                 f"from the base layer alone"))
+        if i in self.wanted:
+            self.rows.append(SheetRow(i, [original, base, decoded], det))
+        self.index += 1
+
+    def finish(self, summary: Any) -> None:
+        from vcodec.annotate import contact_sheet
+
+        if self.video is not None:
+            self.video.close()
+        titles = ["original", f"base picture ({summary.base_kbps:.0f} kbit/s, layer 0)",
+                  f"full decode ({summary.total_kbps:.0f} kbit/s, both layers)"]
+        if self.rows:
+            contact_sheet(self.rows, titles, self.sheet_path)
+
+    def close(self) -> None:
+        if self.video is not None:
+            self.video.abort()  # after finish() this is a no-op; before it, a failed run leaves no video
+        self.base_dec.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,11 @@
-"""Where the bundled demo sequence ``synthetic_416x240_30.y4m`` is found.
+"""Where the bundled sequences are found: the synthetic test clip and the real demo clip.
+
+``demo_cars_768x432.mp4`` (:func:`demo_clip`) is what ``vcodec demo`` runs on: 36 frames of a
+real parking-lane camera (CC BY 4.0, Intel; attribution beside it, made by
+``tools/make_demo_clip.py``). It is looked up like the synthetic clip below (``$VCODEC_DEMO_CLIP``
+first) but cannot be generated; without it the demo falls back to the synthetic clip.
+
+The synthetic ``synthetic_416x240_30.y4m`` (tests, benchmarks) is found as follows.
 
 Looked up, in order: ``$VCODEC_SEQUENCE`` (a file), package data
 ``vcodec/data/sequences/`` (wheels), the source tree's ``sequences/`` (editable
@@ -15,9 +22,10 @@ from pathlib import Path
 
 from vcodec.errors import InputError
 
-__all__ = ["SEQUENCE_NAME", "bundled_sequence", "sequence_candidates"]
+__all__ = ["SEQUENCE_NAME", "DEMO_CLIP_NAME", "bundled_sequence", "demo_clip", "sequence_candidates"]
 
 SEQUENCE_NAME = "synthetic_416x240_30.y4m"
+DEMO_CLIP_NAME = "demo_cars_768x432.mp4"
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../vcodec
 _TREE = _PACKAGE.parent  # checkout root for editable installs
 
@@ -60,3 +68,11 @@ def bundled_sequence() -> Path:
         raise InputError(f"the bundled sequence {SEQUENCE_NAME} is missing and cannot be generated into "
                          f"{_cache_dir()} ({exc.strerror or exc}); give a clip: vcodec demo CLIP") from None
     return made
+
+
+def demo_clip() -> Path | None:
+    """Path of the real demo clip, or None where it is not installed (a wheel without it)."""
+    env = os.environ.get("VCODEC_DEMO_CLIP")
+    candidates = [Path(env)] if env else []
+    candidates += [_PACKAGE / "data" / "sequences" / DEMO_CLIP_NAME, _TREE / "sequences" / DEMO_CLIP_NAME]
+    return next((p for p in candidates if p.is_file()), None)
