@@ -1,10 +1,16 @@
 """Learned models of vcodec: the base layer (layer 0).
 
-* :mod:`vcodec.models.base_net` -- the trainable networks (g_a, g_s, hyperprior,
-  temporal context, latent-space transform T, variable-rate parts);
-* :mod:`vcodec.models.base_codec` -- bit-exact coding: payload layout,
-  deterministic entropy parameters, encoder/decoder with explicit reference,
-  weights files and the registry of base models by id.
+* :mod:`~vcodec.models.base_net` -- the trainable networks (g_a, g_s, hyperprior,
+  temporal context, latent-space transform T, variable rate);
+* :mod:`~vcodec.models.base_codec` -- :class:`BaseCodec`, a loaded model: features,
+  detection and pictures from latents, encoders and decoders;
+* :mod:`~vcodec.models.coder` -- the encoder and decoder with explicit reference buffers;
+* :mod:`~vcodec.models.payload` -- every read and write of the payload (versions 1 and 2);
+* :mod:`~vcodec.models.entropy` -- the deterministic entropy-parameter path;
+* :mod:`~vcodec.models.geometry` -- working size, scaling and padding;
+* :mod:`~vcodec.models.skipmap`, :mod:`~vcodec.models.rdo`, :mod:`~vcodec.models.refine`,
+  :mod:`~vcodec.models.tools` -- skip flags, encoder decisions, latent refinement, tool choices;
+* :mod:`~vcodec.models.weights` -- weights files and the registry of base models by id.
 """
 
 from vcodec.models.base_codec import (

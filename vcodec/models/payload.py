@@ -48,9 +48,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from vcodec.errors import BitstreamError
+from vcodec.errors import BitstreamError, ConfigError
 
-__all__ = ["BasePayload", "PAYLOAD_VERSION", "READABLE_VERSIONS", "SKIP_BLOCK_SIZES"]
+__all__ = ["BasePayload", "PAYLOAD_VERSION", "READABLE_VERSIONS", "SKIP_BLOCK_SIZES", "quality_code"]
 
 #: the version this encoder writes
 PAYLOAD_VERSION = 2
@@ -65,6 +65,13 @@ _LEN = struct.Struct("<I")
 _INTRA, _Z, _SKIP = 1, 2, 4
 _UNIT = "base payload"
 _MAX_LEB_BYTES = 4  # 2**28 bytes is far beyond any payload the unit length field allows
+
+
+def quality_code(quality: float) -> int:
+    """Quality in [0, 1] -> the uint16 code written in every payload."""
+    if not isinstance(quality, (int, float)) or not 0.0 <= float(quality) <= 1.0:
+        raise ConfigError(f"base quality {quality!r} is out of range; use a number in [0, 1]")
+    return int(round(float(quality) * 65535))
 
 
 def _leb128(n: int) -> bytes:
@@ -151,7 +158,8 @@ class BasePayload:
         if ver == 2:
             return cls._from_v2(data)
         raise BitstreamError(f"base payload version {ver} is not supported (this decoder reads versions "
-                             f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade vcodec", offset=0, unit=_UNIT)
+                             f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade vcodec", offset=0,
+                             unit=_UNIT)
 
     @staticmethod
     def _check_latent(lh: int, lw: int) -> None:

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-__all__ = ["RdoDecision", "SymbolCosts", "channel_weights", "decide_skip", "rdoq", "symbol_bits", "zero_blocks"]
+__all__ = ["RdoDecision", "SymbolCosts", "channel_weights", "decide_skip", "rdoq", "symbol_bits",
+           "zero_blocks"]
 
 _MIN_P = 2.0 ** -16  # the coder's smallest probability
 _WEIGHT_GRID = 256.0

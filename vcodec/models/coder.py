@@ -1,0 +1,354 @@
+"""Base-layer encoder and decoder: frames in order, explicit reference buffers.
+
+Each holds the reference latent y_hat(t-1), the hyperprior of the last frame
+that carried z, and the skip flags' context state; everything they decode or
+predict from comes from those buffers and the payload (:mod:`vcodec.models.payload`).
+The encoder's choices (skip blocks, hyperprior refresh, RDOQ, latent refinement)
+live in :mod:`vcodec.models.rdo` and :mod:`vcodec.models.refine`; the decoder never
+depends on how they were made.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from vcodec._compressai import BufferedRansEncoder, RansDecoder
+from vcodec.errors import BitstreamError, ConfigError, InputError
+from vcodec.io.frame import Frame
+from vcodec.models import rdo, refine
+from vcodec.models.entropy import MIN_RANS_SYMBOLS, PAD_CDF
+from vcodec.models.geometry import BaseGeometry, check_long_side, frame_to_tensor
+from vcodec.models.payload import BasePayload, quality_code
+from vcodec.models.skipmap import (
+    BINARY_CDF_LENGTHS,
+    BINARY_CDFS,
+    BINARY_OFFSETS,
+    SkipContextModel,
+    block_grid,
+    expand_blocks,
+    flag_bits_estimate,
+)
+from vcodec.models.tools import CodingTools, FrameReport
+
+if TYPE_CHECKING:
+    from vcodec.models.base_codec import BaseCodec
+
+__all__ = ["BaseDecoder", "BaseEncoder"]
+
+
+class BaseEncoder:
+    """Encodes frames in order; holds the reference y_hat(t-1) and its hyperprior explicitly."""
+
+    def __init__(self, codec: BaseCodec, quality: float = 0.5, intra_period: int = 32,
+                 tools: CodingTools | None = None, long_side: int | None = None) -> None:
+        if not isinstance(intra_period, int) or intra_period < 1:
+            raise ConfigError(f"intra period {intra_period!r} is invalid; use an integer >= 1 (32 is usual)")
+        check_long_side(long_side)
+        self.codec = codec
+        self.long_side = long_side
+        self.qcode = quality_code(quality)
+        self.intra_period = intra_period
+        self.tools = tools or CodingTools()
+        self.reference: torch.Tensor | None = None
+        self.reference_hyper: torch.Tensor | None = None
+        self.frame_count = 0
+        self.last_y_hat: torch.Tensor | None = None
+        self.last_geometry: BaseGeometry | None = None
+        self.last_report: FrameReport | None = None
+        self._skip_model = SkipContextModel()
+        self.last_refinement: dict[str, float] | None = None
+        self._weights: np.ndarray | None = None
+        self._last_skip_share = 0.5
+
+    @property
+    def quality(self) -> float:
+        return self.qcode / 65535
+
+    def set_quality(self, quality: float) -> None:
+        self.qcode = quality_code(quality)
+
+    def next_is_intra(self) -> bool:
+        return self.reference is None or self.frame_count % self.intra_period == 0
+
+    def encode_frame(self, frame: Frame, intra: bool | None = None, reconstruct: bool = True
+                     ) -> tuple[bytes, Frame | None]:
+        """Code one frame; ``intra=None`` follows the intra period. Returns (payload, x_base)."""
+        if intra is None:
+            intra = self.next_is_intra()
+        if not intra and self.reference is None:
+            raise ConfigError("the first frame (or the first after a reset) must be intra; "
+                              "pass intra=True or intra=None")
+        codec, net, path = self.codec, self.codec.net, self.codec._path
+        geom = codec.geometry(frame.width, frame.height, self.long_side)
+        prev = None if intra else self.reference
+        if prev is not None and tuple(prev.shape[-2:]) != geom.latent_size:
+            raise InputError(f"frame {frame.index} is {frame.width}x{frame.height} but the reference "
+                             f"is for another size; start a new intra frame")
+        gain, zstep, off, eb = path.for_quality(self.qcode)
+        x = frame_to_tensor(frame, geom)
+        with torch.no_grad():
+            y = net.g_a(x)
+        if self.tools.payload_version == 1:
+            payload, y_hat = self._code_v1(y, prev, intra, geom, frame)
+        else:
+            payload, y_hat = self._code_v2(y.double(), prev, intra, geom, frame, x)
+        self.reference = y_hat
+        self.last_y_hat = y_hat
+        self.last_geometry = geom
+        self.frame_count = 1 if intra else self.frame_count + 1
+        x_base = None
+        if reconstruct:
+            x_base = codec.reconstruct(y_hat, geom, frame.bit_depth, frame.matrix, frame.index)
+        return payload, x_base
+
+    def _code_z(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+        gain, zstep, off, eb = self.codec._path.for_quality(self.qcode)
+        qs = torch.tensor(zstep, dtype=torch.float64)
+        with torch.no_grad():
+            z = self.codec.net.h_a(y.float()).double()
+            z_strings = eb.compress(z, qs=qs)
+            z_hat = eb.decompress(z_strings, z.shape[-2:], qs=qs)
+        return z_strings[0], z_hat
+
+    def _code_v1(self, y: torch.Tensor, prev: torch.Tensor | None, intra: bool, geom: BaseGeometry,
+                 frame: Frame) -> tuple[bytes, torch.Tensor]:
+        """vcodec 0.1's coding: z on every frame, plain rounding, no skip."""
+        path = self.codec._path
+        gain, zstep, off, eb = path.for_quality(self.qcode)
+        z_string, z_hat = self._code_z(y)
+        means, idx = path.params(z_hat, prev, gain)
+        sym = torch.round((y.double() - means) * gain)
+        y_strings = path.gc.compress(sym.float(), idx)
+        y_hat = path.reconstruct(sym, means, idx, gain, off)
+        lh, lw = geom.latent_size
+        payload = BasePayload(intra, self.qcode, frame.width, frame.height, lh, lw, z_string, y_strings[0],
+                              version=1).to_bytes()
+        self.last_report = FrameReport(intra, 8 * len(payload), 8 * len(z_string))
+        return payload, y_hat
+
+    def _code_v2(self, y: torch.Tensor, prev: torch.Tensor | None, intra: bool, geom: BaseGeometry,
+                 frame: Frame, x: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+        path, tools = self.codec._path, self.tools
+        gain, zstep, off, eb = path.for_quality(self.qcode)
+        z_string: bytes | None = None
+        if intra or tools.z_refresh == "always" or self.reference_hyper is None:
+            z_string, z_hat = self._code_z(y)
+            self.reference_hyper = path.hyper(z_hat)
+        means, idx = path.params_from_hyper(self.reference_hyper, prev, gain)
+        if not intra and z_string is None and tools.z_refresh == "auto":
+            fresh, fresh_z_hat = self._code_z(y)
+            fresh_hyper = path.hyper(fresh_z_hat)
+            fresh_means, fresh_idx = path.params_from_hyper(fresh_hyper, prev, gain)
+
+            def latent_bits(m: torch.Tensor, i: torch.Tensor) -> float:
+                return float(path.symbol_costs(np.round(((y - m) * gain).numpy()), i.numpy()).sum())
+
+            if 8 * len(fresh) + latent_bits(fresh_means, fresh_idx) < latent_bits(means, idx):
+                z_string, means, idx, self.reference_hyper = fresh, fresh_means, fresh_idx, fresh_hyper
+        if self._weights is None and tools.rdo_lambda > 0:
+            self._weights = rdo.channel_weights(self.codec._T64, y, 1.0 / gain)
+        weights = self._weights if self._weights is not None else np.ones(y.shape[1])
+        idx_np = idx.numpy()
+        sigma = path.table.numpy()[idx_np]
+        offset = off.numpy()[idx_np]
+        self.last_refinement = None
+        if intra and tools.effort == "slow":
+            y, self.last_refinement = self._refine(y, x, means, sigma, offset, gain)
+        residual = ((y - means) * gain).numpy()
+        sym, bits, dist = rdo.rdoq(residual, lambda s: path.symbol_costs(s, idx_np), offset, weights,
+                                   float(tools.rdo_lambda) if tools.rdoq else 0.0)
+        changed = int(np.count_nonzero(sym != np.round(residual)))
+        lh, lw = geom.latent_size
+        skip_pos = np.zeros((lh, lw), dtype=bool)
+        flags: np.ndarray | None = None
+        enc = BufferedRansEncoder()
+        symbols_written = False  # CompressAI's coder aborts the process on empty input: never give it one
+        if intra:
+            self._skip_model.reset()
+        elif tools.skip_block:
+            grid = block_grid(lh, lw, tools.skip_block)
+            self._skip_model.check_previous(grid)
+            copy_dist = weights.reshape(1, -1, 1, 1) * (((y - prev.double()) * gain).numpy()) ** 2
+            allowed = None if tools.skip_mode == "rd" else rdo.zero_blocks(sym, tools.skip_block)
+            decision = rdo.decide_skip(bits, dist, copy_dist, tools.skip_block, float(tools.rdo_lambda),
+                                       flag_bits_estimate(self._last_skip_share), allowed)
+            flags = decision.skip if tools.rdo_lambda > 0 else np.zeros((grid.rows, grid.cols), np.uint8)
+            enc.encode_with_indexes(flags.reshape(-1).astype(np.int64).tolist(),
+                                    self._skip_model.indexes(flags),
+                                    BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)
+            symbols_written = True
+            self._skip_model.finish_frame(flags)
+            self._last_skip_share = float(flags.mean())
+            skip_pos = expand_blocks(flags, grid, lh, lw)
+        else:
+            self._skip_model.previous = None
+        coded = np.broadcast_to(~skip_pos, sym.shape[1:])[None]
+        cdfs, lengths, offsets = path.coder_tables()
+        if coded.any():
+            enc.encode_with_indexes(sym[coded].astype(np.int64).tolist(),
+                                    idx_np[coded].astype(np.int64).tolist(), cdfs, lengths, offsets)
+            symbols_written = True
+        if symbols_written:
+            # CompressAI's flush sizes its output by the symbol count and overruns it for fewer than
+            # four symbols; padding symbols after the last due one are never read by a decoder
+            enc.encode_with_indexes([0] * MIN_RANS_SYMBOLS, [PAD_CDF] * MIN_RANS_SYMBOLS,
+                                    BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)
+        y_string = enc.flush() if symbols_written else b""
+        sym_t = torch.from_numpy(np.where(coded, sym, 0.0))
+        y_hat = path.reconstruct(sym_t, means, idx, gain, off)
+        if flags is not None and prev is not None:
+            y_hat = torch.where(torch.from_numpy(skip_pos)[None, None], prev, y_hat)
+        payload = BasePayload(intra, self.qcode, frame.width if intra else 0, frame.height if intra else 0,
+                              lh if intra else 0, lw if intra else 0, z_string, y_string,
+                              skip_block=tools.skip_block if flags is not None else 0).to_bytes()
+        blocks = 0 if flags is None else int(flags.size)
+        self.last_report = FrameReport(intra, 8 * len(payload), 8 * len(z_string or b""), blocks,
+                                       0 if flags is None else int(flags.sum()), changed)
+        return payload, y_hat
+
+    def _refine(self, y: torch.Tensor, x: torch.Tensor, means: torch.Tensor, sigma: np.ndarray,
+                offset: np.ndarray, gain: float) -> tuple[torch.Tensor, dict[str, float]]:
+        net = self.codec.net
+        with torch.no_grad():
+            # F(x): the detector's own split features when the model carries its front end
+            target = net.front_enc(x.flip(1) * 255.0) if net.front_enc is not None else net.T(y.float())
+        lam_f, feat_var = self.codec.objective_weights()
+        return refine.refine_latent(y, means, torch.from_numpy(sigma), torch.from_numpy(offset), gain, net.T,
+                                    target, int(x.shape[-1] * x.shape[-2]),
+                                    refine.RefineSettings(lam_f=lam_f, feat_var=feat_var))
+
+    def reset(self) -> None:
+        self.reference = None
+        self.reference_hyper = None
+        self.frame_count = 0
+        self._skip_model.reset()
+
+
+class BaseDecoder:
+    """Decodes payloads in order; holds the reference y_hat(t-1), its hyperprior and skip map."""
+
+    def __init__(self, codec: BaseCodec, long_side: int | None = None) -> None:
+        check_long_side(long_side)
+        self.codec = codec
+        self.long_side = long_side
+        self.reference: torch.Tensor | None = None
+        self.reference_hyper: torch.Tensor | None = None
+        self.last_geometry: BaseGeometry | None = None
+        self.last_payload: BasePayload | None = None
+        self.last_skip: np.ndarray | None = None
+        self._skip_model = SkipContextModel()
+
+    def _geometry(self, p: BasePayload) -> BaseGeometry:
+        if p.has_size:
+            geom = self.codec.geometry(p.width, p.height, self.long_side)
+            if geom.latent_size != (p.latent_h, p.latent_w):
+                raise BitstreamError(f"base payload latent {p.latent_h}x{p.latent_w} does not match frame "
+                                     f"{p.width}x{p.height} (expected {geom.latent_size})", offset=8,
+                                     unit="base payload")
+        if not p.intra:
+            if self.reference is None or self.last_geometry is None:
+                raise BitstreamError("P-frame without a reference: decoding must start at an intra "
+                                     "frame", unit="base payload")
+            if p.has_size and tuple(self.reference.shape[-2:]) != geom.latent_size:
+                raise BitstreamError("P-frame size differs from its reference frame", unit="base payload")
+            if not p.has_size:
+                return self.last_geometry
+        return geom
+
+    def decode_frame(self, payload: bytes, intra: bool | None = None) -> torch.Tensor:
+        """Payload -> y_hat (1 x M x Hy x Wy float32). ``intra`` (from the unit) must agree."""
+        p = BasePayload.from_bytes(payload)
+        if intra is not None and bool(intra) != p.intra:
+            raise BitstreamError(f"unit says intra={bool(intra)} but its base payload says "
+                                 f"intra={p.intra}", unit="base payload")
+        geom = self._geometry(p)
+        path = self.codec._path
+        gain, zstep, off, eb = path.for_quality(p.qcode)
+        lh, lw = geom.latent_size
+        prev = None if p.intra else self.reference
+        try:
+            hyper = self.reference_hyper
+            if p.z_string is not None:
+                qs = torch.tensor(zstep, dtype=torch.float64)
+                hyper = path.hyper(eb.decompress([p.z_string], (lh // 4, lw // 4), qs=qs))
+            elif hyper is None:
+                raise BitstreamError("P-frame reuses a hyperprior but none was decoded: decoding must "
+                                     "start at an intra frame", unit="base payload")
+            means, idx = path.params_from_hyper(hyper, prev, gain)
+            if tuple(idx.shape) != (1, self.codec.cfg.m, lh, lw):
+                raise BitstreamError("base payload shape does not match the model", unit="base payload")
+            if p.version == 1:
+                sym = path.gc.decompress([p.y_string], idx).double()
+                skip_pos = None
+            else:
+                sym, skip_pos = self._decode_symbols(p, idx, lh, lw)
+        except (ValueError, RuntimeError) as exc:
+            if isinstance(exc, BitstreamError):
+                raise
+            raise BitstreamError(f"base payload cannot be entropy-decoded: {exc}",
+                                 unit="base payload") from exc
+        y_hat = path.reconstruct(sym, means, idx, gain, off)
+        if skip_pos is not None and prev is not None:
+            y_hat = torch.where(torch.from_numpy(skip_pos)[None, None], prev, y_hat)
+        self.reference = y_hat
+        self.reference_hyper = hyper
+        self.last_geometry = geom
+        self.last_payload = p
+        return y_hat
+
+    def _decode_symbols(self, p: BasePayload, idx: torch.Tensor, lh: int, lw: int
+                        ) -> tuple[torch.Tensor, np.ndarray | None]:
+        dec = RansDecoder()
+        if p.y_string:
+            # CompressAI's decoder does not bounds-check its reads: a damaged string could make it read
+            # past the end. Zero guard words keep every read inside our buffer (at most one 32-bit read
+            # per symbol) and end any escape-code loop (a zero chunk terminates it).
+            guard = 4 * (idx.numel() + (lh * lw if p.skip_block else 0) + 16)
+            dec.set_stream(p.y_string + bytes(guard))
+        elif p.skip_block or p.intra:  # flags (or a whole intra latent) to read from nothing
+            raise BitstreamError("base payload has an empty y string where symbols are due",
+                                 unit="base payload")
+        skip_pos: np.ndarray | None = None
+        if p.intra:
+            self._skip_model.reset()
+        if p.skip_block:
+            grid = block_grid(lh, lw, p.skip_block)
+            model = self._skip_model
+            model.check_previous(grid)
+            flags = np.zeros((grid.rows, grid.cols), dtype=np.uint8)
+            for r in range(grid.rows):
+                for c in range(grid.cols):
+                    i, ctx = model.next_index(flags, r, c)
+                    bit = dec.decode_stream([i], BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)[0]
+                    if bit not in (0, 1):
+                        raise BitstreamError(f"skip flag ({r}, {c}) decodes to {bit}: the payload is damaged",
+                                             unit="base payload")
+                    flags[r, c] = bit
+                    model.update(ctx, bit)
+            model.finish_frame(flags)
+            skip_pos = expand_blocks(flags, grid, lh, lw)
+            self.last_skip = flags
+        else:
+            if not p.intra:
+                self._skip_model.previous = None
+            self.last_skip = None
+        idx_np = idx.numpy()
+        coded = np.ones(idx_np.shape, dtype=bool) if skip_pos is None else \
+            np.broadcast_to(~skip_pos, idx_np.shape[1:])[None]
+        sym = np.zeros(idx_np.shape, dtype=np.float64)
+        if coded.any():
+            if not p.y_string:
+                raise BitstreamError("base payload has an empty y string where symbols are due",
+                                     unit="base payload")
+            cdfs, lengths, offsets = self.codec._path.coder_tables()
+            values = dec.decode_stream(idx_np[coded].astype(np.int64).tolist(), cdfs, lengths, offsets)
+            sym[coded] = np.asarray(values, dtype=np.float64)
+        return torch.from_numpy(sym), skip_pos
+
+    def reset(self) -> None:
+        self.reference = None
+        self.reference_hyper = None
+        self._skip_model.reset()

@@ -1,0 +1,91 @@
+"""The encoder's coding-tool choices (payload version 2) and its per-frame report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from vcodec.errors import ConfigError
+from vcodec.models.payload import PAYLOAD_VERSION, SKIP_BLOCK_SIZES
+
+__all__ = ["CodingTools", "EFFORTS", "FrameReport", "SKIP_MODES", "Z_REFRESH"]
+
+#: how P-frame blocks may be skipped (see CodingTools)
+SKIP_MODES = ("zero", "rd")
+#: when P-frames send z (see CodingTools)
+Z_REFRESH = ("auto", "never", "always")
+#: encoder effort presets (see CodingTools)
+EFFORTS = ("fast", "slow")
+
+
+@dataclass(frozen=True)
+class CodingTools:
+    """Encoder choices of the version-2 payload (recorded in LAYER_CONFIG; the decoder needs none).
+
+    ``skip_block``: B of the B x B skip blocks of P-frames (0 = no skip map);
+    ``skip_mode``: ``"zero"`` skips only blocks whose symbols all round to 0 (what the
+    block would have coded anyway, minus the predictor's drift) when copying is also the
+    cheaper by rate-distortion cost; ``"rd"`` lets the cost decide for every block (lossy:
+    cheaper P-frames, but measured to lose small objects, see docs/BASE_LAYER.md);
+    ``z_refresh``: when a P-frame sends a fresh hyperlatent z: ``"never"`` (it reuses the
+    last hyperprior, normally the intra frame's), ``"always"`` (every frame, as payload
+    version 1 did) or ``"auto"`` (when z's bits plus the latent's estimated bits under the
+    fresh parameters undercut the latent's estimated bits under the reused ones);
+    ``rdo_lambda``: bits per squared quantisation step (weighted, see :mod:`vcodec.models.rdo`)
+    of the skip decisions and RDOQ; 0 means never skip;
+    ``rdoq``: choose symbols by rate-distortion cost (else plain rounding; off by default:
+    measured to cost detections at every lambda tried);
+    ``effort``: ``"fast"`` codes g_a's latent; ``"slow"`` refines each intra frame's latent
+    first (:mod:`vcodec.models.refine`: gradient steps on the training objective);
+    ``payload_version``: 2, or 1 to write streams that vcodec 0.1 reads (no tools).
+    """
+
+    skip_block: int = 2
+    skip_mode: str = "zero"
+    z_refresh: str = "auto"
+    rdo_lambda: float = 16.0
+    rdoq: bool = False
+    effort: str = "fast"
+    payload_version: int = PAYLOAD_VERSION
+
+    def __post_init__(self) -> None:
+        if self.payload_version not in (1, 2):
+            raise ConfigError(f"base payload version {self.payload_version!r} cannot be written; use 1 or 2")
+        if self.skip_block and self.skip_block not in SKIP_BLOCK_SIZES:
+            raise ConfigError(f"skip block size {self.skip_block!r} is invalid; use 0 (off) or one of "
+                              f"{', '.join(map(str, SKIP_BLOCK_SIZES))}")
+        if self.effort not in EFFORTS:
+            raise ConfigError(f"base effort {self.effort!r} is invalid; use one of {', '.join(EFFORTS)}")
+        if self.skip_mode not in SKIP_MODES:
+            raise ConfigError(f"skip mode {self.skip_mode!r} is invalid; use one of {', '.join(SKIP_MODES)}")
+        if not (isinstance(self.rdo_lambda, (int, float)) and 0 <= float(self.rdo_lambda) < 1e6):
+            raise ConfigError(f"RDO lambda {self.rdo_lambda!r} is invalid; use a number >= 0 (0 = off)")
+        if self.z_refresh not in Z_REFRESH:
+            raise ConfigError(f"z refresh {self.z_refresh!r} is invalid; use one of {', '.join(Z_REFRESH)}")
+        if self.payload_version == 1 and (self.skip_block or self.z_refresh != "always" or self.rdoq):
+            raise ConfigError("payload version 1 has no coding tools; use CodingTools.version1()")
+
+    @classmethod
+    def version1(cls) -> CodingTools:
+        return cls(skip_block=0, z_refresh="always", rdo_lambda=0.0, rdoq=False, payload_version=1)
+
+    @property
+    def skips(self) -> bool:
+        return self.payload_version == 2 and self.skip_block > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"skip_block": self.skip_block, "skip_mode": self.skip_mode, "z_refresh": self.z_refresh,
+                "rdo_lambda": float(self.rdo_lambda), "rdoq": self.rdoq, "effort": self.effort,
+                "payload_version": self.payload_version}
+
+
+@dataclass
+class FrameReport:
+    """What the encoder decided for the frame just coded (bits from the real payload)."""
+
+    intra: bool
+    payload_bits: int
+    z_bits: int
+    blocks: int = 0
+    skipped_blocks: int = 0
+    changed_by_rdoq: int = 0
