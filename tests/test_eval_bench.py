@@ -54,7 +54,10 @@ def test_bench_schema(
         "base_encode_vs_x265",
         "full_decode_vs_x265",
         "analytics_vs_x265_decode_detect",
+        "stream_encode_vs_x265",
+        "stream_decode_vs_x265",
     }
+    assert set(r["stream_gops"]) <= {"R", "F"} and len(r["stream_gops"]) == 1  # 3 frames: one GOP
     s = {k: v["seconds"] for k, v in r["stages"].items()}
     assert ratios["full_decode_vs_x265"] == pytest.approx(s["full_decode"] / s["x265_decode"], rel=0.01)
     assert all(math.isfinite(v) and v > 0 for v in ratios.values())

@@ -8,7 +8,11 @@ Stages (each timed over all frames, models loaded and warmed up beforehand):
 * ``full_decode``: payload -> x_base, enhancement packets -> residual, x_hat = x_base + residual;
 * ``x265_encode`` / ``x265_decode``: single-layer x265 of the input at the same QP, preset and
   intra period (the conventional codec the scalable one must be measured against);
-* ``x265_decode_detect``: the conventional analytics path, x265 decode + the full detector on pixels.
+* ``x265_decode_detect``: the conventional analytics path, x265 decode + the full detector on pixels;
+* ``stream_encode`` / ``stream_decode``: the whole codec as users run it: ``Encoder`` with its
+  defaults (``inter_layer="auto"``: the mode per GOP, probes included; model loading not
+  counted) and ``Decoder.frames()`` of that stream (which skips the base layer in full-frame
+  GOPs); the report's ``stream_gops`` says which mode each GOP got.
 
 Ratios (``ratios``): vcodec time / x265 time for encoding (base + enhancement vs
 x265), full decoding, and analytics (base decode + back end vs x265 decode +
@@ -43,6 +47,8 @@ STAGES = (
     "x265_encode",
     "x265_decode",
     "x265_decode_detect",
+    "stream_encode",
+    "stream_decode",
 )
 
 
@@ -225,6 +231,26 @@ def run_bench(
 
     stages["x265_decode_detect"], _ = _timed(n, x265_decode_detect)
 
+    import io
+
+    from vcodec.codec import Decoder, Encoder
+
+    sink = io.BytesIO()
+    enc = Encoder(sink, info, base_model=base_model, base_quality=base_quality, enh_codec=codec,
+                  enh_qp=qp, preset=preset, intra_period=intra_period, threads=threads)  # model load: not timed
+
+    def stream_encode() -> Any:
+        with enc:
+            for f in clip:
+                enc.encode(f)
+        return sink.getvalue()
+
+    stages["stream_encode"], stream = _timed(n, stream_encode)
+    stream_gops = "".join("R" if g["mode"] == "residual" else "F" for g in enc.summary().extra.get("gops", []))
+    dec = Decoder(stream, base_model=base_model, threads=threads)  # loads the model: not timed
+    stages["stream_decode"], _ = _timed(n, lambda: sum(1 for _ in dec.frames()))
+    dec.close()
+
     def ratio(a: float, b: float) -> float:
         return round(a / b, 3) if b > 0 else float("nan")
 
@@ -272,7 +298,10 @@ def run_bench(
             "base_encode_vs_x265": ratio(s["base_encode"], s["x265_encode"]),
             "full_decode_vs_x265": ratio(s["full_decode"], s["x265_decode"]),
             "analytics_vs_x265_decode_detect": ratio(s["base_decode_detect"], s["x265_decode_detect"]),
+            "stream_encode_vs_x265": ratio(s["stream_encode"], s["x265_encode"]),
+            "stream_decode_vs_x265": ratio(s["stream_decode"], s["x265_decode"]),
         },
+        "stream_gops": stream_gops,
         "memory_method": (
             "peak RSS (VmHWM) reset before each stage"
             if all(v["peak_reset"] for v in stages.values())
