@@ -43,6 +43,7 @@ sits at).
 from __future__ import annotations
 
 import base64
+import copy
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -306,6 +307,7 @@ class FeatureBase:
         self._calib: list[np.ndarray] | None = None
         self._designs: dict[float, FeatureDesign] = {}
         self._fixed: FeatureDesign | None = None  # set when built from a stream
+        self._front64: tuple[Any, Any] | None = None  # (detector, its float64 copy)
 
     # -- detector ------------------------------------------------------------------
     def set_detector_weights(self, weights: str | Path) -> None:
@@ -350,12 +352,16 @@ class FeatureBase:
         geom = self.geometry(frame.width, frame.height)
         det = self.detector
         x = det.to_tensor(apply_geometry(to_bgr(frame), geom.to_detector()))
+        if self._front64 is None or self._front64[0] is not det:
+            # float32 convolutions round differently with the thread count, and the quantiser would
+            # then code other indexes on another machine: a float64 copy, rounded to 2**-12
+            self._front64 = (det, copy.deepcopy(det).double().eval())
         with torch.no_grad():
-            f = det.front(x)
+            f = self._front64[1].front(x.double())
         if f.shape[1] != det.split_channels:
             raise ConfigError(f"detector {self.detector_name!r} gave {f.shape[1]} split channels, "
                               f"expected {det.split_channels}")
-        return f[0].float().cpu().numpy(), geom
+        return (torch.round(f[0] * 4096.0) / 4096.0).float().cpu().numpy(), geom
 
     # -- calibration and the stream description -----------------------------------
     def calibrate(self, frames: Iterable[Frame]) -> None:
