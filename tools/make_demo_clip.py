@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Make ``sequences/demo_cars_768x432.mp4``, the real clip ``vcodec demo`` runs on by default.
+"""Make ``sequences/demo_person_768x432.mp4``, the real clip ``vcodec demo`` runs on by default.
 
-A 3-second excerpt of Intel's ``car-detection.mp4`` (CC BY 4.0, intel-iot-devkit/sample-videos;
-in ``../shared/data/clips/``): frames 198-233 of 377, where cars drive through a parking lane
-and YOLOX-Nano sees one or two in every frame. Never the whole clip: only the excerpt is
-committed, with its attribution beside it (``sequences/demo_cars_768x432.ATTRIBUTION.md``,
-written by this tool with the sha256 of the source and of the result).
+A 3.6-second excerpt of Intel's ``one-by-one-person-detection.mp4`` (CC BY 4.0,
+intel-iot-devkit/sample-videos; in ``../shared/data/clips/``): frames 64-99 of 1394, a person
+walking into a room, seen by YOLOX-Nano as ``person`` (score ~0.8) in every frame, from the
+base layer alone too. (The car clip was tried first: seen from above, its cars are labelled
+``cell phone``/``suitcase`` even on the original pixels, which teaches nothing.) Never the
+whole clip: only the excerpt is committed, with its attribution beside it
+(``sequences/demo_person_768x432.ATTRIBUTION.md``, written by this tool with the sha256 of
+the source and of the result).
 
-The excerpt is re-encoded losslessly-enough for a source (x264 CRF 14, preset slow, one
+The excerpt is re-encoded at high quality for a source (x264 CRF 14, preset slow, one
 thread, no B-frames: deterministic, so the same PyAV/x264 versions make the same bytes);
 ``--check`` re-makes it in memory and compares with the committed file, frame by frame
 (pixels) and byte for byte.
@@ -31,10 +34,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VCODEC_SHARED", ROOT.parent / "shared"))
-SOURCE_NAME = "car-detection.mp4"
-START, COUNT = 198, 36  # 0-based decode-order frame indices [198, 234)
-OUT = ROOT / "sequences" / "demo_cars_768x432.mp4"
-ATTRIBUTION = OUT.with_name("demo_cars_768x432.ATTRIBUTION.md")
+SOURCE_NAME = "one-by-one-person-detection.mp4"
+SOURCE_FRAMES = 1394
+START, COUNT = 64, 36  # 0-based decode-order frame indices [64, 100)
+OUT = ROOT / "sequences" / "demo_person_768x432.mp4"
+ATTRIBUTION = OUT.with_name("demo_person_768x432.ATTRIBUTION.md")
 CRF, PRESET = 14, "slow"
 MAX_BYTES = 2_000_000
 
@@ -63,7 +67,7 @@ def encode(frames: list[np.ndarray], rate: Fraction) -> bytes:
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.thread_count = 1  # x264's output depends on its thread count
         stream.options = {"crf": str(CRF), "preset": PRESET, "bframes": "0", "threads": "1",
-                          "x264-params": "keyint=36:min-keyint=36:scenecut=0"}
+                          "x264-params": f"keyint={COUNT}:min-keyint={COUNT}:scenecut=0"}
         for i, planes in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
             frame.pts = i
@@ -81,16 +85,17 @@ def decoded(data: bytes) -> list[np.ndarray]:
 
 
 def attribution(source_sha: str, clip_sha: str, size: int, rate: Fraction) -> str:
-    return f"""# demo_cars_768x432.mp4: attribution
+    return f"""# {OUT.name}: attribution
 
-This clip is an excerpt of **"car-detection.mp4"** by **Intel Corporation**, from the
+This clip is an excerpt of **"{SOURCE_NAME}"** by **Intel Corporation**, from the
 [intel-iot-devkit/sample-videos](https://github.com/intel-iot-devkit/sample-videos) repository,
-licensed under the [Creative Commons Attribution 4.0 International licence (CC BY 4.0)]
-(https://creativecommons.org/licenses/by/4.0/).
+licensed under the
+[Creative Commons Attribution 4.0 International licence (CC BY 4.0)](https://creativecommons.org/licenses/by/4.0/).
 
-Changes: frames {START}-{START + COUNT - 1} (0-based, of 377; {COUNT} frames, {float(COUNT / rate):.2f} s at
-{rate} frames/s) were cut out and re-encoded with x264 (CRF {CRF}, preset {PRESET}); nothing else
-was altered. Made by `tools/make_demo_clip.py` (`--check` verifies this file against its recipe).
+Changes: frames {START}-{START + COUNT - 1} (0-based, of {SOURCE_FRAMES}; {COUNT} frames,
+{float(COUNT / rate):.2f} s at {rate} frames/s) were cut out and re-encoded with x264 (CRF {CRF},
+preset {PRESET}); nothing else was altered. Made by `tools/make_demo_clip.py` (`--check`
+verifies this file against its recipe).
 
 | | |
 |---|---|

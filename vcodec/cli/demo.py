@@ -1,6 +1,6 @@
 """The whole job in one command: encode, take the base layer to analytics, decode for people.
 
-  vcodec demo                      # the bundled real clip: 36 frames of a parking lane, 768x432
+  vcodec demo                      # the bundled real clip: 36 frames, a person walking, 768x432
   vcodec demo clip.mp4 --frames 60 --out demo-out
 
 Steps, each leaving its output in the folder (default ./vcodec-demo):
@@ -14,8 +14,8 @@ and writes it to report.json, with pictures to look at:
   contact_sheet.png  a few frames as rows: original | base picture (layer 0 alone) |
                      full decode, with the base layer's detections drawn and labelled
   annotated.mp4      the full decode, every frame, with the base layer's detections
-(--no-pictures skips them).  The default clip is an excerpt of Intel's car-detection
-sample video (CC BY 4.0, see sequences/demo_cars_768x432.ATTRIBUTION.md); the
+(--no-pictures skips them).  The default clip is an excerpt of Intel's one-by-one-person
+sample video (CC BY 4.0, see sequences/demo_person_768x432.ATTRIBUTION.md); the
 synthetic clip of the tests is `vcodec demo sequences/synthetic_416x240_30.y4m`.
 The same steps by hand:
 
@@ -42,7 +42,7 @@ HELP = "run encode -> extract base layer -> detect -> full decode on a sample cl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", nargs="?", help="a clip (default: the bundled demo_cars_768x432.mp4)")
+    parser.add_argument("input", nargs="?", help="a clip (default: the bundled demo_person_768x432.mp4)")
     parser.add_argument("--out", default="vcodec-demo", help="folder for the outputs (default ./vcodec-demo)")
     parser.add_argument("--frames", type=int, help="use only the first N frames")
     parser.add_argument("--size", help="WIDTHxHEIGHT when INPUT is raw YUV without the size in its name")

@@ -1,7 +1,7 @@
 """Where the bundled sequences are found: the synthetic test clip and the real demo clip.
 
-``demo_cars_768x432.mp4`` (:func:`demo_clip`) is what ``vcodec demo`` runs on: 36 frames of a
-real parking-lane camera (CC BY 4.0, Intel; attribution beside it, made by
+``demo_person_768x432.mp4`` (:func:`demo_clip`) is what ``vcodec demo`` runs on: 36 frames of
+a real camera, a person walking into a room (CC BY 4.0, Intel; attribution beside it, made by
 ``tools/make_demo_clip.py``). It is looked up like the synthetic clip below (``$VCODEC_DEMO_CLIP``
 first) but cannot be generated; without it the demo falls back to the synthetic clip.
 
@@ -25,7 +25,7 @@ from vcodec.errors import InputError
 __all__ = ["SEQUENCE_NAME", "DEMO_CLIP_NAME", "bundled_sequence", "demo_clip", "sequence_candidates"]
 
 SEQUENCE_NAME = "synthetic_416x240_30.y4m"
-DEMO_CLIP_NAME = "demo_cars_768x432.mp4"
+DEMO_CLIP_NAME = "demo_person_768x432.mp4"
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../vcodec
 _TREE = _PACKAGE.parent  # checkout root for editable installs
 
