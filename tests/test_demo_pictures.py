@@ -14,17 +14,19 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import REPO, SEQUENCE, cli_encode
 
-from conftest import REPO, SEQUENCE
 from vcodec.annotate import AnnotatedOutput, SheetRow, contact_sheet, draw_detections, pick_frames
+from vcodec.cli import decode as decode_cli
 from vcodec.cli import demo as demo_cli
+from vcodec.cli import detect as detect_cli
 from vcodec.codec.sample import DEMO_CLIP_NAME, demo_clip
 from vcodec.detection import Detections
 from vcodec.errors import ConfigError, OutputError
 from vcodec.io import Frame, open_video
 
 CLIP = REPO / "sequences" / DEMO_CLIP_NAME
-ATTRIBUTION = CLIP.with_name("demo_cars_768x432.ATTRIBUTION.md")
+ATTRIBUTION = CLIP.with_name("demo_person_768x432.ATTRIBUTION.md")
 
 
 def _frames_in(path: Path) -> int:
@@ -38,21 +40,23 @@ def test_demo_clip_is_small_real_attributed_and_what_demo_finds() -> None:
     data = CLIP.read_bytes()
     assert len(data) <= 2_000_000
     text = ATTRIBUTION.read_text()
-    for needle in ("Intel", "CC BY 4.0", "creativecommons.org/licenses/by/4.0", "car-detection.mp4",
-                   "tools/make_demo_clip.py", hashlib.sha256(data).hexdigest()):
+    for needle in ("Intel", "CC BY 4.0", "creativecommons.org/licenses/by/4.0",
+                   "one-by-one-person-detection.mp4", "tools/make_demo_clip.py",
+                   hashlib.sha256(data).hexdigest()):
         assert needle in text, needle
     with open_video(CLIP) as r:
         frames = list(r)
         assert (r.info.width, r.info.height) == (768, 432)
     assert len(frames) == 36 == int(re.search(r"(\d+) frames, ", text).group(1))  # type: ignore[union-attr]
-    # a real picture, not a flat test pattern: asphalt texture and cars
+    # a real picture, not a flat test pattern
     assert float(np.std(frames[0].y)) > 10
 
 
 @pytest.mark.shared
 def test_demo_clip_is_remade_by_its_tool(clips_dir: Path) -> None:
+    source = clips_dir / "one-by-one-person-detection.mp4"
     proc = subprocess.run([sys.executable, str(REPO / "tools" / "make_demo_clip.py"), "--check", "--source",
-                           str(clips_dir / "car-detection.mp4")], capture_output=True, text=True, timeout=300)
+                           str(source)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "decoded pixels identical" in proc.stdout
 
@@ -69,9 +73,11 @@ def test_demo_default_clip_writes_pictures_and_finds_objects(tmp_path: Path,
     assert DEMO_CLIP_NAME in text and "contact_sheet.png" in text and "annotated.mp4" in text
     report = json.loads((out / "report.json").read_text())
     assert report["input"] == str(CLIP) and report["frames"] == 6
-    # the shipped base layer sees the cars of the real clip in most frames
+    # the shipped base layer sees the person of the real clip in most frames, as a person
     per_frame = report["detections_per_frame"]
     assert sum(n > 0 for n in per_frame) >= 4, per_frame
+    found = json.loads((out / "detections.json").read_text())
+    assert sum(d["category_id"] == 1 and d["score"] > 0.5 for d in found) >= 4, found
     assert report["outputs"]["contact_sheet"] == str(out / "contact_sheet.png")
     sheet = cv2.imread(str(out / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[1] > 3 * 400 and sheet.shape[0] > 3 * 200  # 3 columns, 3 rows
@@ -97,9 +103,9 @@ def test_demo_default_clip_writes_pictures_and_finds_objects(tmp_path: Path,
 def test_demo_no_pictures_and_bad_rows(tmp_path: Path, codec_test_model: Path, yolox_nano_onnx: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "d"
-    rc = demo_cli.main([str(SEQUENCE), "--frames", "2", "--out", str(out), "--base-model", str(codec_test_model),
-                        "--detector-weights", str(yolox_nano_onnx), "--preset", "ultrafast", "--no-pictures",
-                        "-q"])
+    rc = demo_cli.main([str(SEQUENCE), "--frames", "2", "--out", str(out), "--base-model",
+                        str(codec_test_model), "--detector-weights", str(yolox_nano_onnx),
+                        "--preset", "ultrafast", "--no-pictures", "-q"])
     assert rc == 0
     assert not (out / "contact_sheet.png").exists() and not (out / "annotated.mp4").exists()
     capsys.readouterr()
@@ -168,3 +174,24 @@ def test_contact_sheet_and_pick_frames(tmp_path: Path) -> None:
     assert sheet.shape[1] == 3 * 100 + 2 * 6 and sheet.shape[0] > 2 * 75
     with pytest.raises(ConfigError):
         contact_sheet([], ["a"], tmp_path / "t.png")
+
+
+# -- vcodec decode / detect --annotate ----------------------------------------------------------
+def test_decode_and_detect_annotate(tmp_path: Path, codec_test_model: Path, yolox_nano_onnx: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    stream = cli_encode(tmp_path / "s.vcs", codec_test_model, frames=3)
+    assert decode_cli.main([str(stream), "-o", str(tmp_path / "d.y4m"), "--base-model", str(codec_test_model),
+                            "--annotate", str(tmp_path / "dec"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == [f"frame_{i:06d}.png" for i in range(3)]
+    assert detect_cli.main([str(stream), "-o", str(tmp_path / "s.json"), "--base-model",
+                            str(codec_test_model), "--weights", str(yolox_nano_onnx),
+                            "--annotate", str(tmp_path / "s.mp4"), "--no-progress"]) == 0
+    assert _frames_in(tmp_path / "s.mp4") == 3
+    # plain video: the input frames with the detector's boxes, as many frames as the input
+    assert detect_cli.main([str(CLIP), "--frames", "4", "-o", str(tmp_path / "p.json"),
+                            "--annotate", str(tmp_path / "p.mp4")]) == 0
+    assert _frames_in(tmp_path / "p.mp4") == 4
+    # a pipe cannot be read twice: one line, exit code 2
+    capsys.readouterr()
+    assert decode_cli.main(["-", "-o", str(tmp_path / "x.y4m"), "--annotate", str(tmp_path / "x.mp4")]) == 2
+    assert "--annotate" in capsys.readouterr().err

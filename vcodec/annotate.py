@@ -14,7 +14,7 @@ is converted with :meth:`~vcodec.io.Frame.to_bgr`.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +27,7 @@ import numpy as np
 from vcodec.errors import ConfigError, OutputError
 from vcodec.io.frame import Frame, VideoInfo
 
-__all__ = ["VIDEO_SUFFIXES", "AnnotatedOutput", "SheetRow", "contact_sheet", "draw_detections",
+__all__ = ["VIDEO_SUFFIXES", "AnnotatedOutput", "ByIndex", "SheetRow", "contact_sheet", "draw_detections",
            "caption", "pick_frames", "to_bgr"]
 
 #: --annotate targets written as a video; anything else is a folder of PNGs
@@ -234,3 +234,28 @@ def contact_sheet(rows: Sequence[SheetRow], titles: Sequence[str], path: str | o
     if not cv2.imwrite(str(path), np.vstack(sheet)):
         raise OutputError(f"cannot write the contact sheet {path}")
     return path
+
+
+class ByIndex:
+    """Items of an ``(index, item)`` iterator in increasing index order, looked up by index.
+
+    Pairs pictures with detections made by another decoder of the same stream: a frame
+    lost to damage has no detections (``None``), and nothing is kept for long.
+    """
+
+    def __init__(self, items: Iterator[tuple[int, Any]]) -> None:
+        self._items = items
+        self._pending: dict[int, Any] = {}
+        self._last = -1
+
+    def get(self, index: int) -> Any:
+        while self._last < index:
+            try:
+                i, item = next(self._items)
+            except StopIteration:
+                break
+            self._last = int(i)
+            self._pending[self._last] = item
+        for old in [k for k in self._pending if k < index]:
+            del self._pending[old]
+        return self._pending.pop(index, None)

@@ -9,6 +9,11 @@ Examples:
   vcodec decode clip.vcs -o clip.mp4 --layers base
   vcodec decode damaged.vcs -o out.y4m --conceal
   vcodec encode in.mp4 -o - | vcodec decode - -o - | ffplay -
+  vcodec decode clip.vcs -o clip.y4m --annotate seen.mp4   # + what the base layer detects, drawn
+
+--annotate OUT.mp4|OUT.mkv|DIR also writes the decoded pictures with the detections of the
+base layer (layer 0 alone, as `vcodec detect` makes them) boxed and labelled: a video, or
+one PNG per frame in DIR.  It reads the stream twice, so it needs a file, not - or a URL.
 
 Output by extension: .y4m (lossless, default for -), .yuv (raw I420), .mp4 /
 .mkv (x264 for viewing).  The file is written under a temporary name and
@@ -25,7 +30,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from vcodec.cli._io import write_json_report
 from vcodec.cli.main import subcommand_main
@@ -46,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crf", type=int, help="quality of MP4/MKV output (x264 CRF, default 23)")
     parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
                         help="write a summary as JSON (to stderr, or FILE)")
+    parser.add_argument("--annotate", metavar="OUT.mp4|DIR",
+                        help="also write the pictures with the base layer's detections drawn "
+                        "(a video, or PNGs in a folder)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary")
 
@@ -61,10 +71,13 @@ def run(args: argparse.Namespace) -> int:
     from vcodec.serve.client import is_url, open_url
 
     source: object = args.stream
+    if args.annotate and (args.stream == "-" or is_url(args.stream)):
+        raise ConfigError("--annotate reads the stream twice (pictures, then the base layer's detections); "
+                          "save it to a file first: vcodec decode clip.vcs -o out.y4m --annotate out.mp4")
     if is_url(args.stream):
         source = open_url(args.stream, layers=args.layers, token=args.token)
     with Decoder(source, layers=args.layers, conceal=args.conceal, threads=args.threads,
-                 base_model=args.base_model) as dec:
+                 base_model=args.base_model) as dec, _annotation(args, dec.info) as annotate:
         info = dec.info
         bar = None
         if show:
@@ -75,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         with open_writer(args.output, info, crf=args.crf) as writer:
             for frame in dec.frames():
                 writer.write(frame)
+                if annotate is not None:
+                    annotate(frame)
                 count += 1
                 if bar is not None:
                     bar.update(1)
@@ -95,6 +110,25 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_report(args.json, report)
     return 0
+
+
+@contextmanager
+def _annotation(args: argparse.Namespace, info: Any) -> Iterator[Callable[[Any], None] | None]:
+    """``--annotate``: a function drawing the base layer's detections on each decoded picture."""
+    if not args.annotate:
+        yield None
+        return
+    from vcodec.annotate import AnnotatedOutput, ByIndex, draw_detections
+    from vcodec.codec import Decoder
+
+    with Decoder(args.stream, layers="base", conceal=args.conceal, threads=args.threads,
+                 base_model=args.base_model) as base, AnnotatedOutput(args.annotate, info.fps) as out:
+        dets = ByIndex(base.detections())
+
+        def annotate(frame: Any) -> None:
+            out.write(draw_detections(frame, dets.get(frame.index)), index=frame.index)
+
+        yield annotate
 
 
 def _ranges(frames: list[int]) -> str:

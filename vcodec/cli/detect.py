@@ -34,6 +34,14 @@ padded to a multiple of 32 (the geometry the base layer uses); larger ones are
 resized so that their long side is 416 (--size), keeping the aspect ratio
 (--mode auto, the default).  --mode pad and --mode letterbox (a --size
 square) force one or the other.  Boxes are always in input-picture pixels.
+
+--annotate OUT.mp4|OUT.mkv|DIR also writes the pictures with the detections boxed and
+labelled (a video, or one PNG per frame in DIR): the input frames for plain video; for a
+stream, the base layer's own coarse picture (what layer 0 alone reconstructs, read in a
+second pass, so the stream must be a file):
+
+  vcodec detect clip.mp4 -o dets.json --annotate seen.mp4
+  vcodec detect clip.vcs -o dets.json --annotate seen_frames/
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ import argparse
 import json
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -72,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nms-threshold", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
     parser.add_argument("--input-size", type=parse_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--annotate", metavar="OUT.mp4|DIR",
+                        help="also write the pictures with the detections drawn (video, or PNGs in a folder)")
     g = parser.add_argument_group("vcodec streams (base-layer analytics)")
     g.add_argument("--conceal", action="store_true",
                    help="skip damaged frames up to the next intra frame instead of failing")
@@ -112,19 +123,27 @@ def run_stream(args: argparse.Namespace) -> int:
     # an explicit --detector is built here and checked against the stream's base model on the
     # first frame (a one-line error naming both); without it the base layer builds its own
     detector = build_detector(args) if args.detector is not None else None
+    annotate = _stream_annotation(args)
     source: object = args.input
     if is_url(args.input):
         source = open_url(args.input, layers="base", token=args.token)
     t0 = time.perf_counter()
     frames = detections = 0
     try:
-        for _, det in detect_stream(source, output=args.output, fmt=args.format, conceal=args.conceal,
+        for index, det in detect_stream(source, output=args.output, fmt=args.format, conceal=args.conceal,
                                     weights=None if detector is not None else args.weights,
                                     detector=detector, base_model=args.base_model,
                                     threads=args.threads or 0, progress=not args.no_progress):
             frames += 1
             detections += len(det)
+            if annotate is not None:
+                annotate.add(index, det)
+        if annotate is not None:
+            annotate.close(ok=True)
+            annotate = None
     finally:
+        if annotate is not None:
+            annotate.close(ok=False)  # a failed run leaves no annotated output
         close = getattr(source, "close", None)
         if close is not None and source is not args.input:
             close()
@@ -158,14 +177,26 @@ def run(args: argparse.Namespace) -> int:
     frames = open_frames(args)
     counts = {"frames": 0, "detections": 0}
     t0 = time.perf_counter()
+    annotated = _open_annotated(args, frames)
+    shown: deque[Any] = deque()  # pictures read by the detector, waiting for their detections
+
+    def kept(source: Iterable) -> Iterator:
+        for frame in source:
+            shown.append(frame)
+            yield frame
 
     def counted(items: Iterator) -> Iterator:
+        from vcodec.annotate import draw_detections
+
         for index, det in items:
             counts["frames"] += 1
             counts["detections"] += len(det)
+            if annotated is not None:
+                annotated.write(draw_detections(shown.popleft(), det), index=index)
             yield index, det
 
-    items = counted(detect_frames(detector, frames, mode=args.mode, size=args.size))
+    items = counted(detect_frames(detector, kept(frames) if annotated is not None else frames,
+                                  mode=args.mode, size=args.size))
     try:
         if args.output == "-":
             json.dump(coco_results(items), sys.stdout)
@@ -173,7 +204,11 @@ def run(args: argparse.Namespace) -> int:
         else:
             stem = Path(args.input).stem if args.input != "-" else "stdin"
             write_detections(args.output, items, fmt, stem=stem)
+        if annotated is not None:
+            annotated.close()
     finally:
+        if annotated is not None:
+            annotated.abort()  # a no-op after close(): only a failed run drops the output
         close = getattr(frames, "close", None)
         if close is not None:
             close()
@@ -185,6 +220,56 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _open_annotated(args: argparse.Namespace, frames: Any) -> Any:
+    """--annotate on plain video: an AnnotatedOutput at the input's frame rate, or None."""
+    if not args.annotate:
+        return None
+    from vcodec.annotate import AnnotatedOutput
+
+    info = getattr(frames, "info", None)
+    return AnnotatedOutput(args.annotate, getattr(info, "fps", None) or 25)
+
+
+class _StreamAnnotation:
+    """--annotate on a stream: the base layer's own picture (second decoder), detections drawn."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from vcodec.annotate import AnnotatedOutput, ByIndex
+        from vcodec.codec import Decoder
+
+        self.dec = Decoder(args.input, layers="base", conceal=args.conceal, threads=args.threads or 0,
+                           base_model=args.base_model)
+        if not self.dec.base.has_picture:
+            kind = self.dec.base.kind
+            self.dec.close()
+            raise ConfigError(f"--annotate: the base layer of {args.input} ({kind}) carries features, not a "
+                              "picture; draw on the full decode: vcodec decode STREAM -o x.y4m --annotate OUT")
+        self.out = AnnotatedOutput(args.annotate, self.dec.info.fps)
+        self.pictures = ByIndex((f.index, f) for f in self.dec.frames())
+
+    def add(self, index: int, det: Any) -> None:
+        from vcodec.annotate import draw_detections
+
+        picture = self.pictures.get(index)
+        if picture is not None:  # None: lost to damage (--conceal)
+            self.out.write(draw_detections(picture, det), index=index)
+
+    def close(self, ok: bool) -> None:
+        (self.out.close if ok else self.out.abort)()
+        self.dec.close()
+
+
+def _stream_annotation(args: argparse.Namespace) -> _StreamAnnotation | None:
+    if not args.annotate:
+        return None
+    from vcodec.serve.client import is_url
+
+    if args.input == "-" or is_url(args.input):
+        raise ConfigError("--annotate on a stream reads it twice (detections, then the base pictures); "
+                          "save it to a file first: vcodec detect clip.vcs -o dets.json --annotate seen.mp4")
+    return _StreamAnnotation(args)
 
 
 def main(argv: list[str] | None = None) -> int:
