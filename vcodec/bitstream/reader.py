@@ -168,6 +168,7 @@ class StreamReader:
         self.units_read = 0
         self.ended = False
         self.end_info: tuple[int, int, int] | None = None
+        self.end_offset: int | None = None  # byte offset of the END unit once read
         self.index: list[tuple[int, int]] | None = None
         self.damage: list[Damage] = []
         self.data_offset = 0
@@ -390,6 +391,7 @@ class StreamReader:
             raise self._error(f"END says {units} units precede it but {self.units_read - 1} were read: "
                               "units are missing", unit.offset, "END")
         self.end_info = (frames, index_offset, units)
+        self.end_offset = unit.offset
         self.ended = True
         trailing = self._src.read_upto(1)
         if trailing:

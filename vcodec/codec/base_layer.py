@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from vcodec.bitstream import LayerConfig
-from vcodec.errors import ConfigError, RegistryError, WeightsError
+from vcodec.errors import BitstreamError, ConfigError, RegistryError, WeightsError
 from vcodec.io.frame import Frame
 from vcodec.registry import Registry
 
@@ -223,8 +223,21 @@ class _LearnedEncoder:
 class _LearnedDecoder:
     def __init__(self, dec: Any) -> None:
         self._dec = dec
+        self._size: tuple[int, int] | None = None
+
+    def expect_size(self, width: int, height: int) -> None:
+        """Refuse payloads of another picture size (the SEQUENCE_HEADER's) before decoding them."""
+        self._size = (width, height)
 
     def decode_frame(self, payload: bytes, intra: bool) -> Any:
+        if self._size is not None:
+            from vcodec.models.payload import BasePayload
+
+            head = BasePayload.from_bytes(payload)  # header fields and string lengths only
+            if head.has_size and (head.width, head.height) != self._size:
+                raise BitstreamError(f"base payload describes a {head.width}x{head.height} picture but the "
+                                     f"stream is {self._size[0]}x{self._size[1]}", offset=4,
+                                     unit="base payload")
         return self._dec.decode_frame(payload, intra=intra)
 
     @property

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from vcodec.bitstream import BASE_LAYER, ENHANCEMENT_LAYER, Damage, StreamReader, Unit, UnitType
+from vcodec.bitstream.format import UNIT_HEADER_SIZE
 from vcodec.bitstream.gop import FULL_FRAME, PER_GOP_KIND, RESIDUAL, GopRecord, lane_configs
 from vcodec.codec.base_layer import BaseLayer, get_base_factory
 from vcodec.errors import BitstreamError, ConfigError, InputError, VcodecError
@@ -205,8 +206,22 @@ class Decoder:
         event (None: the record is lost).
         """
         dec = self.base.decoder()
+        expect_size = getattr(dec, "expect_size", None)
+        if expect_size is not None:  # payload sizes are checked against the header before any allocation
+            expect_size(self.header.width, self.header.height)
         skip = False  # base layer waits for its next intra frame
         expected = 0
+        # frame indexes are checked against the stream's own order: a base frame index may jump only
+        # over units a damaged region could have held (one unit header per missing frame, at least)
+        limit = self.header.num_frames or None  # the header's frame count, when it was known
+        last_end = self._reader.data_offset  # where the last base unit (or base damage) ended
+        damaged = False  # base damage since the last base unit
+
+        def plausible_gap(frame: int, offset: int) -> bool:
+            """Whether frames ``expected..frame-1`` can be lost ones (not a crafted frame index)."""
+            if limit is not None and frame >= limit:
+                return False
+            return damaged and frame - expected <= max(0, offset - last_end) // UNIT_HEADER_SIZE
         per_gop = want_enh and self.per_gop
         # fixed layers: a full-frame layer never needs the base (except as a stand-in when concealing)
         fixed_need = self.conceal or not (want_enh and self.enh_config is not None
@@ -280,10 +295,13 @@ class Decoder:
                 if item.layer in (None, BASE_LAYER):
                     skip = True
                     dec.reset()
-                    if item.frame is not None and item.frame >= expected and item.layer == BASE_LAYER:
+                    damaged = True
+                    if (item.frame is not None and item.frame >= expected and item.layer == BASE_LAYER
+                            and plausible_gap(item.frame, item.offset)):
                         for f in range(expected, item.frame + 1):
                             yield "lost", f, None
                         expected = item.frame + 1
+                        last_end = item.offset + UNIT_HEADER_SIZE
                 if want_enh and item.layer in (None, ENHANCEMENT_LAYER):
                     yield "enh-damage", item.frame, item
                 continue
@@ -300,9 +318,35 @@ class Decoder:
                         raise err
                     self._extra_damage.append(Damage(item.offset, str(err), ENHANCEMENT_LAYER, item.frame))
                 continue
+            if item.layer not in self._reader.layers:
+                # every layer present has a LAYER_CONFIG: this unit is damage (a relabelled unit)
+                err = BitstreamError(f"frame unit of layer {item.layer}, which has no LAYER_CONFIG",
+                                     offset=item.offset, unit=item.describe(), frame=item.frame,
+                                     source=self._reader.name)
+                if not self.conceal:
+                    raise err
+                self._extra_damage.append(Damage(item.offset, str(err), None, item.frame))
+                skip, damaged = True, True
+                dec.reset()
+                continue
             if item.layer != BASE_LAYER or item.type != UnitType.BASE_FRAME:
                 continue  # other layers (future): not ours
             f = int(item.frame)  # type: ignore[arg-type]
+            if f > expected and not (self.conceal and plausible_gap(f, item.offset)):
+                missing = f"frames {expected}..{f - 1} are missing" if f - 1 > expected else \
+                    f"frame {expected} is missing"
+                err = BitstreamError(f"base frame {f} follows frame {expected - 1}: {missing}"
+                                     + ("" if limit is None or f < limit else
+                                        f" (and the header counts {limit} frames)"),
+                                     offset=item.offset, unit=item.describe(), frame=f,
+                                     source=self._reader.name)
+                if not self.conceal:
+                    raise err
+                # an implausible frame index: the unit is damage, not thousands of lost frames
+                self._extra_damage.append(Damage(item.offset, str(err), BASE_LAYER, f))
+                skip, damaged = True, True
+                dec.reset()
+                continue
             if f < expected:
                 err = BitstreamError(f"base frame {f} arrives after frame {expected - 1}: frames out of order "
                                      "or duplicated", offset=item.offset, unit=item.describe(), frame=f,
@@ -314,6 +358,7 @@ class Decoder:
             for g in range(expected, f):  # units that vanished in a damaged region
                 yield "lost", g, None
             expected = f + 1
+            last_end, damaged = item.offset + UNIT_HEADER_SIZE + len(item.payload), False
             if per_gop and item.intra:
                 held = item  # decoded (or not) once its GOP's mode is known: the next unit says
                 continue
@@ -323,8 +368,19 @@ class Decoder:
                 raise missing_record(held)
             yield from resolve(None)
         total = self._total_frames()
-        if total is not None and self.conceal:
-            for g in range(expected, total):  # the tail was cut off
+        end = self._reader.end_info
+        if end is not None and end[0] != expected and not self.conceal:
+            raise BitstreamError(f"END counts {end[0]} frames but the stream holds {expected}",
+                                 unit="END", source=self._reader.name)
+        if total is not None and self.conceal and total > expected:
+            # the tail was cut off: repeats stand in for it, never more than the damage could have
+            # held (END present) or than were received (a cut-off stream: the header's count)
+            if end is not None:
+                bound = expected + (max(0, (self._reader.end_offset or last_end) - last_end) // UNIT_HEADER_SIZE
+                                    if damaged else 0)
+            else:
+                bound = 2 * expected
+            for g in range(expected, min(total, bound)):
                 yield "lost", g, None
         yield "end", total, None
 
@@ -421,6 +477,7 @@ class Decoder:
         residuals: dict[int, Any] = {}
         lost: set[int] = set()
         newest_residual = -1  # residuals come out in display order: older frames will get none
+        last_dts: int | None = None  # packets of one decoder come in increasing decode order
         next_out = 0
         last: Frame | None = None
 
@@ -439,6 +496,10 @@ class Decoder:
                         # a residual GOP always has its base decoded (lazy is set)
                         out = reconstruct(lazy.get() if pred else None, residuals.pop(i), index=i)  # type: ignore[union-attr]
                     elif final or newest_residual > i:
+                        if not self.conceal:  # strict: a missing picture is a defect, never a stand-in
+                            raise BitstreamError("the enhancement layer gives no picture for this frame "
+                                                 "(packets missing, reordered or damaged)", unit="ENH_PACKET",
+                                                 frame=i, source=self._reader.name)
                         x_base = lazy.get() if lazy is not None else None
                         if x_base is None:  # no base picture to fall back on
                             self.lost_frames.append(i)
@@ -466,7 +527,8 @@ class Decoder:
 
         def drop_decoder() -> None:
             """After damage: keep what the decoder holds (decoded before the loss), start over."""
-            nonlocal enh, enh_skip
+            nonlocal enh, enh_skip, last_dts
+            last_dts = None
             try:
                 take(enh.flush())
             except BitstreamError:
@@ -515,11 +577,16 @@ class Decoder:
                         enh.close()
                         enh_mode = mode
                         enh = self._new_enh_decoder(enh_mode)
+                        last_dts = None
                 if enh_skip and not unit.intra:
                     continue
                 enh_skip = False
                 try:
                     packet = EnhancementPacket.from_payload(int(unit.frame), unit.intra, unit.payload)  # type: ignore[arg-type]
+                    if last_dts is not None and packet.dts <= last_dts:
+                        raise BitstreamError(f"enhancement packet with decode time {packet.dts} after "
+                                             f"{last_dts}: packets are out of order or duplicated")
+                    last_dts = packet.dts
                     take(enh.decode(packet))
                 except BitstreamError as exc:
                     err = self._wrap(exc, unit)

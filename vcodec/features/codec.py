@@ -520,6 +520,11 @@ class FeatureDecoder:
         self.reference: np.ndarray | None = None
         self.last_geometry: Any = None
         self.last_indexes: np.ndarray | None = None
+        self.expected_size: tuple[int, int] | None = None
+
+    def expect_size(self, width: int, height: int) -> None:
+        """Refuse payloads of another picture size (the SEQUENCE_HEADER's) before decoding them."""
+        self.expected_size = (width, height)
 
     def decode_frame(self, payload: bytes, intra: bool | None = None) -> torch.Tensor:
         data = bytes(payload)
@@ -537,6 +542,10 @@ class FeatureDecoder:
         if intra is not None and bool(intra) != is_intra:
             raise BitstreamError(f"unit says intra={bool(intra)} but its feature payload says "
                                  f"intra={is_intra}", unit="feature payload")
+        if self.expected_size is not None and (width, height) != self.expected_size:
+            raise BitstreamError(f"feature payload describes a {width}x{height} picture but the stream is "
+                                 f"{self.expected_size[0]}x{self.expected_size[1]}", offset=2,
+                                 unit="feature payload")
         if _HEAD.size + n != len(data):
             raise BitstreamError(f"feature payload declares {n} coded bytes but carries "
                                  f"{len(data) - _HEAD.size}", offset=10, unit="feature payload")
