@@ -132,9 +132,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--inter-layer",
         choices=("on", "off", "auto"),
-        default="on",
-        help="what vcodec's enhancement layer codes: the residual (on, default), full frames (off) or "
-        "the cheaper on the first frame (auto); see vcodec encode --help",
+        default="auto",
+        help="what vcodec's enhancement layer codes: per GOP the cheaper of the two (auto, default, as "
+        "vcodec encode), always the residual (on) or always full frames (off); see vcodec encode --help",
     )
     parser.add_argument(
         "--preset", default="medium", help="x264/x265 preset for every system (default medium)"

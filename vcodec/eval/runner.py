@@ -114,7 +114,8 @@ class EvalConfig:
     anchor_qps: list[int] = field(default_factory=lambda: [22, 27, 32, 37, 42, 47])
     anchors: list[str] = field(default_factory=lambda: ["x265", "x264"])
     enh_codec: str = "libx265"
-    inter_layer: str = "on"  # vcodec-full: residual ("on"), full frames ("off") or "auto"
+    #: vcodec-full: per GOP ("auto", the codec's default), residual ("on"), full frames ("off")
+    inter_layer: str = "auto"
     preset: str = "medium"
     intra_period: int | None = None
     gt_min_score: float = 0.3
@@ -844,7 +845,9 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
             for qp in cfg.enh_qps
             if not cached(
                 f"vcodec-full_q{_fmt_q(q)}_qp{qp}",
-                {"system": "vcodec-full", "q": q, "qp": qp, "inter_layer": cfg.inter_layer},
+                # "auto" decided on frame 0 alone before issue 15: its old points must not be reused
+                {"system": "vcodec-full", "q": q, "qp": qp,
+                 "inter_layer": "auto-per-gop" if cfg.inter_layer == "auto" else cfg.inter_layer},
             )
         ]
         if not base_done or qps:
