@@ -303,3 +303,17 @@ def test_auto_z_refresh_pays_for_itself_at_a_scene_cut() -> None:
     dec = shipped.decoder()
     for p, ref in zip(payloads, refs):
         assert torch.equal(dec.decode_frame(p), ref)
+
+
+def test_p_quality_offset_codes_p_frames_at_their_own_quality(codec: BaseCodec) -> None:
+    payloads, refs, _ = _code(codec, _moving(4), CodingTools(p_quality_offset=-0.2), quality=0.5, intra_period=2)
+    codes = [BasePayload.from_bytes(p).qcode for p in payloads]
+    p_code = round((32768 / 65535 - 0.2) * 65535)  # the intra frame's quality (code 32768) minus 0.2
+    assert codes == [32768, p_code, 32768, p_code]
+    dec = codec.decoder()
+    for p, ref in zip(payloads, refs):
+        assert torch.equal(dec.decode_frame(p), ref)
+    low = _code(codec, [Frame.from_rgb(np.zeros((64, 64, 3), np.uint8))] * 2, CodingTools(p_quality_offset=-1.0))
+    assert BasePayload.from_bytes(low[0][1]).qcode == 0  # clamped at quality 0
+    with pytest.raises(ConfigError, match="P-frame quality offset"):
+        CodingTools(p_quality_offset=2.0)

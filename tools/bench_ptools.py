@@ -55,6 +55,8 @@ VARIANTS: dict[str, CodingTools] = {
     "zero-skip-z-never": CodingTools(z_refresh="never"),
     "rd-skip": CodingTools(skip_mode="rd"),
     "rdoq": CodingTools(skip_block=0, rdoq=True),
+    "p-0.1": CodingTools(p_quality_offset=-0.1),
+    "p-0.2": CodingTools(p_quality_offset=-0.2),
 }
 
 
@@ -130,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     starts = dict(STATIC_CLIPS)
     report: dict[str, Any] = {"model": codec.model_id, "quality": args.quality, "frames": args.frames,
                               "intra_period": args.intra_period, "threads": args.threads, "clips": {}}
-    print(f"{'clip':34} {'variant':14} {'bits/I':>7} {'bits/P':>7} {'P/I':>6} {'skip':>5} {'mAP50':>6} {'Df':>6} exact  s")
+    print(f"{'clip':34} {'variant':14} {'bits/I':>7} {'bits/P':>7} {'P/I':>6} {'skip':>5} {'mAP50':>6} "
+          f"{'Df':>6} exact  s")
     for name in args.clips.split(","):
         if not (CLIPS / name).exists():
             print(f"{name}: not in {CLIPS}, skipped")

@@ -50,6 +50,7 @@ class BaseEncoder:
         self.codec = codec
         self.long_side = long_side
         self.qcode = quality_code(quality)
+        self._frame_qcode = self.qcode  # the code of the frame being coded (P-frames may differ)
         self.intra_period = intra_period
         self.tools = tools or CodingTools()
         self.reference: torch.Tensor | None = None
@@ -81,13 +82,16 @@ class BaseEncoder:
         if not intra and self.reference is None:
             raise ConfigError("the first frame (or the first after a reset) must be intra; "
                               "pass intra=True or intra=None")
-        codec, net, path = self.codec, self.codec.net, self.codec._path
+        codec, net = self.codec, self.codec.net
         geom = codec.geometry(frame.width, frame.height, self.long_side)
         prev = None if intra else self.reference
         if prev is not None and tuple(prev.shape[-2:]) != geom.latent_size:
             raise InputError(f"frame {frame.index} is {frame.width}x{frame.height} but the reference "
                              f"is for another size; start a new intra frame")
-        gain, zstep, off, eb = path.for_quality(self.qcode)
+        self._frame_qcode = self.qcode
+        if not intra and self.tools.p_quality_offset:
+            q = min(max(self.qcode / 65535 + self.tools.p_quality_offset, 0.0), 1.0)
+            self._frame_qcode = quality_code(q)
         x = frame_to_tensor(frame, geom)
         with torch.no_grad():
             y = net.g_a(x)
@@ -105,7 +109,7 @@ class BaseEncoder:
         return payload, x_base
 
     def _code_z(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
-        gain, zstep, off, eb = self.codec._path.for_quality(self.qcode)
+        gain, zstep, off, eb = self.codec._path.for_quality(self._frame_qcode)
         qs = torch.tensor(zstep, dtype=torch.float64)
         with torch.no_grad():
             z = self.codec.net.h_a(y.float()).double()
@@ -117,14 +121,15 @@ class BaseEncoder:
                  frame: Frame) -> tuple[bytes, torch.Tensor]:
         """vcodec 0.1's coding: z on every frame, plain rounding, no skip."""
         path = self.codec._path
-        gain, zstep, off, eb = path.for_quality(self.qcode)
+        gain, zstep, off, eb = path.for_quality(self._frame_qcode)
         z_string, z_hat = self._code_z(y)
         means, idx = path.params(z_hat, prev, gain)
         sym = torch.round((y.double() - means) * gain)
         y_strings = path.gc.compress(sym.float(), idx)
         y_hat = path.reconstruct(sym, means, idx, gain, off)
         lh, lw = geom.latent_size
-        payload = BasePayload(intra, self.qcode, frame.width, frame.height, lh, lw, z_string, y_strings[0],
+        payload = BasePayload(intra, self._frame_qcode, frame.width, frame.height, lh, lw, z_string,
+                              y_strings[0],
                               version=1).to_bytes()
         self.last_report = FrameReport(intra, 8 * len(payload), 8 * len(z_string))
         return payload, y_hat
@@ -132,7 +137,7 @@ class BaseEncoder:
     def _code_v2(self, y: torch.Tensor, prev: torch.Tensor | None, intra: bool, geom: BaseGeometry,
                  frame: Frame, x: torch.Tensor) -> tuple[bytes, torch.Tensor]:
         path, tools = self.codec._path, self.tools
-        gain, zstep, off, eb = path.for_quality(self.qcode)
+        gain, zstep, off, eb = path.for_quality(self._frame_qcode)
         z_string: bytes | None = None
         if intra or tools.z_refresh == "always" or self.reference_hyper is None:
             z_string, z_hat = self._code_z(y)
@@ -201,7 +206,8 @@ class BaseEncoder:
         y_hat = path.reconstruct(sym_t, means, idx, gain, off)
         if flags is not None and prev is not None:
             y_hat = torch.where(torch.from_numpy(skip_pos)[None, None], prev, y_hat)
-        payload = BasePayload(intra, self.qcode, frame.width if intra else 0, frame.height if intra else 0,
+        payload = BasePayload(intra, self._frame_qcode, frame.width if intra else 0,
+                              frame.height if intra else 0,
                               lh if intra else 0, lw if intra else 0, z_string, y_string,
                               skip_block=tools.skip_block if flags is not None else 0).to_bytes()
         blocks = 0 if flags is None else int(flags.size)

@@ -37,6 +37,8 @@ class CodingTools:
     measured to cost detections at every lambda tried);
     ``effort``: ``"fast"`` codes g_a's latent; ``"slow"`` refines each intra frame's latent
     first (:mod:`vcodec.models.refine`: gradient steps on the training objective);
+    ``p_quality_offset``: added to the quality of P-frames (clamped to [0, 1]; each payload
+    carries its own quality code), like a conventional encoder's P-frame QP offset;
     ``payload_version``: 2, or 1 to write streams that vcodec 0.1 reads (no tools).
     """
 
@@ -46,6 +48,7 @@ class CodingTools:
     rdo_lambda: float = 16.0
     rdoq: bool = False
     effort: str = "fast"
+    p_quality_offset: float = 0.0
     payload_version: int = PAYLOAD_VERSION
 
     def __post_init__(self) -> None:
@@ -54,6 +57,10 @@ class CodingTools:
         if self.skip_block and self.skip_block not in SKIP_BLOCK_SIZES:
             raise ConfigError(f"skip block size {self.skip_block!r} is invalid; use 0 (off) or one of "
                               f"{', '.join(map(str, SKIP_BLOCK_SIZES))}")
+        offset = self.p_quality_offset
+        if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not -1.0 <= offset <= 1.0:
+            raise ConfigError(f"P-frame quality offset {self.p_quality_offset!r} is invalid; use a number in "
+                              "[-1, 1] (e.g. -0.1)")
         if self.effort not in EFFORTS:
             raise ConfigError(f"base effort {self.effort!r} is invalid; use one of {', '.join(EFFORTS)}")
         if self.skip_mode not in SKIP_MODES:
@@ -76,6 +83,7 @@ class CodingTools:
     def to_dict(self) -> dict[str, Any]:
         return {"skip_block": self.skip_block, "skip_mode": self.skip_mode, "z_refresh": self.z_refresh,
                 "rdo_lambda": float(self.rdo_lambda), "rdoq": self.rdoq, "effort": self.effort,
+                "p_quality_offset": float(self.p_quality_offset),
                 "payload_version": self.payload_version}
 
 
