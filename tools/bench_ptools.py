@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from dataclasses import replace
@@ -108,6 +109,48 @@ def run_variant(codec: BaseCodec, det: Any, frames: list[Frame], quality: float,
             "dets": dets, "seconds": round(seconds, 2)}
 
 
+def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualities: list[float],
+           args: argparse.Namespace, starts: dict[str, int]) -> int:
+    """Rate-fidelity curves per variant and clip; BD-rate of each variant against the first."""
+    from vcodec.eval.bdrate import bd_rate_result
+
+    report: dict[str, Any] = {"model": codec.model_id, "qualities": qualities, "frames": args.frames,
+                              "intra_period": args.intra_period, "clips": {}}
+    for name in args.clips.split(","):
+        if not (CLIPS / name).exists():
+            continue
+        frames = read_frames(name, starts.get(name, 0), args.frames)
+        clean = clean_features(codec, det, frames)
+        rows: dict[str, list[dict[str, float]]] = {}
+        for label, tools in variants.items():
+            rows[label] = []
+            for q in qualities:
+                r = run_variant(codec, det, frames, q, args.intra_period, tools, clean)
+                n_p = max(len(frames) - 1, 0)
+                bits = (r["bits_i"] + r["bits_p"] * n_p) / len(frames) if n_p else r["bits_i"]
+                rows[label].append({"quality": q, "bits_per_frame": round(bits, 1),
+                                    "df": r["feature_error"],
+                                    "feature_psnr": round(-10 * math.log10(r["feature_error"]), 4)})
+                print(f"{name[:30]:30} {label:16} q={q:.2f} {bits:9.0f} bits/frame  "
+                      f"Df {r['feature_error']:.4f}", flush=True)
+        first = next(iter(rows))
+        bd: dict[str, Any] = {}
+        for label in rows:
+            if label == first:
+                continue
+            anchor, test = rows[first], rows[label]
+            res = bd_rate_result([p["bits_per_frame"] for p in anchor], [p["feature_psnr"] for p in anchor],
+                                 [p["bits_per_frame"] for p in test], [p["feature_psnr"] for p in test])
+            bd[label] = None if res.value is None else round(res.value, 2)
+            print(f"{name[:30]:30} BD-rate {label} vs {first} (bits, feature PSNR): "
+                  f"{'n/a (' + str(res.reason) + ')' if res.value is None else f'{res.value:+.1f} %'}",
+                  flush=True)
+        report["clips"][name] = {"rows": rows, "bd_vs_first": bd}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="base-yolox-nano-v2")
@@ -118,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lambdas", default="", help="also run rd-skip at these RDO lambdas (comma-separated)")
     ap.add_argument("--rdoq-lambdas", default="", help="also run RDOQ (no skip) at these lambdas")
     ap.add_argument("--clips", default=",".join(n for n, _ in STATIC_CLIPS))
+    ap.add_argument("--curves", default="", help="qualities (comma-separated): run every variant at each "
+                    "and report BD-rate against the first variant on (bits per frame, feature PSNR = "
+                    "-10 log10 Df)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -130,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     for lam in [float(s) for s in args.rdoq_lambdas.split(",") if s]:
         variants[f"rdoq-lam{lam:g}"] = replace(CodingTools(), rdo_lambda=lam, skip_block=0, rdoq=True)
     starts = dict(STATIC_CLIPS)
+    if args.curves:
+        return curves(codec, det, variants, [float(q) for q in args.curves.split(",")], args, starts)
     report: dict[str, Any] = {"model": codec.model_id, "quality": args.quality, "frames": args.frames,
                               "intra_period": args.intra_period, "threads": args.threads, "clips": {}}
     print(f"{'clip':34} {'variant':14} {'bits/I':>7} {'bits/P':>7} {'P/I':>6} {'skip':>5} {'mAP50':>6} "
