@@ -50,7 +50,7 @@ def _encode(model: Path, modes: list[bool] | None, n: int = FRAMES, record: dict
     with pytest.MonkeyPatch.context() as mp:
         if modes is not None:
             it = itertools.cycle(modes)
-            mp.setattr(encoder_mod, "choose_inter_layer", lambda *a: next(it))
+            mp.setattr(encoder_mod, "choose_inter_layer", lambda *a, **k: next(it))
         if record is not None:
             import vcodec.enhancement as enh
 
@@ -189,7 +189,7 @@ def test_auto_is_the_default_and_fixed_modes_keep_the_old_layout(codec_test_mode
     # the real probe decides: its numbers and choice are in the summary
     g = enc.summary().extra["gops"][0]
     want = encoder_mod.choose_inter_layer(g["residual_bytes"], g["residual_psnr_y"], g["full_frame_bytes"],
-                                          g["full_frame_psnr_y"])
+                                          g["full_frame_psnr_y"], margin=encoder_mod.PROBE_MARGIN)
     assert g["mode"] == (RESIDUAL if want else FULL_FRAME) and g["probe_s"] > 0
     for fixed, kind in ((True, "residual"), (False, "full-frame")):
         data, _, enc = _encode(codec_test_model, None, n=5, inter_layer=fixed)
@@ -206,6 +206,15 @@ def test_auto_is_the_default_and_fixed_modes_keep_the_old_layout(codec_test_mode
         pass
     with Decoder(sink.getvalue(), base_model=str(codec_test_model)) as dec:
         assert list(dec.frames()) == []
+
+
+def test_probe_margin() -> None:
+    # the residual must win the intra probe by PROBE_MARGIN: it understates the residual's inter frames
+    assert encoder_mod.PROBE_MARGIN == 1.5
+    assert encoder_mod.choose_inter_layer(1000, 40.0, 1000, 40.0)
+    assert not encoder_mod.choose_inter_layer(1000, 40.0, 1000, 40.0, margin=1.5)
+    assert encoder_mod.choose_inter_layer(660, 40.0, 1000, 40.0, margin=1.5)
+    assert not encoder_mod.choose_inter_layer(700, float("inf"), 1000, float("inf"), margin=1.5)
 
 
 def test_old_readers_refuse_the_per_gop_layer_and_damage_is_named(mixed: Any, codec_test_model: Path) -> None:
