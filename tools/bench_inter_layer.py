@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
 
     from vcodec.codec import choose_inter_layer
+    from vcodec.codec.encoder import PROBE_MARGIN
     from vcodec.codec.base_layer import get_base_factory, kind_for_mode
     from vcodec.enhancement import frame_psnr
     from vcodec.io import open_video
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                    "full_frame_bytes": fb, "full_frame_psnr_y": round(fp, 2),
                    "byte_ratio": round(rb / fb, 3),
                    "probe_byte_ratio": round(prb / pfb, 3), "probe_psnr_gap_db": round(pfp - prp, 2),
-                   "probe_choice": "residual" if choose_inter_layer(prb, prp, pfb, pfp) else "full_frame",
+                   # what the encoder decides per GOP (with its margin for the probe's bias)
+                   "probe_choice": "residual" if choose_inter_layer(prb, prp, pfb, pfp, margin=PROBE_MARGIN)
+                   else "full_frame",
                    "sequence_choice": "residual" if choose_inter_layer(rb, rp, fb, fp) else "full_frame"}
             rows.append(row)
             print(json.dumps(row), flush=True)
