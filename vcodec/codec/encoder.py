@@ -116,6 +116,15 @@ class Encoder:
     both layers.  ``threads``: torch CPU threads and encoder threads (0 =
     leave as is).  ``psnr``: also decode the enhancement packets to measure
     the full picture's PSNR (costs a decoder).
+
+    GOP-parallel encoding (:mod:`vcodec.cluster`): ``closed_gops`` restarts the
+    enhancement encoder at every intra frame, so that each intra period is an
+    IDR-started closed GOP in both layers (recorded as ``"closed_gops": true``
+    in the sequence header's properties); ``first_frame`` (a multiple of
+    ``intra_period``, with ``closed_gops``) numbers the frames from there, so
+    an encoder given one GOP writes the same units as the serial encoder does
+    for it; ``base_layer``: an already loaded base layer (weights loaded once
+    per worker process) instead of ``base_model``.
     """
 
     def __init__(
@@ -142,6 +151,9 @@ class Encoder:
         detector_weights: str | Path | None = None,
         properties: dict[str, Any] | None = None,
         inter_layer: bool | str = "auto",
+        closed_gops: bool = False,
+        first_frame: int = 0,
+        base_layer: BaseLayer | None = None,
     ) -> None:
         from vcodec import __version__
         from vcodec.enhancement import CODECS
@@ -174,7 +186,14 @@ class Encoder:
                 raise ConfigError(f"base_size={base_size!r} is invalid for {info.width}x{info.height} input; use a "
                                   f"long side in pixels from 64 to {long_side} (the source's own size)")
         self.base_size = base_size
-        self.base: BaseLayer = get_base_factory(self.kind).for_encoding(base_model, base_size, base_effort)
+        if isinstance(first_frame, bool) or not isinstance(first_frame, int) or first_frame < 0 or (
+                first_frame and (not closed_gops or first_frame % intra_period)):
+            raise ConfigError(f"first_frame={first_frame!r} is invalid; use 0, or a multiple of intra_period "
+                              f"({intra_period}) with closed_gops=True")
+        self.closed_gops = bool(closed_gops)
+        self._first_frame = first_frame
+        self.base: BaseLayer = (base_layer if base_layer is not None
+                                else get_base_factory(self.kind).for_encoding(base_model, base_size, base_effort))
         if detector_weights is not None and hasattr(self.base, "set_detector_weights"):
             self.base.set_detector_weights(detector_weights)  # optional protocol hook (feature mode)
         self.has_picture = bool(self.base.has_picture)
@@ -203,7 +222,7 @@ class Encoder:
         #: per-GOP mode: one record per GOP with the probe's numbers (bytes, PSNR-Y, seconds, choice)
         self.gops: list[dict[str, Any]] = []
         self._probe_seconds = 0.0
-        self._lane_start = 0  # first frame of the running enhancement encoder (per-GOP mode)
+        self._lane_start = first_frame  # first frame of the running enhancement encoder
         self.roi = bool(roi)
         self._detector = self.base.build_detector(detector_weights) if roi else None
         self._enh_kwargs: dict[str, Any] = dict(
@@ -230,6 +249,8 @@ class Encoder:
             "base_mode": self.kind, "source": Path(info.source).name if info.source else "",
         }
         props.update(properties or {})
+        if self.closed_gops:  # every intra period is an IDR-started closed GOP in both layers
+            props["closed_gops"] = True
         self._header = SequenceHeader(
             info.width, info.height, Fraction(info.fps), info.bit_depth, info.matrix, False, intra_period,
             info.num_frames, props,
@@ -238,7 +259,7 @@ class Encoder:
         self._pending: dict[int, tuple[Frame, Frame | None]] = {}
         self._psnr_base: list[float] = []
         self._psnr_full: dict[int, tuple[float, float]] = {}
-        self._count = 0
+        self._count = first_frame
         self._closed = False
         self._last_dts: int | None = None
         # modes that derive their stream parameters from the first frames (the feature mode's
@@ -314,7 +335,7 @@ class Encoder:
         self._probe_seconds += seconds
         record = GopRecord(index, probe["mode"])
         self.gops.append({"frame": index, **probe, "probe_s": round(seconds, 4)})
-        if self._enh is None or self.inter_layer != record.predicts:
+        if self._enh is None or self.inter_layer != record.predicts or self.closed_gops:
             if self._enh is not None:
                 # a GOP is closed: the old encoder's last frames go out before the new GOP's base unit
                 packets = self._lane_packets(self._enh.flush())
@@ -323,7 +344,19 @@ class Encoder:
                     self._measure(packets, final=True)
             self._open_enhancement(record.predicts)
             self._lane_start = index
+            if self.closed_gops:
+                self._last_dts = None  # nothing carries over from the previous GOP
         return record
+
+    def _restart_enhancement(self, index: int) -> None:
+        """Closed GOPs (fixed mode): the old encoder's last frames go out, a new one starts at ``index``."""
+        packets = self._lane_packets(self._enh.flush())
+        self._write_packets(packets)
+        if self._psnr:
+            self._measure(packets, final=True)
+        self._open_enhancement(self.inter_layer)
+        self._lane_start = index
+        self._last_dts = None
 
     def _lane_packets(self, packets: list[Any]) -> list[Any]:
         """Per-GOP mode: an encoder opened at frame n numbers its frames from 0; give them stream indexes."""
@@ -383,7 +416,7 @@ class Encoder:
     @property
     def frames_encoded(self) -> int:
         """Frames given to encode() so far (including frames held for calibration)."""
-        return self._count + len(self._calib_frames)
+        return self._count - self._first_frame + len(self._calib_frames)
 
     def encode(self, frame: Frame) -> FrameStats:
         """Code one frame (frames are numbered from 0 in the order given)."""
@@ -426,6 +459,8 @@ class Encoder:
         if self.has_picture and x_base is None:
             raise EncoderError(f"base mode {self.kind} gave no picture for frame {index}")
         gop = self._start_gop(frame, index, x_base) if self.per_gop and intra else None  # type: ignore[arg-type]
+        if self.closed_gops and intra and not self.per_gop and index != self._first_frame:
+            self._restart_enhancement(index)
         self._writer.write_frame_unit(UnitType.BASE_FRAME, BASE_LAYER, frame=index, payload=payload, intra=intra)
         if gop is not None:  # right after the base unit: a reader seeking to this intra frame sees it
             self._writer.write_frame_unit(UnitType.ENH_GOP, ENHANCEMENT_LAYER, frame=index,
@@ -527,7 +562,7 @@ class Encoder:
         full = [v[0] for _, v in sorted(self._psnr_full.items())]
         full_yuv = [v[1] for _, v in sorted(self._psnr_full.items())]
         return EncodeSummary(
-            frames=self._count, fps=float(self.info.fps),
+            frames=self._count - self._first_frame, fps=float(self.info.fps),
             base_bytes=w.bytes_per_layer.get(BASE_LAYER, 0),
             enh_bytes=w.bytes_per_layer.get(ENHANCEMENT_LAYER, 0),
             stream_bytes=w.bytes_written, seconds=self._seconds, base_mode=self.kind,
