@@ -39,12 +39,14 @@ TIMEOUT = 20.0
 
 
 def build_stream(frames: int = 12, intra_period: int = 4, payload: int = 40, enh_payload: int = 60) -> bytes:
-    """A two-layer stream of synthetic units (the server never decodes, so payloads are arbitrary)."""
+    """A two-layer stream of synthetic units (the server never decodes; base payloads start with a
+    version byte 0, so the ingest checks find no picture size in them to compare)."""
     buf = io.BytesIO()
     w = StreamWriter(buf, make_header(intra_period=intra_period, num_frames=frames), make_layers())
     for f in range(frames):
         intra = f % intra_period == 0
-        w.write_frame_unit(UnitType.BASE_FRAME, 0, frame=f, payload=bytes([f % 251]) * (payload + f), intra=intra)
+        w.write_frame_unit(UnitType.BASE_FRAME, 0, frame=f, payload=b"\0" + bytes([f % 251]) * (payload + f - 1),
+                           intra=intra)
         w.write_frame_unit(UnitType.ENH_PACKET, 1, frame=f, payload=bytes([(f * 7) % 251]) * (enh_payload + f),
                            intra=intra)
     w.close()

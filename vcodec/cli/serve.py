@@ -23,7 +23,16 @@ Access: --token base=SECRET1,all=SECRET2[,publish=SECRET3] turns on bearer
 tokens (Authorization: Bearer SECRET); a base token can only fetch
 layers=base.  Missing or unknown tokens get 401, a token without the right
 get 403, unknown streams 404, bad parameters 400.  Tokens can also be read
-from the environment with --token-env VAR (keeps them out of `ps`).
+from the environment with --token-env VAR or from a file with --token-file
+FILE (both keep them out of `ps`).
+
+Limits (publishing): a unit larger than --max-unit-bytes or than the stream's
+own picture size can need is refused from its header (413); at most
+--max-publishers streams are published at once (503); unfinished units of all
+publishers together are bounded (413); a publisher silent for --idle-timeout
+seconds, or a connection without a complete request for 10 s, is closed.
+Published units are checked like the strict decoder checks them (frame order,
+layers, picture size, END count) before they are relayed.
 
 Examples:
   vcodec serve --root streams/ --port 8080
@@ -67,6 +76,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default="", metavar="SCOPE=TOKEN,...",
                         help="bearer tokens per scope: base, all, publish")
     parser.add_argument("--token-env", metavar="VAR", help="read the --token value from environment variable VAR")
+    parser.add_argument("--token-file", type=Path, metavar="FILE", help="read the --token value from FILE")
+    parser.add_argument("--max-unit-bytes", type=_size, default=None, metavar="BYTES",
+                        help="largest unit a publisher may send (default 64m)")
+    parser.add_argument("--max-publishers", type=int, default=None, metavar="N",
+                        help="streams published at once (default 8)")
+    parser.add_argument("--idle-timeout", type=float, default=None, metavar="S",
+                        help="disconnect a publisher silent for S seconds (default 30)")
     parser.add_argument("--allow-publish", action="store_true",
                         help="accept live streams pushed with POST /streams/NAME (`vcodec encode --publish`)")
     parser.add_argument("--buffer", type=_size, default=None, metavar="BYTES",
@@ -132,7 +148,20 @@ async def _serve(args: argparse.Namespace) -> int:
         token_text = os.environ.get(args.token_env, "")
         if not token_text:
             raise ConfigError(f"--token-env {args.token_env}: the variable is empty or not set")
+    if args.token_file is not None:
+        try:
+            token_text = args.token_file.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"--token-file {args.token_file}: cannot read ({exc.strerror or exc})") from None
+        if not token_text:
+            raise ConfigError(f"--token-file {args.token_file}: the file is empty")
     config = ServeConfig(root=args.root, tokens=parse_tokens(token_text), allow_publish=args.allow_publish)
+    if args.max_unit_bytes is not None:
+        config.max_unit_bytes = args.max_unit_bytes
+    if args.max_publishers is not None:
+        config.max_publishers = args.max_publishers
+    if args.idle_timeout is not None:
+        config.idle_timeout = args.idle_timeout
     if args.buffer is not None:
         config.buffer_bytes = args.buffer
     lives = _parse_live(args.live)

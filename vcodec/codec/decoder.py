@@ -216,12 +216,18 @@ class Decoder:
         limit = self.header.num_frames or None  # the header's frame count, when it was known
         last_end = self._reader.data_offset  # where the last base unit (or base damage) ended
         damaged = False  # base damage since the last base unit
+        seen = 0  # base units met in order (END's frame count must match it)
+        period = self.header.intra_period
 
-        def plausible_gap(frame: int, offset: int) -> bool:
-            """Whether frames ``expected..frame-1`` can be lost ones (not a crafted frame index)."""
+        def plausible_gap(frame: int, offset: int, intra: bool = False) -> bool:
+            """Whether frames ``expected..frame-1`` can be lost ones (not a crafted frame index): what
+            the damage since the last base unit could have held, or a skip of at most one intra period
+            to an intra frame (a live client that fell behind resumes there)."""
             if limit is not None and frame >= limit:
                 return False
-            return damaged and frame - expected <= max(0, offset - last_end) // UNIT_HEADER_SIZE
+            gap = frame - expected
+            return ((damaged and gap <= max(0, offset - last_end) // UNIT_HEADER_SIZE)
+                    or (intra and 0 < period and gap <= period))
         per_gop = want_enh and self.per_gop
         # fixed layers: a full-frame layer never needs the base (except as a stand-in when concealing)
         fixed_need = self.conceal or not (want_enh and self.enh_config is not None
@@ -332,7 +338,17 @@ class Decoder:
             if item.layer != BASE_LAYER or item.type != UnitType.BASE_FRAME:
                 continue  # other layers (future): not ours
             f = int(item.frame)  # type: ignore[arg-type]
-            if f > expected and not (self.conceal and plausible_gap(f, item.offset)):
+            in_range = limit is None or f < limit
+            if f > expected and seen == 0 and not damaged and item.intra and in_range:
+                expected = f  # a stream that starts at a random-access point (start=, a live join)
+            elif f > expected and self.conceal and not plausible_gap(f, item.offset, item.intra) \
+                    and item.intra and in_range:
+                # a jump too far to fill with repeats: resume at this intra frame, showing nothing between
+                self._extra_damage.append(Damage(item.offset, f"{self._reader.name}: byte {item.offset}: "
+                                                 f"base frames {expected}..{f - 1} are missing; resuming at "
+                                                 f"intra frame {f}", BASE_LAYER, f))
+                expected = f
+            if f > expected and not (self.conceal and plausible_gap(f, item.offset, item.intra)):
                 missing = f"frames {expected}..{f - 1} are missing" if f - 1 > expected else \
                     f"frame {expected} is missing"
                 err = BitstreamError(f"base frame {f} follows frame {expected - 1}: {missing}"
@@ -359,6 +375,7 @@ class Decoder:
                 yield "lost", g, None
             expected = f + 1
             last_end, damaged = item.offset + UNIT_HEADER_SIZE + len(item.payload), False
+            seen += 1
             if per_gop and item.intra:
                 held = item  # decoded (or not) once its GOP's mode is known: the next unit says
                 continue
@@ -369,8 +386,8 @@ class Decoder:
             yield from resolve(None)
         total = self._total_frames()
         end = self._reader.end_info
-        if end is not None and end[0] != expected and not self.conceal:
-            raise BitstreamError(f"END counts {end[0]} frames but the stream holds {expected}",
+        if end is not None and end[0] != seen and not self.conceal:
+            raise BitstreamError(f"END counts {end[0]} frames but the stream holds {seen}",
                                  unit="END", source=self._reader.name)
         if total is not None and self.conceal and total > expected:
             # the tail was cut off: repeats stand in for it, never more than the damage could have

@@ -134,22 +134,22 @@ class ServeMetrics:
         for rec in sorted(self.clients.values(), key=lambda r: r.client_id):
             for layer, n in sorted(rec.bytes_sent.items()):
                 lines.append("vcodec_serve_client_bytes_sent_total" + _labels(
-                    stream=rec.stream, client=str(rec.client_id), peer=rec.peer, layer=layer_label(layer)) + f" {n}")
+                    stream=rec.stream, client=str(rec.client_id), layer=layer_label(layer)) + f" {n}")
         family("vcodec_serve_client_units_sent_total", "counter", "Units written to one connected client, per layer.")
         for rec in sorted(self.clients.values(), key=lambda r: r.client_id):
             for layer, n in sorted(rec.units_sent.items()):
                 lines.append("vcodec_serve_client_units_sent_total" + _labels(
-                    stream=rec.stream, client=str(rec.client_id), peer=rec.peer, layer=layer_label(layer)) + f" {n}")
+                    stream=rec.stream, client=str(rec.client_id), layer=layer_label(layer)) + f" {n}")
         family("vcodec_serve_client_frames_dropped_total", "counter", "Frames one connected live client skipped.")
         for rec in sorted(self.clients.values(), key=lambda r: r.client_id):
             if rec.kind == "live":
                 lines.append("vcodec_serve_client_frames_dropped_total" + _labels(
-                    stream=rec.stream, client=str(rec.client_id), peer=rec.peer) + f" {rec.frames_dropped}")
+                    stream=rec.stream, client=str(rec.client_id)) + f" {rec.frames_dropped}")
         family("vcodec_serve_client_buffered_bytes", "gauge", "Bytes queued for one connected live client.")
         for rec in sorted(self.clients.values(), key=lambda r: r.client_id):
             if rec.subscriber is not None:
                 lines.append("vcodec_serve_client_buffered_bytes" + _labels(
-                    stream=rec.stream, client=str(rec.client_id), peer=rec.peer) + f" {rec.subscriber.queued_bytes}")
+                    stream=rec.stream, client=str(rec.client_id)) + f" {rec.subscriber.queued_bytes}")
         family("vcodec_serve_live_frames_published_total", "counter", "Frames published on each live stream.")
         for s, n in sorted((live_frames or {}).items()):
             lines.append(f"vcodec_serve_live_frames_published_total{_labels(stream=s)} {n}")

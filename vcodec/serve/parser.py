@@ -11,6 +11,7 @@ flags, length bound, payload CRC, header units).
 
 from __future__ import annotations
 
+from vcodec.bitstream.checks import unit_size_limit
 from vcodec.bitstream.format import MAGIC, PREAMBLE, UNIT_HEADER_SIZE, VERSION_MAJOR, UnitType
 from vcodec.bitstream.headers import LayerConfig, SequenceHeader
 from vcodec.bitstream.parser import (
@@ -38,8 +39,11 @@ class UnitParser:
     offset: a publisher sending a damaged stream is refused, not concealed.
     """
 
-    def __init__(self, name: str = "<published stream>") -> None:
+    def __init__(self, name: str = "<published stream>", *, max_unit_bytes: int | None = None) -> None:
         self.name = name
+        #: the largest unit payload accepted (``vcodec serve --max-unit-bytes``); once the
+        #: SEQUENCE_HEADER is in, also the bound its picture format allows
+        self.max_unit_bytes = max_unit_bytes
         self._buf = bytearray()
         self.offset = 0  # stream offset of self._buf[0]
         self.minor: int | None = None
@@ -87,6 +91,13 @@ class UnitParser:
         return PREAMBLE.pack(MAGIC, VERSION_MAJOR, self.minor, 0)
 
     @property
+    def unit_limit(self) -> int | None:
+        """The payload bound now: ``max_unit_bytes``, and the header's (:func:`unit_size_limit`)."""
+        bounds = [b for b in (self.max_unit_bytes,
+                              unit_size_limit(self.header) if self.header is not None else None) if b]
+        return min(bounds) if bounds else None
+
+    @property
     def pending_bytes(self) -> int:
         """Bytes received but not yet part of a complete unit."""
         return len(self._buf)
@@ -111,6 +122,12 @@ class UnitParser:
         assert self.minor is not None
         head = parse_unit_header(bytes(buf[:UNIT_HEADER_SIZE]), self.offset, minor=self.minor,
                                  source=self.name)
+        limit = self.unit_limit
+        if limit is not None and head.length > limit:
+            # refused from the header alone: the payload is never buffered
+            raise self._error(f"unit payload of {head.length} bytes exceeds this stream's limit of {limit} "
+                              "bytes (--max-unit-bytes, and what its picture size can need)", self.offset,
+                              head.what)
         if len(buf) < UNIT_HEADER_SIZE + head.length:
             return None
         payload = bytes(buf[UNIT_HEADER_SIZE : UNIT_HEADER_SIZE + head.length])

@@ -34,7 +34,7 @@ from vcodec.errors import ConfigError
 from vcodec.serve.auth import TOKEN_SCOPES, authorize_read, parse_tokens, token_scope
 from vcodec.serve.http import CONTENT_TYPE, HTTPRefusal, refuse
 from vcodec.serve.hub import DEFAULT_BUFFER_BYTES, LiveChannel
-from vcodec.serve.ingest import ingest
+from vcodec.serve.ingest import IngestLimits, ingest
 from vcodec.serve.metrics import ServeMetrics
 from vcodec.serve.stored import StoredListing, serve_stored
 from vcodec.serve.watch import serve_live
@@ -64,12 +64,27 @@ class ServeConfig:
     allow_publish: bool = False
     #: how much a stored-stream download reads ahead of the socket
     chunk_bytes: int = 64 * 1024
+    #: largest unit payload a publisher may send (``--max-unit-bytes``; the stream's header may allow less)
+    max_unit_bytes: int = 64 << 20
+    #: publishers at once (``--max-publishers``)
+    max_publishers: int = 8
+    #: bytes of unfinished units buffered from all publishers together
+    max_ingest_bytes: int = 256 << 20
+    #: seconds a publisher may send nothing, and a connection may sit without a complete request
+    idle_timeout: float = 30.0
+    header_timeout: float = 10.0
 
     def validate(self) -> None:
         if self.root is not None and not self.root.is_dir():
             raise ConfigError(f"--root {self.root}: not a directory")
         if self.buffer_bytes < 4096:
             raise ConfigError(f"--buffer {self.buffer_bytes}: must be at least 4096 bytes")
+        if self.max_unit_bytes < 4096:
+            raise ConfigError(f"--max-unit-bytes {self.max_unit_bytes}: must be at least 4096 bytes")
+        if self.max_publishers < 1:
+            raise ConfigError(f"--max-publishers {self.max_publishers}: must be at least 1")
+        if not (self.idle_timeout > 0 and self.header_timeout > 0):
+            raise ConfigError("the idle and header timeouts must be positive (seconds)")
         for scope in self.tokens:
             if scope not in TOKEN_SCOPES:
                 raise ConfigError(f"token scope {scope!r} is not one of {', '.join(TOKEN_SCOPES)}")
@@ -87,6 +102,12 @@ class StreamServer:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
         self._closing = False
+        self.ingest_limits = IngestLimits(max_unit_bytes=config.max_unit_bytes,
+                                          max_buffered_bytes=config.max_ingest_bytes,
+                                          idle_timeout=config.idle_timeout)
+        self.publishers = 0  # POST bodies being read now
+        self._idle_since: dict[Any, float] = {}  # connection -> when it was last seen without a request
+        self._watchdog: asyncio.Task[None] | None = None
 
     # -- live channels ----------------------------------------------------------------------------
     def live_channel(self, name: str, source: str = "publish") -> LiveChannel:
@@ -102,8 +123,10 @@ class StreamServer:
     # -- application --------------------------------------------------------------------------------
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
+        app.on_response_prepare.append(_server_header)
         app.router.add_get("/streams", self._h_list)
-        app.router.add_get("/streams/{name}", self._h_stream)
+        # no HEAD: aiohttp would run the handler and send the whole (streamed) body
+        app.router.add_get("/streams/{name}", self._h_stream, allow_head=False)
         app.router.add_post("/streams/{name}", self._h_publish)
         app.router.add_put("/streams/{name}", self._h_publish)
         app.router.add_get("/metrics", self._h_metrics)
@@ -123,10 +146,41 @@ class StreamServer:
             raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port") from None
         sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001 - aiohttp exposes no public getter
         self.port = sockets[0].getsockname()[1] if sockets else port
+        self._watchdog = asyncio.get_running_loop().create_task(self._close_half_open())
         return self.port
+
+    async def _close_half_open(self) -> None:
+        """Close connections that sit without a complete request for ``header_timeout`` seconds.
+
+        aiohttp waits for a request's headers forever; a client that opens connections and
+        sends half a request (or nothing) would hold them, and their buffers, without end.
+        """
+        loop = asyncio.get_running_loop()
+        timeout = self.config.header_timeout
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            server = self._runner.server if self._runner is not None else None
+            if server is None:
+                continue
+            now = loop.time()
+            live = set(server.connections)
+            for handler in list(self._idle_since):
+                if handler not in live:
+                    del self._idle_since[handler]
+            for handler in live:
+                if getattr(handler, "_request_in_progress", False):
+                    self._idle_since.pop(handler, None)
+                    continue
+                since = self._idle_since.setdefault(handler, now)
+                if now - since > timeout:
+                    handler.force_close()
+                    del self._idle_since[handler]
 
     async def stop(self) -> None:
         self._closing = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         for ch in self.channels.values():
             if not ch.ended:
                 ch.finish()
@@ -142,14 +196,22 @@ class StreamServer:
         authorize_read(self._token_scope(request), keep)
 
     def _resolve_stored(self, name: str) -> Path | None:
+        """The file of stored stream ``name``: a plain stream name (no hidden files), in --root itself."""
         root = self.config.root
-        if root is None:
+        if root is None or not _NAME_RE.match(name):
             return None
         for candidate in (name, f"{name}.vcs"):
             p = root / candidate
             if p.is_file() and p.resolve().parent == root.resolve():
                 return p
         return None
+
+    def _read_scope(self, request: web.Request) -> str | None:
+        """The token scope of a listing or metrics request; a publish token reads nothing (403)."""
+        scope = self._token_scope(request)
+        if scope == "publish":
+            raise HTTPRefusal(403, "a 'publish' token can only publish")
+        return scope
 
     # -- handlers -------------------------------------------------------------------------------------
     async def _dispatch(self, request: web.Request, fn: Callable[[web.Request], Any]) -> web.StreamResponse:
@@ -165,7 +227,7 @@ class StreamServer:
 
     async def _h_metrics(self, request: web.Request) -> web.StreamResponse:
         async def inner(req: web.Request) -> web.StreamResponse:
-            self._token_scope(req)
+            self._read_scope(req)
             live = {n: c.frames_published for n, c in self.channels.items()}
             return web.Response(text=self.metrics.render(live), content_type="text/plain",
                                 headers={"X-Prometheus-Format": "0.0.4"})
@@ -173,14 +235,15 @@ class StreamServer:
 
     async def _h_list(self, request: web.Request) -> web.StreamResponse:
         async def inner(req: web.Request) -> web.StreamResponse:
-            self._token_scope(req)
+            self._read_scope(req)
             streams: list[dict[str, Any]] = [c.describe() for _, c in sorted(self.channels.items())]
             live_names = set(self.channels)
             if self.config.root is not None:
                 loop = asyncio.get_running_loop()
+                root = self.config.root.resolve()
                 for p in sorted(self.config.root.iterdir()):
-                    if not p.is_file() or p.name.startswith("."):
-                        continue
+                    if not p.is_file() or p.name.startswith(".") or p.resolve().parent != root:
+                        continue  # (a symlink out of --root is neither listed nor served)
                     name = p.name[:-4] if p.name.endswith(".vcs") else p.name
                     if name in live_names or not _NAME_RE.match(name):
                         continue
@@ -224,6 +287,7 @@ class StreamServer:
             path = self._resolve_stored(name)
             if path is None:
                 raise HTTPRefusal(404, f"no stream named {name!r} (GET /streams lists them)")
+            name = path.name[:-4] if path.name.endswith(".vcs") else path.name  # one name per stream
             return await serve_stored(req, name, path, keep, start, metrics=self.metrics,
                                       chunk_bytes=self.config.chunk_bytes)
         return await self._dispatch(request, inner)
@@ -241,12 +305,26 @@ class StreamServer:
                 raise HTTPRefusal(403, "publishing is off on this server (start it with --allow-publish)")
             if self._resolve_stored(name) is not None:
                 raise HTTPRefusal(409, f"{name!r} is a stored stream in --root; publish under another name")
+            if self.publishers >= self.config.max_publishers:
+                raise HTTPRefusal(503, f"{self.publishers} streams are being published, the most this server "
+                                       "takes (--max-publishers); retry later", {"Retry-After": "5"})
             try:
                 ch = self.live_channel(name, "publish")
             except ConfigError as exc:
                 raise HTTPRefusal(409, str(exc)) from None
-            return await ingest(req, ch, metrics=self.metrics)
+            self.publishers += 1
+            try:
+                return await ingest(req, ch, metrics=self.metrics, limits=self.ingest_limits)
+            finally:
+                self.publishers -= 1
+                if self.channels.get(name) is ch:  # ended: its viewers hold it; the listing forgets it
+                    del self.channels[name]
         return await self._dispatch(request, inner)
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """No software versions in answers (aiohttp's default names Python's and its own)."""
+    response.headers["Server"] = "vcodec"
 
 
 def __getattr__(name: str) -> Any:
