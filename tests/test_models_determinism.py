@@ -50,6 +50,11 @@ WORKER = textwrap.dedent(
     enc = codec.encoder(quality=0.5, intra_period=32)
     payloads = [enc.encode_frame(f, reconstruct=False)[0] for f in frames]
     out["stream_md5"] = md5(b"".join(payloads))
+    # every encoder decision as well: lossy skip blocks, RDOQ, latent refinement, z refresh
+    from vcodec.models import CodingTools
+    tools = CodingTools(skip_mode="rd", rdoq=True, effort="slow", p_quality_offset=-0.1)
+    enc2 = codec.encoder(quality=0.5, intra_period=32, tools=tools)
+    out["tools_stream_md5"] = md5(b"".join(enc2.encode_frame(f, reconstruct=False)[0] for f in frames))
     if mode == "write":
         stream_path.write_bytes(b"".join(len(p).to_bytes(4, "little") + p for p in payloads))
     blob, payloads, pos = stream_path.read_bytes(), [], 0
@@ -98,5 +103,6 @@ def test_determinism_across_processes_and_threads(tmp_path: Path) -> None:
     for threads, omp in ((2, "2"), (4, "4"), (4, "1"), (1, "3")):
         got = _run(threads, omp, stream, "read")
         assert got["threads"] == threads
-        for key in ("stream_md5", "latents_md5", "features_md5", "x_base_md5", "detections_md5"):
+        for key in ("stream_md5", "tools_stream_md5", "latents_md5", "features_md5", "x_base_md5",
+                    "detections_md5"):
             assert got[key] == ref[key], f"{key} differs with {threads} threads, OMP_NUM_THREADS={omp}"
