@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, SEQUENCE, one_error_line
+
 from vcodec.detection import DEFAULT_DETECTOR, SHIPPED_DETECTORS, get_detector
 from vcodec.detection.backends import (
     AdaptedBackend,
@@ -83,7 +83,8 @@ def test_default_detector_finds_the_person_in_the_shared_clip(clips_dir: Path, t
 
     out = tmp_path / "dets.json"
     clip = clips_dir / "one-by-one-person-detection.mp4"
-    assert detect_cli.main([str(clip), "--start", "75", "--frames", "30", "-o", str(out), "--threads", "1"]) == 0
+    args = [str(clip), "--start", "75", "--frames", "30", "-o", str(out), "--threads", "1"]
+    assert detect_cli.main(args) == 0
     results = json.loads(out.read_text())
     with_person = {r["image_id"] for r in results if r["category_id"] == 1}  # COCO id 1 = person
     assert with_person <= set(range(75, 105))
@@ -159,7 +160,8 @@ def default_stream() -> bytes:
 
     sink = io.BytesIO()
     with open_video(SEQUENCE, frames=3) as reader:
-        with Encoder(sink, reader.info, base_quality=0.5, enh_crf=40, preset="ultrafast", intra_period=2) as enc:
+        with Encoder(sink, reader.info, base_quality=0.5, enh_crf=40, preset="ultrafast",
+                     intra_period=2) as enc:
             for frame in reader:
                 enc.encode(frame)
     return sink.getvalue()
@@ -186,13 +188,14 @@ def test_base_streams_use_the_adapted_back_end_and_pixels_the_clean_one(default_
         g = codec.geometry(dec2.info.width, dec2.info.height)
         latents = list(dec2.latents())
     assert [i for i, _ in latents] == [0, 1, 2]
-    for (_, y), (_, have) in zip(latents, got):
+    for (_, y), (_, have) in zip(latents, got, strict=True):
         want = codec.detect(y, adapted, g)
         np.testing.assert_array_equal(have.boxes, want.boxes)
         np.testing.assert_array_equal(have.scores, want.scores)
     # and the adapted back end is not a no-op on these features: the plain one scores differently
     plain = [codec.detect(y, clean, g) for _, y in latents]
-    assert any(len(p) != len(h) or not np.array_equal(p.scores, h.scores) for p, (_, h) in zip(plain, got))
+    assert any(len(p) != len(h) or not np.array_equal(p.scores, h.scores)
+               for p, (_, h) in zip(plain, got, strict=True))
 
 
 # -- the CLI on streams ------------------------------------------------------------------------
@@ -244,7 +247,8 @@ def test_wheel_contains_weights_licence_and_notice(tmp_path: Path) -> None:
         shutil.copy(REPO / name, src / name)
     shutil.copytree(REPO / "vcodec", src / "vcodec", ignore=shutil.ignore_patterns("__pycache__"))
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                           "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True, timeout=600)
+                           "-w", str(tmp_path / "dist"), str(src)],
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     [wheel] = list((tmp_path / "dist").glob("vcodec-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -253,4 +257,5 @@ def test_wheel_contains_weights_licence_and_notice(tmp_path: Path) -> None:
         assert f"vcodec/weights/{f}" in names, f
     # the licence files are also the distribution's declared licence files
     info = [n for n in names if ".dist-info/" in n]
-    assert any(n.endswith("/NOTICE") for n in info) and any(n.endswith("LICENSE-YOLOX-Apache-2.0.txt") for n in info)
+    assert any(n.endswith("/NOTICE") for n in info)
+    assert any(n.endswith("LICENSE-YOLOX-Apache-2.0.txt") for n in info)

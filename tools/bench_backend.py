@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
 from bench_base import BENCH_CLIPS, CLIPS, held_out, reference_detections  # noqa: E402
+from train_backend import held_out_description  # noqa: E402
 
 from vcodec.codec.base_layer import LearnedBase  # noqa: E402
 from vcodec.detection import get_detector  # noqa: E402
@@ -87,11 +88,12 @@ def bench_model(model: str, qualities: list[float], clips: list[tuple[str, float
                 ada = [base.detect(y, det, g) for y, g in decoded]
                 row["adapted"] = round(map_against(refs, ada)["map50"], 3)
             if yolox_refs is not None:
-                row["plain_vs_yolox_nano"] = round(map_against(yolox_refs, plain, det.active_classes)["map50"], 3)
+                vs_yolox = map_against(yolox_refs, plain, det.active_classes)["map50"]
+                row["plain_vs_yolox_nano"] = round(vs_yolox, 3)
             rows.append(row)
             print(f"  {name[:28]:28s} q={q:4.2f} {row['kbps']:7.1f} kbit/s  refs {n_ref:3d}  plain "
                   f"{row['plain']:.3f}" + (f"  adapted {row['adapted']:.3f}" if has_adapted else "")
-                  + (f"  plain vs YOLOX-Nano {row['plain_vs_yolox_nano']:.3f}" if yolox_refs is not None else ""),
+                  + (f"  plain vs YOLOX-Nano {row['plain_vs_yolox_nano']:.3f}" if yolox_refs else ""),
                   flush=True)
     return {"model": model, "sha256": codec.sha256, "detector": det.name,
             "adapted_backend": getattr(adapted, "backend", None), "rows": rows}
@@ -126,7 +128,8 @@ def speed(model: str, frames: list[Frame], reps: int = 2) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=["base-yolox-nano-v2"], help="base model ids or .json paths")
+    ap.add_argument("--models", nargs="+", default=["base-yolox-nano-v2"],
+                    help="base model ids or .json paths")
     ap.add_argument("--qualities", default="0,0.25,0.5,0.75,1")
     ap.add_argument("--max-frames", type=int, default=30, help="held-out frames per clip (cap)")
     ap.add_argument("--threads", type=int, default=1)
@@ -135,14 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     qualities = [float(s) for s in args.qualities.split(",")]
-    clips = [(n, fps, held_out(n, min(lim, args.max_frames))) for n, fps, lim in BENCH_CLIPS if (CLIPS / n).exists()]
-    print("held-out frames: " + ", ".join(f"{n} {f[0].index}-{f[-1].index}" for n, _, f in clips), flush=True)
+    clips = [(n, fps, held_out(n, min(lim, args.max_frames)))
+             for n, fps, lim in BENCH_CLIPS if (CLIPS / n).exists()]
+    held = {n: held_out_description(n, [f.index for f in fr]) for n, _, fr in clips}
+    print("held-out: " + "; ".join(f"{n} {d}" for n, d in held.items()), flush=True)
     report: dict[str, Any] = {"threads": args.threads, "score_floor": SCORE_FLOOR, "reference_min_score": 0.3,
-                              "held_out": {n: [f.index for f in fr] for n, _, fr in clips},
+                              "held_out": held,
                               "models": [bench_model(m, qualities, clips) for m in args.models]}
     if args.speed:
         person = next(fr for n, _, fr in clips if n.startswith("one-by-one"))
-        report["speed_416x240"] = {m: speed(m, person[:10]) for m in ("base-yolox-nano-v2", "base-vcodec-det-v2")}
+        models = ("base-yolox-nano-v2", "base-vcodec-det-v2")
+        report["speed_416x240"] = {m: speed(m, person[:10]) for m in models}
         print(f"speed at 416x240, {args.threads} thread(s): {report['speed_416x240']}", flush=True)
     for m in report["models"]:
         rows = m["rows"]

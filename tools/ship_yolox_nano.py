@@ -43,7 +43,8 @@ LICENSE_NAME = "LICENSE-YOLOX-Apache-2.0.txt"
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--onnx", type=Path, default=SHARED / "models" / "yolox_nano" / "yolox_nano.onnx")
-    ap.add_argument("--license", type=Path, default=SHARED / "models" / "yolox_nano" / "LICENSE_YOLOX_Apache-2.0")
+    ap.add_argument("--license", type=Path,
+                    default=SHARED / "models" / "yolox_nano" / "LICENSE_YOLOX_Apache-2.0")
     ap.add_argument("--clips", type=Path, default=SHARED / "data" / "clips", help="real frames for the check")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             "licence_file": LICENSE_NAME,
             "notice": "NOTICE",
         },
-        "conversion": "tools/ship_yolox_nano.py: the ONNX initializers mapped onto the port's convolutions in "
+        "conversion": "tools/ship_yolox_nano.py: the ONNX initializers mapped onto the port's convolutions "
+                      "in "
                       "execution order (YOLOX.load_onnx); values copied exactly",
     }
     (WEIGHTS_DIR / "yolox-nano.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -201,8 +201,8 @@ def load_cache(out: Path, segments: list[Segment]) -> tuple[list[tuple[torch.Ten
     samples: list[tuple[torch.Tensor, torch.Tensor]] = []
     for seg in segments:
         blob = torch.load(out / "cache" / f"{seg.key}.pt", weights_only=True)
-        for q, feats in blob["coded"].items():
-            samples += list(zip(feats, blob["clean"]))
+        for feats in blob["coded"].values():
+            samples += list(zip(feats, blob["clean"], strict=True))
     val = torch.load(out / "cache" / "val.pt", weights_only=True)
     return samples, val
 
@@ -255,8 +255,8 @@ def validate(student: YOLOX, teacher: YOLOX, val: dict, box_weight: float) -> di
         for q in VAL_QUALITIES:
             vals = []
             for item in val.values():
-                for coded, clean in zip(item["coded"][q], item["clean"]):
-                    t = distill_terms(student, teacher, coded.float().unsqueeze(0), clean.float().unsqueeze(0))
+                for coded, clean in zip(item["coded"][q], item["clean"], strict=True):
+                    t = distill_terms(student, teacher, coded.float()[None], clean.float()[None])
                     vals.append(float(loss_of(t, box_weight) - t["floor"]))
             out[str(q)] = round(float(np.mean(vals)), 4)
     return out
@@ -265,7 +265,8 @@ def validate(student: YOLOX, teacher: YOLOX, val: dict, box_weight: float) -> di
 # -- main ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=REPO / "runs" / "train_backend", help="cache/checkpoint folder")
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "train_backend",
+                    help="cache/checkpoint folder")
     ap.add_argument("--base-model", default="base-yolox-nano-v2", help="shipped base model id or .json path")
     ap.add_argument("--teacher", type=Path, default=TEACHER_ONNX, help="the clean YOLOX-Nano weights (.onnx)")
     ap.add_argument("--steps", type=int, default=4000, help="maximum optimisation steps")
@@ -290,13 +291,15 @@ def main(argv: list[str] | None = None) -> int:
 
     codec = BaseCodec.from_weights(args.base_model)
     if codec.detector != "yolox-nano":
-        raise SystemExit(f"base model {codec.model_id} serves {codec.detector}; this script adapts YOLOX-Nano")
+        raise SystemExit(f"base model {codec.model_id} serves {codec.detector}; "
+                         "this script adapts YOLOX-Nano")
     teacher = build_yolox("nano", args.teacher).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     segments = training_segments()
     log(args.out, f"base model {codec.model_id} ({codec.sha256[:12]}), teacher {args.teacher.name}; "
-                  f"{len(segments)} segments, {sum(s.length * len(s.qualities) for s in segments)} coded frames")
+                  f"{len(segments)} segments, "
+                  f"{sum(s.length * len(s.qualities) for s in segments)} coded frames")
     build_cache(args.out, codec, teacher, segments)
     if args.cache_only:
         return 0
@@ -347,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         window.append(acc)
         if state["step"] % args.ckpt_every == 0 or state["step"] >= args.steps or state["elapsed"] >= budget:
             mean = {k: round(float(np.mean([w[k] for w in window])), 4) for k in acc}
-            mean["excess"] = round(mean["obj"] + mean["cls"] + args.box_weight * mean["box"] - mean["floor"], 4)
+            total = mean["obj"] + mean["cls"] + args.box_weight * mean["box"]
+            mean["excess"] = round(total - mean["floor"], 4)
             state["history"].append({"step": state["step"], "minutes": round(state["elapsed"] / 60, 2),
                                      "lr": lr, **mean})
             window = []
@@ -367,6 +371,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def held_out_description(name: str, frames: list[int]) -> str:
+    """Absolute frame numbers of bench_base's hold-out (it numbers raw/.264 clips from the tail's start)."""
+    if not name.endswith(".mp4"):
+        from train_base import read_clip, split_clip
+
+        n_train = len(split_clip(read_clip(CLIPS / name, max_long_side=64, step=1))[0])
+        frames = [n_train + i for i in frames]
+    return f"frames {frames[0]}-{frames[-1]} (tools/bench_base.py held_out: the last 20%, at most 30 frames)"
+
+
 def ship(args: argparse.Namespace, codec: Any, student: YOLOX, segments: list[Segment], val: dict,
          state: dict[str, Any], n_samples: int) -> None:
     from vcodec.detection.backends import BACKEND_FORMAT, backend_name
@@ -384,18 +398,20 @@ def ship(args: argparse.Namespace, codec: Any, student: YOLOX, segments: list[Se
         "training": {
             "script": "tools/train_backend.py", "seed": args.seed, "torch_threads": args.threads,
             "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1), "batch": args.batch,
-            "lr": args.lr, "warmup": args.warmup, "box_weight": args.box_weight, "crop_cells": list(args.crop),
-            "loss": "BCE(obj, teacher obj prob) on every anchor + teacher-obj-weighted [BCE(80 classes, teacher "
-                    "probs) + box_weight * L1(raw box, teacher raw box)], / max(1, sum teacher obj); teacher = "
+            "lr": args.lr, "warmup": args.warmup, "box_weight": args.box_weight,
+            "crop_cells": list(args.crop),
+            "loss": "BCE(obj, teacher obj prob) on every anchor + teacher-obj-weighted [BCE(80 classes, "
+                    "teacher probs) + box_weight * L1(raw box, teacher raw box)], / max(1, sum teacher obj); "
+                    "teacher = "
                     "the clean back end on F(x) of the same frame and crop",
-            "coding": "each segment coded as one sequence by the base model's encoder (intra period 32, default "
-                      "CodingTools: P-frames with skip blocks and hyperprior reuse), T(y_hat) cached as float16",
+            "coding": "each segment coded as one sequence by the base model's encoder (intra period 32, "
+                      "default CodingTools: P-frames with skip blocks and hyperprior reuse), T(y_hat) cached "
+                      "as float16",
             "qualities": QUALITIES,
             "train_segments": [f"{s.clip} frames {s.start}-{s.start + s.length - 1} at q {list(s.qualities)}"
                                for s in segments],
             "train_samples": n_samples,
-            "held_out": {n: f"frames {v['frames'][0]}-{v['frames'][-1]} (tools/bench_base.py held_out)"
-                         for n, v in val.items()},
+            "held_out": {n: held_out_description(n, v["frames"]) for n, v in val.items()},
             "val_excess_loss_by_quality": state["val"],
             "history": state["history"],
         },

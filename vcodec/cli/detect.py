@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("input", help="video file, image folder, vcodec stream, URL, or - for stdin")
     parser.add_argument("--detector", choices=DETECTORS.names(),
-                        help=f"detector name (default {DEFAULT_DETECTOR}; for a stream: the one of its base model)")
+                        help=f"detector name (default {DEFAULT_DETECTOR}; for a stream: its base model's)")
     parser.add_argument("--weights", help="weights file (.pth/.pt, or .onnx for YOLOX); required except for "
                         f"{', '.join(SHIPPED_DETECTORS)}, whose weights ship with vcodec")
     parser.add_argument("--frames", type=int, help="process at most N frames")

@@ -91,7 +91,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--detector", help="detector name (default: the one the base model serves)")
     parser.add_argument(
-        "--detector-weights", help="detector weights file (.onnx/.pth); yolox-nano and vcodec-det have their own"
+        "--detector-weights",
+        help="detector weights file (.onnx/.pth); yolox-nano and vcodec-det have their own",
     )
     parser.add_argument("--base-model", help="base model id or .json/.pt path (default: the shipped one)")
     parser.add_argument(
@@ -152,6 +153,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--workers", type=int, metavar="N", help="run the work units as tasks on a local Ray "
+                        "with N workers (pip install 'vcodec[ray]'); same results and cache as serial")
+    parser.add_argument("--ray", metavar="ADDRESS", help="run the work units on a running Ray cluster "
+                        "(`ray start --head` prints the address); the input must be reachable from every node")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         threads=args.threads,
         progress=not args.no_progress,
+        workers=args.workers,
+        ray_address=args.ray,
     )
     results = run_eval(cfg)
     summary = Path(args.output) / "summary.md"

@@ -34,11 +34,15 @@ import torch
 from vcodec.detection.shipped import WEIGHTS_DIR
 from vcodec.errors import ConfigError, WeightsError
 
-__all__ = ["BACKEND_FORMAT", "AdaptedBackend", "backend_name", "find_backend", "adapted_detector", "for_base_layer"]
+__all__ = [
+    "BACKEND_FORMAT", "AdaptedBackend", "backend_name", "find_backend", "adapted_detector", "for_base_layer",
+]
 
 #: ``format`` of an adapted back end ``.pt`` (a dict holding ``state_dict``: back-end tensors only)
 BACKEND_FORMAT = "vcodec-backend-weights"
-_REQUIRED = ("name", "detector", "base_model", "base_sha256", "detector_weights_sha256", "sha256", "weights_file")
+_REQUIRED = (
+    "name", "detector", "base_model", "base_sha256", "detector_weights_sha256", "sha256", "weights_file",
+)
 
 
 def backend_name(base_model_id: str) -> str:
@@ -69,7 +73,8 @@ class AdaptedBackend:
         try:
             rec = json.loads(js.read_text())
         except (OSError, ValueError) as exc:
-            raise WeightsError(f"adapted back-end record {js} is unreadable ({exc}); reinstall vcodec") from None
+            raise WeightsError(f"adapted back-end record {js} is unreadable ({exc}); "
+                               f"reinstall vcodec") from None
         missing = [k for k in _REQUIRED if k not in rec]
         if missing:
             raise WeightsError(f"adapted back-end record {js} lacks {', '.join(missing)}; "
@@ -90,14 +95,16 @@ class AdaptedBackend:
         try:
             blob = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for a damaged file
-            raise WeightsError(f"{self.path} cannot be read ({type(exc).__name__}); reinstall vcodec") from None
+            raise WeightsError(f"{self.path} cannot be read ({type(exc).__name__}); "
+                               f"reinstall vcodec") from None
         if not isinstance(blob, dict) or blob.get("format") != BACKEND_FORMAT or "state_dict" not in blob:
             raise WeightsError(f"{self.path} is not a {BACKEND_FORMAT} file; regenerate it with "
                                f"tools/train_backend.py --ship")
         return dict(blob["state_dict"])
 
 
-def find_backend(base_model_id: str, base_sha256: str, weights_dir: Path | None = None) -> AdaptedBackend | None:
+def find_backend(base_model_id: str, base_sha256: str, weights_dir: Path | None = None
+                 ) -> AdaptedBackend | None:
     """The back end adapted to these exact base weights, or None (then the plain back end is right)."""
     js = (WEIGHTS_DIR if weights_dir is None else Path(weights_dir)) / f"{backend_name(base_model_id)}.json"
     if not js.is_file():
@@ -124,9 +131,10 @@ def adapted_detector(detector: Any, backend: AdaptedBackend) -> Any:
     own = detector.state_dict()
     back_keys = {k for k in own if not k.startswith(FRONT_PREFIXES)}
     if set(state) != back_keys or any(state[k].shape != own[k].shape for k in back_keys):
-        odd = sorted(set(state) ^ back_keys)[:3] or [k for k in back_keys if state[k].shape != own[k].shape][:3]
-        raise WeightsError(f"{backend.path} does not fit the back end of {detector.name} (e.g. {', '.join(odd)}); "
-                           f"regenerate it with tools/train_backend.py --ship")
+        odd = sorted(set(state) ^ back_keys)[:3]
+        odd = odd or [k for k in back_keys if state[k].shape != own[k].shape][:3]
+        raise WeightsError(f"{backend.path} does not fit the back end of {detector.name} "
+                           f"(e.g. {', '.join(odd)}); regenerate it with tools/train_backend.py --ship")
     out = copy.deepcopy(detector)
     out.load_state_dict({**{k: v for k, v in own.items() if k.startswith(FRONT_PREFIXES)}, **state})
     out.backend = backend.name

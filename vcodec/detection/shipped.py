@@ -57,7 +57,8 @@ def shipped_weights(name: str, weights_dir: Path | None = None) -> ShippedWeight
     d = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
     pt, js = d / f"{name}.pt", d / f"{name}.json"
     if not pt.is_file() or not js.is_file():
-        raise WeightsError(f"the shipped {name} weights are missing ({pt}); reinstall vcodec or pass --weights FILE")
+        raise WeightsError(f"the shipped {name} weights are missing ({pt}); "
+                           f"reinstall vcodec or pass --weights FILE")
     try:
         record = json.loads(js.read_text())
     except ValueError as exc:
@@ -86,7 +87,8 @@ def load_shipped_yolox(variant: str = "nano", weights_dir: Path | None = None, *
     try:
         blob = torch.load(shipped.path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
-        raise WeightsError(f"{shipped.path} cannot be read ({type(exc).__name__}); reinstall vcodec") from None
+        raise WeightsError(f"{shipped.path} cannot be read ({type(exc).__name__}); "
+                           f"reinstall vcodec") from None
     if not isinstance(blob, dict) or blob.get("format") != DETECTOR_FORMAT or "state_dict" not in blob:
         raise WeightsError(f"{shipped.path} is not a {DETECTOR_FORMAT} file; reinstall vcodec")
     model = YOLOX(variant, **kw).fuse()
