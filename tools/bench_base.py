@@ -73,11 +73,12 @@ def psnr_y(a: Frame, b: Frame) -> float:
     return 99.0 if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
 
 
-def reference_detections(codec: BaseCodec, det: Any, frames: list[Frame]) -> list[Any]:
-    """The detector on the uncompressed picture in the base layer's geometry."""
+def reference_detections(codec: BaseCodec, det: Any, frames: list[Frame], long_side: int | None = None
+                         ) -> list[Any]:
+    """The detector on the uncompressed picture in the base layer's geometry (at ``long_side``)."""
     out = []
     for f in frames:
-        g = codec.geometry(f.width, f.height)
+        g = codec.geometry(f.width, f.height, long_side)
         x = frame_to_tensor(f, g)
         bgr = np.ascontiguousarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[..., ::-1])
         t, _ = det.prepare(bgr, mode="pad", multiple=64)

@@ -20,36 +20,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
-from bench_ptools import read_frames  # noqa: E402
-from train_base import CLIPS, load_detector  # noqa: E402
+from bench_base import reference_detections  # noqa: E402
+from bench_ptools import add_common_arguments, load_model_and_detector, read_frames  # noqa: E402
+from train_base import CLIPS  # noqa: E402
 
 from vcodec.detection.evaluate import map_against  # noqa: E402
 from vcodec.eval.bdrate import bd_rate_result  # noqa: E402
-from vcodec.models import BaseCodec  # noqa: E402
-from vcodec.models.base_codec import frame_to_tensor  # noqa: E402
 
 #: clip, first frame, frames per second
 SIZE_CLIPS = [("VID_1920x1080_cabac_temporal_direct.264", 0, 30.0), ("Zhling_1280x720.264", 0, 30.0),
               ("one-by-one-person-detection.mp4", 75, 10.0)]
-
-
-def reference(codec: BaseCodec, det: Any, frames: list[Any], long_side: int) -> list[Any]:
-    out = []
-    for f in frames:
-        g = codec.geometry(f.width, f.height, long_side)
-        x = frame_to_tensor(f, g)
-        bgr = np.ascontiguousarray((x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)[..., ::-1])
-        t, _ = det.prepare(bgr, mode="pad", multiple=64)
-        with torch.no_grad():
-            out.append(det.back(det.front(t), g.to_detector())[0])
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,21 +43,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--qualities", default="0.5,0.75,1.0")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--intra-period", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", type=Path, default=None)
+    add_common_arguments(ap)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    codec = BaseCodec.from_weights(args.model)
-    det = load_detector(codec.cfg.detector).eval()
+    codec, det = load_model_and_detector(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     qualities = [float(s) for s in args.qualities.split(",")]
-    report: dict[str, Any] = {"model": codec.model_id, "frames": args.frames, "reference_long_side": max(sizes),
+    report: dict[str, Any] = {"model": codec.model_id, "frames": args.frames,
+                              "reference_long_side": max(sizes),
                               "clips": {}}
     for name, start, fps in SIZE_CLIPS:
         if not (CLIPS / name).exists():
             continue
         frames = read_frames(name, start, args.frames)
-        refs = reference(codec, det, frames, max(sizes))
+        refs = reference_detections(codec, det, frames, max(sizes))
         rows: dict[int, list[dict[str, float]]] = {}
         for size in sizes:
             rows[size] = []
@@ -100,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             bd[str(size)] = None if r.value is None else round(r.value, 1)
             print(f"{name[:28]:28} BD-rate long side {size} vs {top} (mAP@0.5, envelope): "
                   f"{'n/a (' + str(r.reason) + ')' if r.value is None else f'{r.value:+.1f} %'}")
-        report["clips"][name] = {"start": start, "rows": {str(k): v for k, v in rows.items()}, "bd_vs_top": bd}
+        report["clips"][name] = {"start": start, "rows": {str(k): v for k, v in rows.items()},
+                                 "bd_vs_top": bd}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0

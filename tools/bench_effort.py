@@ -22,17 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
-from bench_ptools import clean_features, read_frames  # noqa: E402
-from train_base import CLIPS, load_detector  # noqa: E402
+from bench_ptools import add_common_arguments, clean_features, load_model_and_detector, read_frames  # noqa: E402
+from train_base import CLIPS  # noqa: E402
 
 from vcodec.eval.bdrate import bd_rate  # noqa: E402
-from vcodec.models import BaseCodec, CodingTools  # noqa: E402
+from vcodec.models import CodingTools  # noqa: E402
 
 #: clip, first held-out frame (frames after the training split of base-yolox-nano-v2)
 CLIPS_HELD_OUT = [("cars_320x240.i420", 24), ("one-by-one-person-detection.mp4", 1200),
@@ -44,12 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="base-yolox-nano-v2")
     ap.add_argument("--qualities", default="0.5,0.625,0.75,0.875,1.0")
     ap.add_argument("--frames", type=int, default=4, help="held-out frames per clip")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", type=Path, default=None)
+    add_common_arguments(ap)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    codec = BaseCodec.from_weights(args.model)
-    det = load_detector(codec.cfg.detector).eval()
+    codec, det = load_model_and_detector(args)
     frames = []
     for name, start in CLIPS_HELD_OUT:
         if (CLIPS / name).exists():
@@ -61,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         curves[effort] = []
         for q in qualities:
             bits, dfs, secs = [], [], []
-            for f, ref in zip(frames, clean):
+            for f, ref in zip(frames, clean, strict=True):
                 enc = codec.encoder(q, 1, CodingTools(effort=effort))
                 t0 = time.perf_counter()
                 payload, _ = enc.encode_frame(f, reconstruct=False)
@@ -73,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                      "seconds_per_frame": float(np.mean(secs))}
             curves[effort].append(point)
             print(f"{effort:4} q={q:.3f} bits={point['bits']:9.0f} Df={point['df']:.4f} "
-                  f"fPSNR={point['feature_psnr']:.3f} dB  {point['seconds_per_frame']:.2f} s/frame", flush=True)
+                  f"fPSNR={point['feature_psnr']:.3f} dB  {point['seconds_per_frame']:.2f} s/frame",
+                  flush=True)
     bd = bd_rate([p["bits"] for p in curves["fast"]], [p["feature_psnr"] for p in curves["fast"]],
                  [p["bits"] for p in curves["slow"]], [p["feature_psnr"] for p in curves["slow"]])
     time_ratio = (np.mean([p["seconds_per_frame"] for p in curves["slow"]])
@@ -82,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(frames)} held-out frames, {args.threads} thread(s))")
     if args.json:
         args.json.write_text(json.dumps({"model": codec.model_id, "frames": len(frames), "curves": curves,
-                                         "bd_rate_pct": bd, "time_ratio": float(time_ratio)}, indent=2) + "\n")
+                                         "bd_rate_pct": bd, "time_ratio": float(time_ratio)},
+                                        indent=2) + "\n")
     return 0
 
 

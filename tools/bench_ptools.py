@@ -61,6 +61,19 @@ VARIANTS: dict[str, CodingTools] = {
 }
 
 
+def add_common_arguments(ap: argparse.ArgumentParser) -> None:
+    """--threads and --json, as every base-layer bench takes them."""
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", type=Path, default=None)
+
+
+def load_model_and_detector(args: argparse.Namespace) -> tuple[BaseCodec, Any]:
+    """Torch threads set, the base model (``args.model``) and its detector in eval mode."""
+    torch.set_num_threads(args.threads)
+    codec = BaseCodec.from_weights(args.model)
+    return codec, load_detector(codec.cfg.detector).eval()
+
+
 def read_frames(name: str, start: int, count: int) -> list[Frame]:
     with open_video(CLIPS / name, start=start, frames=count) as reader:
         return list(reader)
@@ -164,12 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curves", default="", help="qualities (comma-separated): run every variant at each "
                     "and report BD-rate against the first variant on (bits per frame, feature PSNR = "
                     "-10 log10 Df)")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", type=Path, default=None)
+    add_common_arguments(ap)
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    codec = BaseCodec.from_weights(args.model)
-    det = load_detector(codec.cfg.detector).eval()
+    codec, det = load_model_and_detector(args)
     variants = {k: VARIANTS[k] for k in args.variants.split(",") if k}
     for lam in [float(s) for s in args.lambdas.split(",") if s]:
         variants[f"rd-skip-lam{lam:g}"] = replace(CodingTools(), skip_mode="rd", rdo_lambda=lam)
