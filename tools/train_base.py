@@ -1,7 +1,10 @@
 #!/usr/bin/env python
-"""Train the learned base layer (layer 0) on the real clips, on CPU.
+"""Train the learned base layer (layer 0) on CPU or a CUDA GPU, from the clips or a training pack.
 
-Two stages, as in variable-rate post-training (Kamisli et al., DCC 2024):
+Two kinds of run (``--train``):
+
+``all`` (default): every network, in two stages as in variable-rate post-training
+(Kamisli et al., DCC 2024):
 
 1. single rate: the model is trained at the reference gain 1.0 (quality level
    ``ref_level``) with loss ``R + lam * (lam_f * Df + lam_x * Dx)``;
@@ -11,21 +14,39 @@ Two stages, as in variable-rate post-training (Kamisli et al., DCC 2024):
    scaled by the square of level l's initial gain (the rate-distortion slope of a uniform quantiser of
    step 1/gain scales with 1/step**2), so one model covers all levels.
 
+``p-path``: fine-tune the P-frame path (``ctx`` and ``ep_p``; every other tensor frozen,
+so g_a, T, g_s and the detector geometry stay exactly those of the ``--init`` model and
+the latent y and the detector's features F(x) of every pack frame are computed once and
+cached) on unrolled GOPs coded as payload v2 codes them: an intra frame, then P-frames
+whose entropy parameters use the INTRA frame's hyperprior h_s(z_hat(0)) and y_hat(t-1);
+the reference chain runs through the quantised y_hat (straight-through rounding, means
+on the coder's 1/128 grid, scales rounded up to the scale table, learned offsets); with
+``--skip-block B`` a B x B block whose symbols all round to 0 copies y_hat(t-1) exactly
+and costs only its flag (zero-skip, as ``CodingTools()`` does). P-frame rates are the
+discretised Gaussian's -log2 P(symbol) of the coded symbols (what the rANS coder pays).
+Loss per P-frame: ``bpp + lam * gain^2 * (lam_f * Df + lam_x * Dx + lam_t * Dtask)``
+with gain = the model's (frozen) gain at the drawn quality.
+
 R is bits per pixel of y and z; Df the MSE between T(y_hat) and the detector's
-own split features F(x), divided by the mean variance of F(x) over the first
-batches (so lam_f does not depend on the detector's feature scale); Dx the MSE
-of g_s(y_hat) against x in [0, 1]; with ``--lam-t`` the loss adds
+own split features F(x), divided by the mean variance of F(x) (the ``--init`` model's
+``feat_var`` in p-path runs) so lam_f does not depend on the detector's feature scale;
+Dx the MSE of g_s(y_hat) against x in [0, 1]; with ``--lam-t`` the loss adds
 ``lam_t * Dtask``: the frozen detector back end's dense outputs on T(y_hat)
 distilled toward its outputs on F(x) (see ``FrontEnd.task_loss``).
 
-Data: every clip in ../shared/data/clips (HD clips downscaled so the long side
-is <= 832, like the codec does); the last 20% of each clip's frames are held
-out for validation.  Training samples are frame triples (I, P, P) with random
-crops and horizontal flips.  One torch thread; seeded; resumable from the
-checkpoint in --workdir; one log line per epoch.
+Data: ``--pack FILE`` (from ``tools/make_train_pack.py``: GOP sequences sampled from the
+shared clips, the held-out frames of every clip recorded and never packed; every
+``--val-every``-th sequence of the pack is kept for validation) or, without a pack, every
+clip in ../shared/data/clips with the last 20% of each clip's frames held out.
 
-    nohup python tools/train_base.py --detector yolox-nano --workdir runs/base-yolox \\
-        --minutes 50 > runs/base-yolox.log 2>&1 &
+Device: ``--device auto`` takes a CUDA GPU when torch sees one, else the CPU; the same
+command runs unchanged on both. ``--threads`` sets torch's CPU threads. A run stops at
+``--steps`` or after ``--minutes``, checkpoints every ``--epoch-steps`` (and writes the
+weights so far), and ``--resume`` continues from ``<workdir>/checkpoint.pt``.
+
+    nohup python tools/train_base.py --train p-path --pack runs/pack/gop8-192.npz \\
+        --init base-yolox-nano-v2 --model-id base-yolox-nano-v3 --workdir runs/p-gop \\
+        --device auto --threads 1 --minutes 60 > runs/p-gop.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -42,13 +63,15 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from compressai.ops import quantize_ste
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
 
 from vcodec.io.frame import Frame  # noqa: E402
 from vcodec.models.base_codec import PAD_VALUE, save_base_weights  # noqa: E402
-from vcodec.models.base_net import BaseNet, BaseNetConfig, bits_of  # noqa: E402
+from vcodec.models.base_net import SCALE_TABLE, BaseNet, BaseNetConfig, bits_of  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLIPS = SHARED / "data" / "clips"
@@ -185,14 +208,21 @@ class FrontEnd:
             self.split_channels = int(self.det.split_channels)
             self.split_stride = int(self.det.split_stride)
 
+    def to(self, device: torch.device) -> FrontEnd:
+        (self.net if self.det is None else self.det).to(device)
+        return self
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             if self.det is None:
                 return self.net(x)
-            rgb = x.mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            if x.shape[-1] % 64 == 0 and x.shape[-2] % 64 == 0:
+                # prepare(mode="pad") of a picture already padded: BGR 0..255 as float, on any device
+                return self.det.front(x.mul(255.0).round().clamp(0, 255).flip(1))
+            rgb = x.mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             ts = [self.det.prepare(np.ascontiguousarray(im[..., ::-1]), mode="pad", multiple=64)[0]
                   for im in rgb]
-            return self.det.front(torch.cat(ts, 0))
+            return self.det.front(torch.cat(ts, 0).to(x.device))
 
 
     @property
@@ -227,17 +257,83 @@ class FrontEnd:
         return l_obj + l_cls + l_box
 
 
-# -- training ------------------------------------------------------------------------
+# -- devices and data sources ---------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the CUDA GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here; use --device auto or cpu")
+    if name not in ("cpu", "cuda"):
+        raise SystemExit(f"--device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+class ClipData:
+    """Windows of frames from decoded clips (the data of runs without a pack)."""
+
+    def __init__(self, clips: list[list[np.ndarray]]) -> None:
+        self.clips = clips
+
+    def sample(self, rng: random.Random, batch: int, crop: int, length: int) -> torch.Tensor:
+        return sample_batch(self.clips, rng, batch, crop, length)
+
+
+class PackData:
+    """Windows of GOP sequences from a training pack (tools/make_train_pack.py)."""
+
+    def __init__(self, seqs: np.ndarray) -> None:
+        self.seqs = seqs  # N x T x S x S x 3 uint8
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def sample(self, rng: random.Random, batch: int, crop: int, length: int) -> torch.Tensor:
+        n, t, s = self.seqs.shape[:3]
+        length = min(length, t)
+        crop = min(crop, s)
+        out = np.empty((batch, length, crop, crop, 3), dtype=np.uint8)
+        for b in range(batch):
+            i, t0 = rng.randrange(n), rng.randrange(t - length + 1)
+            y0, x0 = rng.randrange(s - crop + 1), rng.randrange(s - crop + 1)
+            w = self.seqs[i, t0:t0 + length, y0:y0 + crop, x0:x0 + crop]
+            out[b] = w[:, :, ::-1] if rng.random() < 0.5 else w
+        return torch.from_numpy(out).permute(0, 1, 4, 2, 3).float().div_(255.0)
+
+
+def load_pack_data(path: Path, val_every: int) -> tuple[PackData, PackData, dict[str, Any], list[int]]:
+    """(train, validation, pack record, validation sequence indexes) of a pack."""
+    from make_train_pack import load_pack
+
+    seqs, record = load_pack(path)
+    val_idx = list(range(0, len(seqs), val_every)) if val_every > 0 and len(seqs) > 1 else []
+    tr_idx = [i for i in range(len(seqs)) if i not in set(val_idx)]
+    if not tr_idx:
+        raise SystemExit(f"{path}: no training sequences left after taking every {val_every}-th "
+                         f"for validation")
+    return PackData(seqs[tr_idx]), PackData(seqs[val_idx] if val_idx else seqs[:1]), record, val_idx
+
+
+def pack_summary(path: Path, record: dict[str, Any], val_idx: list[int]) -> dict[str, Any]:
+    """What the training record keeps about a pack: enough to rebuild it and to know what was held out."""
+    from vcodec.hashing import file_sha256
+
+    return {"pack": path.name, "pack_sha256": file_sha256(path), "sequences": len(record["sequences"]),
+            "length": record["length"], "crop": record["crop"], "per_clip": record.get("per_clip", {}),
+            "held_out_frames": {c["clip"]: c["held_out"] for c in record["clips"]},
+            "validation_sequences": val_idx,
+            "rebuild": f"python tools/make_train_pack.py --size {record['crop']} --length {record['length']} "
+                       f"--holdout {record['holdout']} --seed {record['seed']}"}
+
+
+# -- training: all networks ------------------------------------------------------------
 def run_frames(net: BaseNet, front: FrontEnd, seq: torch.Tensor, gain: torch.Tensor, vr: bool,
                feat_norm: float, task: bool = False) -> dict[str, torch.Tensor]:
     """Code a B x T window (first frame I, rest P) and return rate and distortions."""
     b, t = seq.shape[:2]
     prev = None
-    bits = torch.zeros(())
-    df = torch.zeros(())
-    dx = torch.zeros(())
-    dt = torch.zeros(())
-    bits_i = torch.zeros(())
+    zero = torch.zeros((), device=seq.device)
+    bits, df, dx, dt, bits_i = zero, zero, zero, zero, zero
     npx = b * seq.shape[-1] * seq.shape[-2]
     for k in range(t):
         x = seq[:, k]
@@ -257,8 +353,9 @@ def run_frames(net: BaseNet, front: FrontEnd, seq: torch.Tensor, gain: torch.Ten
             "bpp_i": bits_i / npx, "bpp_p": (bits.detach() - bits_i) / (npx * max(1, t - 1))}
 
 
-def evaluate(net: BaseNet, front: FrontEnd, val: list[list[np.ndarray]], feat_norm: float,
-             level: int, vr: bool, crop: int, task: bool = False) -> dict[str, float]:
+def evaluate(net: BaseNet, front: FrontEnd, val: ClipData | PackData, feat_norm: float,
+             level: int, vr: bool, crop: int, task: bool = False, length: int = 3,
+             device: torch.device | None = None) -> dict[str, float]:
     """Held-out figures on fixed windows (seeded) at one quality level."""
     rng = random.Random(1234)
     net.eval()
@@ -267,13 +364,282 @@ def evaluate(net: BaseNet, front: FrontEnd, val: list[list[np.ndarray]], feat_no
         gain = net.gain[level].abs()
         n = 0
         for _ in range(4):
-            seq = sample_batch(val, rng, 2, crop)
+            seq = val.sample(rng, 2, crop, length).to(device or gain.device)
             r = run_frames(net, front, seq, gain, vr, feat_norm, task)
             for k, v in r.items():
                 acc[k] = acc.get(k, 0.0) + float(v)
             n += 1
     net.train()
     return {k: round(v / n, 5) for k, v in acc.items()}
+
+
+# -- training: the P path on unrolled GOPs (payload v2) -----------------------------------
+def code_latent(net: BaseNet, y: torch.Tensor, means: torch.Tensor, scales: torch.Tensor,
+                gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Quantise y as the v2 coder does, differentiably: (y_hat, bits per element, symbols).
+
+    Means go to the coder's 1/mean_grid grid and scales up to the scale table's entry
+    (both straight-through), symbols are rounded residuals (STE), y_hat adds the learned
+    reconstruction offset to non-zero symbols; bits are the discretised Gaussian's
+    -log2 P(symbol), what the rANS coder pays for them.
+    """
+    g = float(net.cfg.mean_grid)
+    means = means + (torch.round(means * g) / g - means).detach()
+    s = net.lower_bound_scale(scales * gain)
+    table = SCALE_TABLE.to(device=s.device, dtype=s.dtype)
+    s = s + (table[torch.bucketize(s.detach().contiguous(), table[:-1])] - s).detach()
+    r = (y - means) * gain
+    q = quantize_ste(r)
+    off = net.offsets(s, gain.detach())
+    off = torch.where(q.detach().abs() < 0.5, torch.zeros_like(off), off)
+    y_hat = torch.sign(r).detach() * (q.abs() + off) / gain + means
+    gc = net.gaussian_conditional
+    lik = gc.likelihood_lower_bound(gc._likelihood(q, s))
+    return y_hat, -torch.log2(lik), q
+
+
+def _binary_entropy(p: float) -> float:
+    p = min(max(p, 1e-3), 1 - 1e-3)
+    return -(p * math.log2(p) + (1 - p) * math.log2(1 - p))
+
+
+class GopCache:
+    """y = g_a(x) and F(x) of every frame of a pack (and of its mirror image), computed once.
+
+    Valid while g_a and the detector front are frozen (p-path runs).  Pixels stay uint8 for Dx.
+    """
+
+    def __init__(self, net: BaseNet, front: FrontEnd, data: PackData, device: torch.device,
+                 flips: bool = True, chunk: int = 16) -> None:
+        ys, fs, xs = [], [], []
+        seqs = torch.from_numpy(data.seqs)  # N T S S 3
+        views = [False, True] if flips else [False]
+        with torch.no_grad():
+            for flip in views:
+                for i in range(len(seqs)):
+                    x8 = seqs[i].permute(0, 3, 1, 2)  # T 3 S S
+                    if flip:
+                        x8 = x8.flip(-1)
+                    x = x8.to(device).float().div(255.0)
+                    ys.append(torch.cat([net.g_a(x[k:k + chunk]) for k in range(0, len(x), chunk)]))
+                    fs.append(torch.cat([front(x[k:k + chunk]) for k in range(0, len(x), chunk)]))
+                    xs.append(x8.to(device))
+        self.y = torch.stack(ys)  # N' T M h w
+        self.f = torch.stack(fs)  # N' T C H/8 W/8
+        self.x = torch.stack(xs)  # N' T 3 H W uint8
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def batch(self, idx: list[int], t0: int, length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sl = slice(t0, t0 + length)
+        return self.y[idx, sl], self.f[idx, sl], self.x[idx, sl]
+
+
+def run_gop(net: BaseNet, front: FrontEnd, y: torch.Tensor, f: torch.Tensor, x8: torch.Tensor,
+            gain: torch.Tensor, feat_norm: float, skip_block: int, lam_x: float, lam_t: float,
+            detach_chain: bool = False) -> dict[str, torch.Tensor]:
+    """Code B GOPs (B x T latents) as payload v2 does: I-frame, then P-frames on the intra hyperprior."""
+    b, t = y.shape[:2]
+    npx = b * x8.shape[-1] * x8.shape[-2]
+    with torch.no_grad():  # the intra frame: frozen path, fixed
+        y0 = y[:, 0]
+        z = net.h_a(y0)
+        zq = net.z_qstep(gain)
+        med = net.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+        z_hat = torch.round((z - med) / zq) * zq + med
+        hyper = net.h_s(z_hat)
+        means, scales = net.entropy_params(hyper, None)
+        prev, bits_el, _ = code_latent(net, y0, means, scales, gain)
+        bits_i = bits_el.sum()
+        df_i = F.mse_loss(net.T(prev), f[:, 0]) / feat_norm
+    zero = torch.zeros((), device=y.device)
+    bits, df, dx, dt = zero, zero, zero, zero
+    flag_bits, skipped, blocks = 0.0, 0.0, 0.0
+    for k in range(1, t):
+        means, scales = net.entropy_params(hyper, prev)
+        y_hat, bits_el, sym = code_latent(net, y[:, k], means, scales, gain)
+        if skip_block:
+            nz = (sym.detach() != 0).any(dim=1, keepdim=True).float()
+            coded_blk = F.max_pool2d(nz, skip_block, skip_block, ceil_mode=True)
+            coded = F.interpolate(coded_blk, scale_factor=skip_block, mode="nearest")
+            coded = coded[..., : nz.shape[-2], : nz.shape[-1]]
+            y_hat = torch.where(coded > 0, y_hat, prev)  # a skipped block copies y_hat(t-1) exactly
+            bits = bits + (bits_el * coded).sum()
+            share = 1.0 - float(coded_blk.mean())
+            flag_bits += _binary_entropy(share) * coded_blk.numel()
+            skipped += share * coded_blk.numel()
+            blocks += coded_blk.numel()
+        else:
+            bits = bits + bits_el.sum()
+        f_hat = net.T(y_hat)
+        df = df + F.mse_loss(f_hat, f[:, k]) / feat_norm
+        if lam_t > 0:
+            dt = dt + front.task_loss(f_hat, f[:, k])
+        if lam_x > 0:
+            dx = dx + F.mse_loss(net.g_s(y_hat), x8[:, k].float().div(255.0))
+        prev = y_hat.detach() if detach_chain else y_hat
+    n_p = t - 1
+    bpp_p = (bits + flag_bits) / (npx * n_p)
+    return {"bpp_p": bpp_p, "df": df / n_p, "dx": dx / n_p, "dt": dt / n_p, "bpp_i": bits_i / npx,
+            "df_i": df_i, "p_over_i": bpp_p.detach() / (bits_i / npx).clamp_min(1e-9),
+            "skip": torch.tensor(skipped / blocks if blocks else 0.0)}
+
+
+def evaluate_gop(net: BaseNet, front: FrontEnd, cache: GopCache, idx: list[int], feat_norm: float,
+                 qualities: list[float], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """P-path figures on the validation sequences (whole GOPs), per quality."""
+    out: dict[str, dict[str, float]] = {}
+    with torch.no_grad():
+        for q in qualities:
+            gain = net.gain_at(q).detach()
+            acc: dict[str, float] = {}
+            for c in range(0, len(idx), 8):
+                y, f, x8 = cache.batch(idx[c:c + 8], 0, cache.y.shape[1])
+                r = run_gop(net, front, y, f, x8, gain, feat_norm, args.skip_block, args.lam_x, args.lam_t)
+                for k, v in r.items():
+                    acc[k] = acc.get(k, 0.0) + float(v) * len(idx[c:c + 8])
+            out[f"q{q:g}"] = {k: round(v / max(1, len(idx)), 5) for k, v in acc.items()}
+    return out
+
+
+def train_p_path(args: argparse.Namespace, device: torch.device, t_start: float) -> int:
+    from vcodec.models.base_codec import BaseCodec
+
+    if args.pack is None:
+        raise SystemExit("--train p-path needs --pack (the latents of the pack are cached once)")
+    if args.init is None:
+        raise SystemExit("--train p-path needs --init MODEL (a .json descriptor or a shipped model id)")
+    src = BaseCodec.from_weights(str(args.init))
+    net = src.net
+    feat_norm = float(src.record.get("feat_var") or 0.0)
+    trainable = [s for s in args.trainable.split(",") if s]
+    for name, p in net.named_parameters():
+        p.requires_grad_(name.split(".")[0] in trainable)
+    params = [p for p in net.parameters() if p.requires_grad]
+    if not params:
+        raise SystemExit(f"--trainable {args.trainable!r} names no parameters")
+    net.to(device).train()
+    front = FrontEnd(net.cfg.detector).to(device)
+    if front.det is not None:
+        front.det.eval()
+        for p in front.det.parameters():
+            p.requires_grad_(False)
+    if args.lam_t > 0 and not front.has_head:
+        raise SystemExit(f"--lam-t needs a detector with a YOLOX head; {net.cfg.detector} has none")
+    train, val, pack_record, val_idx = load_pack_data(args.pack, args.val_every)
+    print(f"pack {args.pack}: {len(train)} training and {len(val)} validation sequences "
+          f"of {train.seqs.shape[1]} frames {train.seqs.shape[2]}x{train.seqs.shape[3]}", flush=True)
+    t0 = time.time()
+    cache = GopCache(net, front, train, device, flips=not args.no_flip)
+    vcache = GopCache(net, front, val, device, flips=False)
+    print(f"cached y and F(x) of {len(cache)} + {len(vcache)} sequences in {time.time() - t0:.0f} s",
+          flush=True)
+    if feat_norm <= 0:
+        feat_norm = float(cache.f[:, 0].var())
+    qualities = [float(s) for s in args.qualities.split(",")]
+    opt = torch.optim.Adam(params, lr=args.lr)
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    ckpt = args.workdir / "checkpoint.pt"
+    step, history, seconds_before = 0, [], 0.0
+    rng = random.Random(args.seed)
+    if args.resume:
+        st = torch.load(ckpt, map_location=device, weights_only=False)
+        net.load_state_dict(st["net"])
+        opt.load_state_dict(st["opt"])
+        step, history, seconds_before = st["step"], st["history"], st.get("train_seconds", 0.0)
+        rng.setstate(st["rng"])
+        print(f"resumed from {ckpt} at step {step}", flush=True)
+    else:
+        base = evaluate_gop(net, front, vcache, list(range(len(vcache))), feat_norm, args.val_qualities, args)
+        history.append({"step": 0, "val": base, "note": f"{src.model_id} before fine-tuning"})
+        print(json.dumps(history[-1]), flush=True)
+    length = min(args.gop, cache.y.shape[1])
+    deadline = t_start + args.minutes * 60
+    acc: dict[str, float] = {}
+    n_acc, t_epoch = 0, time.time()
+    best: dict[str, float] = {}
+
+    def elapsed() -> float:
+        return seconds_before + time.time() - t_start
+
+    def save(final: bool = False) -> Path:
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "history": history,
+                    "rng": rng.getstate(), "train_seconds": elapsed(),
+                    "args": {k: str(v) for k, v in vars(args).items()}}, tmp)
+        tmp.replace(ckpt)
+        record = {
+            "kind": "p-path fine-tuning on unrolled GOPs (payload v2 coding)",
+            "init": f"{src.model_id} (sha256 {src.sha256})",
+            "trainable": trainable, "frozen": "every other tensor (g_a, h_a, h_s, ep_i, T, g_s, gains, "
+                                              "offsets, entropy bottleneck) equals the init model's",
+            "data": pack_summary(args.pack, pack_record, val_idx), "flip_augmentation": not args.no_flip,
+            "gop": f"1 intra + {length - 1} P-frames per sample, P-frames on the intra frame's hyperprior, "
+                   f"reference chain through the quantised y_hat (STE)"
+                   + (f", zero-skip {args.skip_block}x{args.skip_block} blocks simulated"
+                      if args.skip_block else ""),
+            "loss": f"bpp_P + {args.lam}*gain^2*({args.lam_f}*Df/feat_var + {args.lam_x}*Dx "
+                    f"+ {args.lam_t}*Dtask)",
+            "feat_var": feat_norm, "qualities": qualities, "batch": args.batch, "lr": args.lr, "steps": step,
+            "seed": args.seed, "device": str(device), "torch_threads": args.threads,
+            "minutes": round(elapsed() / 60, 1), "history": history[-3:], "validation_before": history[0],
+            "final": final, "lineage": list(src.record.get("lineage", [])) + [
+                f"{args.model_id}: from {src.model_id}, P path (ctx, ep_p) fine-tuned on unrolled GOPs"],
+            "parent_record": {k: v for k, v in src.record.items() if k not in ("lineage",)},
+        }
+        return save_base_weights(net.to("cpu"), args.model_id, args.workdir, record) if device.type == "cpu" \
+            else _save_from_device(net, args.model_id, args.workdir, record, device)
+
+    while step < args.steps and time.time() < deadline:
+        idx = [rng.randrange(len(cache)) for _ in range(args.batch)]
+        t0 = rng.randrange(cache.y.shape[1] - length + 1)
+        q = qualities[rng.randrange(len(qualities))]
+        gain = net.gain_at(q).detach()
+        y, f, x8 = cache.batch(idx, t0, length)
+        r = run_gop(net, front, y, f, x8, gain, feat_norm, args.skip_block, args.lam_x, args.lam_t)
+        lam = args.lam * float(gain) ** 2
+        loss = r["bpp_p"] + lam * (args.lam_f * r["df"] + args.lam_x * r["dx"] + args.lam_t * r["dt"])
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        for k, v in r.items():
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
+        acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
+        n_acc += 1
+        step += 1
+        if step % args.epoch_steps == 0 or step >= args.steps or time.time() >= deadline:
+            tr = {k: round(v / max(1, n_acc), 5) for k, v in acc.items()}
+            ev = evaluate_gop(net, front, vcache, list(range(len(vcache))), feat_norm, args.val_qualities,
+                              args)
+            history.append({"step": step, "train": tr, "val": ev, "sec": round(time.time() - t_epoch, 1)})
+            print(json.dumps(history[-1]), flush=True)
+            acc, n_acc, t_epoch = {}, 0, time.time()
+            pt = save()
+            # keep the best weights so far by the shipping rule: the lowest P/I at the first validation
+            # quality among those whose P-frame feature error is not above the init model's
+            q0 = f"q{args.val_qualities[0]:g}"
+            first = history[0]["val"][q0]
+            if ev[q0]["df"] <= first["df"] and ev[q0]["p_over_i"] < best.get("p_over_i", first["p_over_i"]):
+                best.update(ev[q0], step=step)
+                (args.workdir / "best").mkdir(exist_ok=True)
+                for suffix in (".pt", ".json"):
+                    (args.workdir / "best" / pt.with_suffix(suffix).name).write_bytes(
+                        pt.with_suffix(suffix).read_bytes())
+                print(f"best so far: step {step}, {q0} {ev[q0]}", flush=True)
+    pt = save(final=True)
+    print(f"wrote {pt} after {step} steps ({elapsed() / 60:.1f} min on {device})", flush=True)
+    return 0
+
+
+def _save_from_device(net: BaseNet, model_id: str, out: Path, record: dict[str, Any],
+                      device: torch.device) -> Path:
+    """save_base_weights on a CPU copy (the weights file is device-independent), net stays on device."""
+    import copy
+
+    cpu = copy.deepcopy(net).to("cpu")
+    return save_base_weights(cpu, model_id, out, record)
 
 
 def derive(detector: str, source_json: Path, out: Path) -> int:
@@ -315,13 +681,23 @@ def derive(detector: str, source_json: Path, out: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--detector", default="yolox-nano", help="split detector (yolox-nano, vcodec-det, standin)")
-    ap.add_argument("--workdir", type=Path, default=None, help="checkpoint and log folder (resumable)")
+    ap.add_argument("--train", choices=("all", "p-path"), default="all",
+                    help="all: every network (two stages); p-path: fine-tune ctx and ep_p on unrolled GOPs")
+    ap.add_argument("--pack", type=Path, default=None, help="training pack from tools/make_train_pack.py "
+                    "(default for --train all: the clips in ../shared/data/clips)")
+    ap.add_argument("--val-every", type=int, default=10, help="every N-th pack sequence is for validation")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    ap.add_argument("--workdir", type=Path, default=None, help="checkpoint and log folder")
+    ap.add_argument("--resume", action="store_true", help="continue from <workdir>/checkpoint.pt")
     ap.add_argument("--minutes", type=float, default=50.0, help="wall-clock budget of this run")
     ap.add_argument("--stage1-frac", type=float, default=0.6, help="share of steps for single-rate training")
     ap.add_argument("--steps", type=int, default=4000, help="total steps (stage 1 + stage 2)")
     ap.add_argument("--epoch-steps", type=int, default=100)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--gop", type=int, default=None,
+                    help="frames per training sample, intra first (default: 3 for --train all, the pack's "
+                         "sequence length for p-path)")
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--lam", type=float, default=1.0, help="distortion weight at gain 1.0")
     ap.add_argument("--lam-f", type=float, default=4.0, help="feature MSE weight (normalised)")
@@ -329,28 +705,55 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lam-t", type=float, default=0.0,
                     help="weight of the task term: distillation through the detector's frozen back end "
                          "(0 = off; needs a detector with a YOLOX head)")
+    ap.add_argument("--trainable", default="ctx,ep_p", help="p-path: top-level modules that train")
+    ap.add_argument("--qualities", default="0.25,0.5,0.5,0.5,0.625,0.75,0.875,1.0",
+                    help="p-path: qualities drawn per step (repeat one to draw it more often)")
+    ap.add_argument("--val-qualities", default="0.5,0.75", help="p-path: qualities of the validation figures")
+    ap.add_argument("--skip-block", type=int, default=2, help="p-path: simulated zero-skip block (0 = off)")
+    ap.add_argument("--no-flip", action="store_true", help="p-path: no mirrored copies of the pack")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=REPO / "vcodec" / "weights", help="where weights are written")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where weights are written (default: vcodec/weights for --train all, the workdir "
+                         "for p-path runs, whose weights are shipped by hand once measured)")
     ap.add_argument("--model-id", default=None, help="default base-<detector>-v1")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--init", type=Path, default=None,
-                    help="start from another base model's .pt (tensors whose shape matches; e.g. the "
-                         "YOLOX-Nano model when training for another detector)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--init", default=None,
+                    help="all: start from another base model's .pt (tensors whose shape matches); "
+                         "p-path: the model to fine-tune (.json descriptor or shipped id)")
     ap.add_argument("--derive-from", type=Path, default=None,
                     help="instead of training: ship the model in this .json for --detector, after "
                          "checking that both detectors have the same split front end")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.derive_from is not None:
-        return derive(args.detector, args.derive_from, args.out)
+        return derive(args.detector, args.derive_from, args.out or REPO / "vcodec" / "weights")
 
     if args.workdir is None:
         ap.error("--workdir is required for training")
-    torch.set_num_threads(args.threads)
+    ckpt = args.workdir / "checkpoint.pt"
+    if args.resume and not ckpt.exists():
+        ap.error(f"--resume: {ckpt} does not exist")
+    if not args.resume and ckpt.exists():
+        ap.error(f"{ckpt} exists: pass --resume to continue it, or another --workdir")
+    device = resolve_device(args.device)
+    print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
+                                f", {args.threads} torch thread(s)"), flush=True)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     t_start = time.time()
-    front = FrontEnd(args.detector)
+    if args.train == "p-path":
+        args.val_qualities = [float(s) for s in args.val_qualities.split(",")]
+        args.model_id = args.model_id or "base-p-path-candidate"
+        if args.pack is not None:
+            from make_train_pack import load_pack  # noqa: F401  (fail early when tools/ is not importable)
+        if args.gop is None:
+            args.gop = 1 << 30  # the pack's sequence length
+        if args.gop < 5:
+            ap.error("--gop must be at least 5 for p-path training (an intra frame and >= 4 P-frames)")
+        return train_p_path(args, device, t_start)
+    args.gop = args.gop or 3
+    args.out = args.out or REPO / "vcodec" / "weights"
+    front = FrontEnd(args.detector).to(device)
     task = args.lam_t > 0
     if task and not front.has_head:
         raise SystemExit(f"--lam-t needs a detector with a YOLOX head; {args.detector} has none")
@@ -373,29 +776,40 @@ def main(argv: list[str] | None = None) -> int:
         take = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
         net.load_state_dict(take, strict=False)
         print(f"initialised {len(take)}/{len(own)} tensors from {args.init}", flush=True)
+    net.to(device)
     ref_level = int(np.argmin([abs(g - 1.0) for g in cfg.gain_init]))
     main_params = [p for n, p in net.named_parameters() if not n.endswith("quantiles")]
     opt = torch.optim.Adam(main_params, lr=args.lr)
     aux_opt = torch.optim.Adam([net.entropy_bottleneck.quantiles], lr=1e-3)
     args.workdir.mkdir(parents=True, exist_ok=True)
-    ckpt = args.workdir / "checkpoint.pt"
-    step, feat_norm, history, stage2_from = 0, 0.0, [], -1
+    step, feat_norm, history, stage2_from, seconds_before = 0, 0.0, [], -1, 0.0
     rng = random.Random(args.seed)
-    if ckpt.exists():
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+    if args.resume:
+        st = torch.load(ckpt, map_location=device, weights_only=False)
         net.load_state_dict(st["net"], strict=False)
         opt.load_state_dict(st["opt"])
         aux_opt.load_state_dict(st["aux_opt"])
         step, feat_norm, history = st["step"], st["feat_norm"], st["history"]
         stage2_from = st.get("stage2_from", -1)
+        seconds_before = st.get("train_seconds", 0.0)
         rng.setstate(st["rng"])
         torch.set_rng_state(st["torch_rng"])
         print(f"resumed from {ckpt} at step {step}", flush=True)
 
-    train, val, names = load_data(cfg.max_long_side)
-    print(f"data: {names}", flush=True)
+    data_record: Any
+    if args.pack is not None:
+        train, val, pack_record, val_idx = load_pack_data(args.pack, args.val_every)
+        data_record = pack_summary(args.pack, pack_record, val_idx)
+        holdout = "frames listed per clip in data.held_out_frames (never packed) + validation_sequences"
+        print(f"data: pack {args.pack}, {len(train)} training / {len(val)} validation sequences", flush=True)
+    else:
+        clips_train, clips_val, names = load_data(cfg.max_long_side)
+        train, val = ClipData(clips_train), ClipData(clips_val)
+        data_record, holdout = names, "last 20% of each clip's frames"
+        print(f"data: {names}", flush=True)
     if feat_norm == 0.0:
-        vs = [float(front(sample_batch(train, random.Random(7), 4, args.crop)[:, 0]).var()) for _ in range(4)]
+        vs = [float(front(train.sample(random.Random(7), 4, args.crop, 1)[:, 0].to(device)).var())
+              for _ in range(4)]
         feat_norm = float(np.mean(vs))
         print(f"feature variance (normaliser): {feat_norm:.5f}", flush=True)
 
@@ -408,9 +822,10 @@ def main(argv: list[str] | None = None) -> int:
     def save_ckpt() -> None:
         tmp = ckpt.with_suffix(".tmp")
         torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict(),
-                    "step": step, "feat_norm": feat_norm, "stage2_from": stage2_from, "history": history, "rng": rng.getstate(),
-                    "torch_rng": torch.get_rng_state(), "args": vars(args) | {"workdir": str(args.workdir),
-                                                                              "out": str(args.out)}}, tmp)
+                    "step": step, "feat_norm": feat_norm, "stage2_from": stage2_from, "history": history,
+                    "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+                    "train_seconds": seconds_before + time.time() - t_start,
+                    "args": {k: str(v) for k, v in vars(args).items()}}, tmp)
         tmp.replace(ckpt)
 
     net.train()
@@ -430,7 +845,7 @@ def main(argv: list[str] | None = None) -> int:
         # lowering a gain also lowered its own weight, and the lowest levels collapsed to the
         # gain floor (base-yolox-nano-v2's levels 0-1)
         lam = args.lam * float(cfg.gain_init[level]) ** 2
-        seq = sample_batch(train, rng, args.batch, args.crop)
+        seq = train.sample(rng, args.batch, args.crop, args.gop).to(device)
         r = run_frames(net, front, seq, gain, vr, feat_norm, task)
         loss = r["bpp"] + lam * (args.lam_f * r["df"] + args.lam_x * r["dx"] + args.lam_t * r["dt"])
         opt.zero_grad()
@@ -444,15 +859,16 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():  # keep gains ordered and positive (lowest rate first)
             net.gain.data = torch.sort(net.gain.data.abs().clamp_min(0.05))[0]
         for k, v in r.items():
-            acc[k] = acc.get(k, 0.0) + float(v)
-        acc["loss"] = acc.get("loss", 0.0) + float(loss)
+            acc[k] = acc.get(k, 0.0) + float(v.detach())
+        acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
         n_acc += 1
         step += 1
         if step % args.epoch_steps == 0 or step == args.steps or time.time() >= deadline:
             tr = {k: round(v / max(1, n_acc), 5) for k, v in acc.items()}
-            ev = evaluate(net, front, val, feat_norm, ref_level, vr, args.crop, task)
+            ev = evaluate(net, front, val, feat_norm, ref_level, vr, args.crop, task, args.gop, device)
             rec = {"step": step, "stage": 2 if vr else 1, "train": tr, "val_ref_level": ev,
-                   "gains": [round(float(g), 4) for g in net.gain], "sec": round(time.time() - t_epoch, 1)}
+                   "gains": [round(float(g), 4) for g in net.gain.detach()],
+                   "sec": round(time.time() - t_epoch, 1)}
             history.append(rec)
             print(json.dumps(rec), flush=True)
             acc, n_acc, t_epoch = {}, 0, time.time()
@@ -461,25 +877,29 @@ def main(argv: list[str] | None = None) -> int:
     save_ckpt()
     # final validation at every level (stage 2 figures are what the shipped model does)
     vr_final = stage2_from >= 0 and step > stage2_from
-    val_levels = {f"level{l}_gain{float(net.gain[l]):.3f}": evaluate(net, front, val, feat_norm, l, vr_final, args.crop, task)
-                  for l in range(net.levels)} if vr_final else {}
+    val_levels = {f"level{lv}_gain{float(net.gain[lv]):.3f}":
+                  evaluate(net, front, val, feat_norm, lv, vr_final, args.crop, task, args.gop, device)
+                  for lv in range(net.levels)} if vr_final else {}
     model_id = args.model_id or f"base-{args.detector}-v1"
     record: dict[str, Any] = {
-        "data": names, "holdout": "last 20% of each clip's frames", "steps": step,
+        "data": data_record, "holdout": holdout, "steps": step,
         "stage1_steps": stage2_from if stage2_from >= 0 else step, "batch": args.batch, "crop": args.crop,
+        "gop": args.gop,
         "loss": f"bpp + {args.lam}*gain^2*({args.lam_f}*Df/feat_var + {args.lam_x}*Dx"
                 + (f" + {args.lam_t}*Dtask)" if task else ")"),
         "feat_var": feat_norm, "seed": args.seed, "detector": args.detector,
-        "final_train": history[-1]["train"] if history else {}, "final_val_ref_level": history[-1]["val_ref_level"] if history else {},
-        "val_levels": val_levels, "cpu_minutes": round((time.time() - t_start) / 60, 1),
-        "torch_threads": args.threads, "variable_rate": vr_final,
-        "init": str(args.init.name) if args.init else None,
+        "final_train": history[-1]["train"] if history else {},
+        "final_val_ref_level": history[-1]["val_ref_level"] if history else {},
+        "val_levels": val_levels, "minutes": round((seconds_before + time.time() - t_start) / 60, 1),
+        "device": str(device), "torch_threads": args.threads, "variable_rate": vr_final,
+        "init": Path(args.init).name if args.init else None,
     }
+    net_cpu = net.to("cpu")
     if args.detector != "standin":
-        pt = save_base_weights(net, model_id, args.out, record)
+        pt = save_base_weights(net_cpu, model_id, args.out, record)
         print(f"wrote {pt}", flush=True)
     else:
-        pt = save_base_weights(net, model_id, args.workdir, record)
+        pt = save_base_weights(net_cpu, model_id, args.workdir, record)
         print(f"stand-in front end: weights kept in {pt} (never shipped)", flush=True)
     return 0
 
