@@ -495,12 +495,12 @@ class Decoder:
         lost: set[int] = set()
         newest_residual = -1  # residuals come out in display order: older frames will get none
         last_dts: int | None = None  # packets of one decoder come in increasing decode order
-        next_out = 0
+        next_out: int | None = None  # the first base event sets it (a stream may start at any intra frame)
         last: Frame | None = None
 
         def emit(final: bool, total: int | None = None) -> Iterator[Frame]:
             nonlocal next_out, last
-            while True:
+            while next_out is not None:
                 i = next_out
                 if i in lost:
                     lost.discard(i)
@@ -523,7 +523,7 @@ class Decoder:
                             del pending[i]
                             if last is not None:
                                 yield self._repeat(last, i)
-                            next_out += 1
+                            next_out = i + 1
                             continue
                         self.coarse_frames.append(i)
                         out = x_base
@@ -534,7 +534,7 @@ class Decoder:
                     yield out
                 else:
                     return
-                next_out += 1
+                next_out = i + 1
 
         def take(outs: list[tuple[int, Any]]) -> None:
             nonlocal newest_residual
@@ -568,11 +568,13 @@ class Decoder:
                     self.gop_modes[record.frame] = record.mode
             elif kind in ("base", "base-skipped"):
                 i = int(index)  # type: ignore[arg-type]
+                next_out = i if next_out is None else next_out
                 pred = predicts if not self.per_gop else gop_mode(i) == RESIDUAL
                 lazy = _LazyBase(self, i, *payload) if kind == "base" else None
                 pending[i] = (lazy, pred)
             elif kind == "lost":
                 lost.add(int(index))  # type: ignore[arg-type]
+                next_out = int(index) if next_out is None else next_out  # type: ignore[arg-type]
                 self.lost_frames.append(int(index))  # type: ignore[arg-type]
             elif kind == "enh-damage":
                 drop_decoder()
