@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from types import ModuleType
 
 from vcodec import __version__
+from vcodec.cli._io import refuse_in_place
 from vcodec.errors import VcodecError
 
 #: subcommand name -> module; the order is the order of ``vcodec --help``
@@ -96,6 +98,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def run_module(module: ModuleType, args: argparse.Namespace, prog: str) -> int:
     """Run ``module.run(args)`` with vcodec's error conventions."""
     try:
+        refuse_in_place(args)
         return int(module.run(args) or 0)
     except VcodecError as exc:
         if getattr(args, "debug", False):
@@ -106,7 +109,14 @@ def run_module(module: ModuleType, args: argparse.Namespace, prog: str) -> int:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        # the reader of our stdout went away (e.g. `| head`); not an error of ours
+        # the reader of our stdout went away (e.g. `| head`); not an error of ours. Point stdout at
+        # /dev/null so that the interpreter's final flush does not report the closed pipe either
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
         return 0
 
 

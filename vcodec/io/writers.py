@@ -92,6 +92,8 @@ class VideoWriter(ABC):
         self._check(frame)
         try:
             self._write(frame)
+        except BrokenPipeError:
+            raise  # the reader went away (`| head`): the CLI ends quietly
         except OSError as exc:
             raise OutputError(f"{self.path}: write failed ({exc.strerror or exc})") from None
         self.frames_written += 1
@@ -166,6 +168,9 @@ class Y4MWriter(VideoWriter):
             raise ConfigError(f"{self.path}: {exc}") from None
         try:
             target.stream.write(header)
+        except BrokenPipeError:
+            target.abort()
+            raise
         except OSError as exc:
             target.abort()
             raise OutputError(f"{self.path}: write failed ({exc.strerror or exc})") from None
