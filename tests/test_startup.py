@@ -21,20 +21,21 @@ HEAVY = ("torch_geometric", "compressai.datasets", "compressai.zoo", "compressai
 
 
 def _python(code: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
-                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, cwd=REPO, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True,
+                          text=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}, cwd=REPO,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
 
 def test_model_paths_leave_compressai_init_torch_geometric_and_torchvision_out() -> None:
-    out = _python(f"""
+    out = _python("""
         import json, sys
         import vcodec.models, vcodec.codec.decoder, vcodec.detection, vcodec.features.entropy
         from vcodec.models import load_base_model
-        load_base_model("base-yolox-nano-v2")  # a shipped model: builds its CDF tables (GaussianConditional.update)
+        load_base_model("base-yolox-nano-v2")  # a shipped model: its CDF tables (GaussianConditional.update)
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
-                                {{"torch_geometric", "compressai", "torchvision", "scipy", "torch"}})))
+                                {"torch_geometric", "compressai", "torchvision", "scipy", "torch"})))
     """)
     loaded = set(json.loads(out))
     assert "compressai.entropy_models" in loaded and "compressai.ans" in loaded  # still the entropy coder
@@ -63,7 +64,8 @@ def test_shim_scale_table_and_quantile_equal_compressai() -> None:
         patched = (gc._quantized_cdf.clone(), gc._offset.clone(), gc._cdf_length.clone())
         GaussianConditional._standardized_quantile = staticmethod(lambda q: scipy.stats.norm.ppf(q))
         ref = GaussianConditional(None); ref.update_scale_table(table)
-        same = [torch.equal(a, b) for a, b in zip(patched, (ref._quantized_cdf, ref._offset, ref._cdf_length))]
+        refs = (ref._quantized_cdf, ref._offset, ref._cdf_length)
+        same = [torch.equal(a, b) for a, b in zip(patched, refs)]
         import compressai.models.base as cmb   # pulls torch_geometric: fine in this throw-away process
         print(json.dumps({"table": torch.equal(table, cmb.get_scale_table()), "cdf": same,
                           "q": [float(shim._standardized_quantile(q)) == float(scipy.stats.norm.ppf(q))
@@ -124,3 +126,18 @@ def test_commands_without_a_model_do_not_import_torch(argv: list[str], tmp_path:
     rc, heavy = json.loads(out.splitlines()[-1])
     assert rc == 0
     assert heavy == [], f"vcodec {' '.join(argv)} imported {heavy}"
+
+
+def test_decoding_a_file_does_not_import_the_server(tmp_path: Path) -> None:
+    streams = sorted((REPO / "tests" / "golden").glob("learned-x265.vcs"))
+    if not streams:
+        pytest.skip("no golden stream to decode")
+    out = _python("""
+        import contextlib, io, json, sys
+        from vcodec.cli.main import main
+        rc = main(["decode", sys.argv[1], "-o", sys.argv[2], "-q"])
+        heavy = ("aiohttp", "vcodec.serve", "torch_geometric")
+        print(json.dumps([rc, sorted(m for m in heavy if m in sys.modules)]))
+    """, str(streams[0]), str(tmp_path / "out.y4m"))
+    rc, loaded = json.loads(out.splitlines()[-1])
+    assert rc == 0 and loaded == [], loaded

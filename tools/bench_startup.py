@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         plain = {
             "vcodec --help": [*VCODEC, "--help"],
             "vcodec decode --help": [*VCODEC, "decode", "--help"],
+            "vcodec serve --help": [*VCODEC, "serve", "--help"],
             "vcodec info STREAM": [*VCODEC, "info", str(stream)],
             "vcodec extract STREAM": [*VCODEC, "extract", str(stream), "-o", str(base), "--layers", "base"],
         }

@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
 from fractions import Fraction
+
+
+def is_url(text: str | os.PathLike[str]) -> bool:
+    """True for ``http://`` and ``https://`` addresses: :func:`vcodec.serve.client.is_url`'s rule.
+
+    Restated so that commands can tell a URL from a file without importing ``vcodec.serve``,
+    whose package pulls aiohttp (a third of a second per process).
+    """
+    return isinstance(text, str) and text.lower().startswith(("http://", "https://"))
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -68,13 +68,15 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--threads must be >= 0, got {args.threads}")
     show = not (args.quiet or args.no_progress)
     t0 = time.perf_counter()
-    from vcodec.serve.client import is_url, open_url
+    from vcodec.cli._args import is_url
 
     source: object = args.stream
     if args.annotate and (args.stream == "-" or is_url(args.stream)):
         raise ConfigError("--annotate reads the stream twice (pictures, then the base layer's detections); "
                           "save it to a file first: vcodec decode clip.vcs -o out.y4m --annotate out.mp4")
     if is_url(args.stream):
+        from vcodec.serve.client import open_url
+
         source = open_url(args.stream, layers=args.layers, token=args.token)
     with Decoder(source, layers=args.layers, conceal=args.conceal, threads=args.threads,
                  base_model=args.base_model) as dec, _annotation(args, dec.info) as annotate:

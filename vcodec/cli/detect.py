@@ -115,8 +115,8 @@ def build_detector(args: argparse.Namespace) -> Any:
 
 def run_stream(args: argparse.Namespace) -> int:
     """The base-layer path: decode layer 0 only and run the back end on T(y_hat)."""
+    from vcodec.cli._args import is_url
     from vcodec.codec import detect_stream
-    from vcodec.serve.client import is_url, open_url
 
     if args.frames is not None or args.start:
         raise ConfigError("--frames/--start apply to plain video; a stream is analysed whole")
@@ -126,6 +126,8 @@ def run_stream(args: argparse.Namespace) -> int:
     annotate = _stream_annotation(args)
     source: object = args.input
     if is_url(args.input):
+        from vcodec.serve.client import open_url
+
         source = open_url(args.input, layers="base", token=args.token)
     t0 = time.perf_counter()
     frames = detections = 0
@@ -157,8 +159,8 @@ def run_stream(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from vcodec.cli._args import is_url
     from vcodec.codec import is_stream
-    from vcodec.serve.client import is_url
 
     if is_url(args.input) or is_stream(args.input):
         return run_stream(args)
@@ -264,7 +266,7 @@ class _StreamAnnotation:
 def _stream_annotation(args: argparse.Namespace) -> _StreamAnnotation | None:
     if not args.annotate:
         return None
-    from vcodec.serve.client import is_url
+    from vcodec.cli._args import is_url
 
     if args.input == "-" or is_url(args.input):
         raise ConfigError("--annotate on a stream reads it twice (detections, then the base pictures); "
