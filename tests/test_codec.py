@@ -277,14 +277,16 @@ def test_base_mode_registry(codec_test_model: Path) -> None:
 def test_other_weights_are_refused(encoded: Encoded, codec_test_model: Path, codec_other_model: Path) -> None:
     from vcodec.models import file_sha256
 
+    # (layers="base": the model is loaded at construction; a full decode of a layer that may code
+    # full frames loads it when a residual GOP needs it, tests/test_codec_per_gop.py)
     with pytest.raises(WeightsMismatchError) as ei:
-        Decoder(encoded.data, base_model=str(codec_other_model))
+        Decoder(encoded.data, layers="base", base_model=str(codec_other_model))
     msg = str(ei.value)
     assert file_sha256(codec_test_model.with_suffix(".pt")) in msg
     assert file_sha256(codec_other_model.with_suffix(".pt")) in msg
     # a model id that is not installed: say which and what to pass
     with pytest.raises(WeightsError, match="base-e2e-test-v1.*--base-model"):
-        Decoder(encoded.data)
+        Decoder(encoded.data, layers="base")
 
 
 # -- damage --------------------------------------------------------------------------------

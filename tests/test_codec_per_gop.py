@@ -173,6 +173,30 @@ def test_full_frame_gops_do_not_run_the_base_model(mixed: Any, codec_test_model:
     assert spy.decoded == FRAMES and len(spy.pictures) == FRAMES
 
 
+def test_full_frame_gops_need_no_base_model(mixed: Any, codec_test_model: Path,
+                                            codec_other_model: Path) -> None:
+    from vcodec.errors import WeightsError, WeightsMismatchError
+
+    # the test model is not installed: a viewer without it still sees every full-frame GOP
+    full, frames, _ = _encode(codec_test_model, [False], n=6)
+    with Decoder(full) as dec:
+        assert len(list(dec.frames())) == 6 and dec._base is None
+    with Decoder(full, base_model=str(codec_test_model)) as dec:
+        list(dec.frames())
+        assert dec._base is None  # not even loaded
+    # a residual GOP loads it then, and refuses a missing or other model there
+    data = mixed[0]
+    with pytest.raises(WeightsError, match="base-e2e-test-v1"):
+        with Decoder(data) as dec:
+            list(dec.frames())
+    with pytest.raises(WeightsMismatchError):
+        with Decoder(data, base_model=str(codec_other_model)) as dec:
+            list(dec.frames())
+    # concealment needs base pictures as stand-ins: loaded (and checked) at construction
+    with pytest.raises(WeightsError):
+        Decoder(full, conceal=True)
+
+
 def test_lossless_is_bit_exact_in_both_modes(codec_test_model: Path) -> None:
     data, frames, enc = _encode(codec_test_model, [True, False], n=6, lossless=True, preset="ultrafast")
     assert [g["mode"] for g in enc.summary().extra["gops"]] == [RESIDUAL, FULL_FRAME]

@@ -125,7 +125,9 @@ class Decoder:
                                  unit="LAYER_CONFIG")
         self.base_config = r.layers[BASE_LAYER]
         self.enh_config = r.layers.get(ENHANCEMENT_LAYER)
-        self.base: BaseLayer = get_base_factory(self.base_config.kind).for_decoding(self.base_config, base_model)
+        self._factory = get_base_factory(self.base_config.kind)
+        self._base_model = base_model
+        self._base: BaseLayer | None = None
         if self.layers == "all" and self.enh_config is None:
             raise ConfigError(
                 f"{r.name} has no enhancement layer (a base-only stream, e.g. from `vcodec extract`); "
@@ -146,6 +148,23 @@ class Decoder:
                 if self.layers == "all":
                     raise BitstreamError(str(exc).split(": ", 1)[-1], unit="LAYER_CONFIG of layer 1",
                                          source=r.name) from None
+        # a layer 1 that may code full frames does not need the base model to show them: it is
+        # loaded when a residual GOP first needs it (a viewer without the model sees full-frame GOPs)
+        may_skip_base = (self.layers == "all" and not self.conceal and self.enh_config is not None
+                         and (self.per_gop or bool(self.enh_config.params.get("anchor"))))
+        if not may_skip_base:
+            self._load_base()
+
+    def _load_base(self) -> BaseLayer:
+        if self._base is None:
+            self._base = self._factory.for_decoding(self.base_config, self._base_model)
+        return self._base
+
+    @property
+    def base(self) -> BaseLayer:
+        """The base layer's model (loaded on first use by a full decode whose layer 1 may code full
+        frames; at construction otherwise, where a missing or mismatched model raises)."""
+        return self._load_base()
 
     # -- properties ----------------------------------------------------------------
     @property
@@ -205,10 +224,20 @@ class Decoder:
         ``("gop", first_frame, GopRecord | None)`` before the GOP's first base
         event (None: the record is lost).
         """
-        dec = self.base.decoder()
-        expect_size = getattr(dec, "expect_size", None)
-        if expect_size is not None:  # payload sizes are checked against the header before any allocation
-            expect_size(self.header.width, self.header.height)
+        dec: Any = None  # made on first use: full-frame GOPs never load the base model
+
+        def base_decoder() -> Any:
+            nonlocal dec
+            if dec is None:
+                dec = self.base.decoder()
+                expect_size = getattr(dec, "expect_size", None)
+                if expect_size is not None:  # payload sizes checked against the header before any allocation
+                    expect_size(self.header.width, self.header.height)
+            return dec
+
+        def reset_base() -> None:
+            if dec is not None:  # a decoder never made has no state to drop
+                dec.reset()
         skip = False  # base layer waits for its next intra frame
         expected = 0
         # frame indexes are checked against the stream's own order: a base frame index may jump only
@@ -240,7 +269,7 @@ class Decoder:
             f = int(item.frame)  # type: ignore[arg-type]
             if not needed:
                 if not skip:  # the decoder's state is stale from here: restart at the next intra frame
-                    dec.reset()
+                    reset_base()
                 skip = True
                 yield "base-skipped", f, None
                 return
@@ -248,7 +277,7 @@ class Decoder:
                 yield "lost", f, None
                 return
             try:
-                decoded = dec.decode_frame(item.payload, item.intra)
+                decoded = base_decoder().decode_frame(item.payload, item.intra)
                 self._check_geometry(dec.last_geometry)
             except (BitstreamError, InputError) as exc:
                 # InputError: the payload describes an impossible picture (odd size...): damage too
@@ -257,7 +286,7 @@ class Decoder:
                     raise err from None
                 self._extra_damage.append(Damage(item.offset, str(err), BASE_LAYER, f))
                 skip = True
-                dec.reset()
+                reset_base()
                 yield "lost", f, None
                 return
             skip = False
@@ -300,7 +329,7 @@ class Decoder:
             if isinstance(item, Damage):
                 if item.layer in (None, BASE_LAYER):
                     skip = True
-                    dec.reset()
+                    reset_base()
                     damaged = True
                     if (item.frame is not None and item.frame >= expected and item.layer == BASE_LAYER
                             and plausible_gap(item.frame, item.offset)):
@@ -333,7 +362,7 @@ class Decoder:
                     raise err
                 self._extra_damage.append(Damage(item.offset, str(err), None, item.frame))
                 skip, damaged = True, True
-                dec.reset()
+                reset_base()
                 continue
             if item.layer != BASE_LAYER or item.type != UnitType.BASE_FRAME:
                 continue  # other layers (future): not ours
@@ -361,7 +390,7 @@ class Decoder:
                 # an implausible frame index: the unit is damage, not thousands of lost frames
                 self._extra_damage.append(Damage(item.offset, str(err), BASE_LAYER, f))
                 skip, damaged = True, True
-                dec.reset()
+                reset_base()
                 continue
             if f < expected:
                 err = BitstreamError(f"base frame {f} arrives after frame {expected - 1}: frames out of order "
