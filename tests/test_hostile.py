@@ -258,12 +258,13 @@ def test_output_that_is_the_input_is_refused(golden: bytes, tmp_path: Path, comm
     assert src.read_bytes() == golden
 
 
-def test_json_report_into_a_missing_folder_is_refused_before_encoding(tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_report_into_a_missing_folder_is_refused_before_encoding(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tests.conftest import SEQUENCE
 
     out = tmp_path / "s.vcs"
-    rc = main(["encode", str(SEQUENCE), "-o", str(out), "--frames", "1", "--json", str(tmp_path / "no" / "r.json")])
+    report = str(tmp_path / "no" / "r.json")
+    rc = main(["encode", str(SEQUENCE), "-o", str(out), "--frames", "1", "--json", report])
     assert rc == 2 and not out.exists() and not list(tmp_path.iterdir())
     one_error_line(capsys, "--json", "does not exist")
 
@@ -284,7 +285,8 @@ def test_outputs_and_reports_follow_the_umask(golden: bytes, tmp_path: Path) -> 
 
 def test_closed_pipe_ends_quietly() -> None:
     """`vcodec decode s.vcs -o - | head -c 100`: no "Broken pipe" message, exit 0."""
-    cmd = (f"{sys.executable} -m vcodec decode {GOLDEN / 'learned-x265.vcs'} -o - -q | head -c 100 >/dev/null;"
+    cmd = (f"{sys.executable} -m vcodec decode {GOLDEN / 'learned-x265.vcs'} -o - -q"
+           " | head -c 100 >/dev/null;"
            " exit ${PIPESTATUS[0]}")
     r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})

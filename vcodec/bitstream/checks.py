@@ -51,7 +51,8 @@ def base_picture_size(kind: str, payload: bytes) -> tuple[int, int] | None:
     bytes 4..8) and v2 intra (same place when flag bit 0 is set); feature payloads (bytes 2..6).
     Unknown kinds or versions: None (the decoder refuses them with its own message).
     """
-    if kind == "learned-base" and len(payload) >= 8 and (payload[0] == 1 or (payload[0] == 2 and payload[1] & 1)):
+    intra_v2 = len(payload) >= 2 and payload[0] == 2 and bool(payload[1] & 1)
+    if kind == "learned-base" and len(payload) >= 8 and (payload[0] == 1 or intra_v2):
         return _SIZE_LE.unpack_from(payload, 4)
     if kind == "feature-base" and len(payload) >= 6:
         return _SIZE_LE.unpack_from(payload, 2)
@@ -82,7 +83,8 @@ class StreamChecker:
             return
         if len(unit.payload) > self.limit:
             raise self._error(f"payload of {len(unit.payload)} bytes is larger than any frame of a "
-                              f"{self.header.width}x{self.header.height} stream can need ({self.limit})", unit)
+                              f"{self.header.width}x{self.header.height} stream can need ({self.limit})",
+                              unit)
         if unit.layer not in self.layers:
             raise self._error(f"frame unit of layer {unit.layer}, which has no LAYER_CONFIG", unit)
         if unit.layer != BASE_LAYER or unit.type != UnitType.BASE_FRAME:

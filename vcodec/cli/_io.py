@@ -11,11 +11,12 @@ from typing import Any, BinaryIO
 from vcodec._atomic import atomic_output
 from vcodec.errors import ConfigError, InputError
 
+# atomic_output: the one in vcodec._atomic
 __all__ = ["atomic_output", "open_input", "refuse_in_place", "write_json_report"]
 
 #: argparse destinations holding a command's input and its output paths (every subcommand uses these)
 _INPUTS = ("input", "stream")
-_OUTPUTS = (("output", "-o"), ("json", "--json"), ("annotate", "--annotate"))  # atomic_output: the one in vcodec._atomic
+_OUTPUTS = (("output", "-o"), ("json", "--json"), ("annotate", "--annotate"))
 
 
 @contextmanager
