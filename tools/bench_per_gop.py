@@ -114,7 +114,7 @@ def speed(args: argparse.Namespace) -> None:
     s = enc.summary()
     data = buf.getvalue()
     t0 = time.perf_counter()
-    with Decoder(data, threads=1) as dec:  # loads the base model (even when no GOP will need it)
+    with Decoder(data, threads=1) as dec:  # loads the base model only if a residual GOP needs it
         setup_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = list(dec.frames())
