@@ -451,6 +451,10 @@ class Encoder:
 
         index = self._count
         intra = index % self.intra_period == 0
+        if self.closed_gops and intra and index != self._first_frame:
+            # a fresh base encoder: its encoder-side state (e.g. the skip-share estimate) would
+            # otherwise carry over from the previous GOP and tie the GOPs together
+            self._base_enc = self.base.encoder(self.base_quality, self.intra_period)
         if self._rate is not None:
             self._base_enc.set_quality(self._rate.next_quality(index))
         payload, x_base = self._base_enc.encode_frame(frame, intra)
