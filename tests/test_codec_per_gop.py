@@ -203,7 +203,7 @@ def test_lossless_is_bit_exact_in_both_modes(codec_test_model: Path) -> None:
     with Decoder(data, base_model=str(codec_test_model)) as dec:
         out = list(dec.frames())
     assert len(out) == 6
-    for a, b in zip(frames, out):
+    for a, b in zip(frames, out, strict=True):
         assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v)
 
 

@@ -13,7 +13,8 @@ PSNR-Y (``bytes * 2 ** (-PSNR / 5 dB)``, as ``choose_inter_layer`` compares; > 1
 
 ``speed`` (one thread): ``Encoder`` with the default ``inter_layer="auto"`` (frames/s of the
 whole encode, probes included, models loaded before timing) and ``Decoder.frames()`` of that
-stream (``Decoder()`` itself, which loads the base model, timed apart) beside a plain x265 decode of the same frames at the same QP, preset and intra period.
+stream (``Decoder()`` itself timed apart) beside a plain x265 decode of the same frames at the
+same QP, preset and intra period.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _predictor(frames: list[Any], bases: list[Any]) -> tuple[list[Any], list[tup
     out = []
     for b in bases:
         planes = [np.clip(np.rint(g * pl.astype(np.float64) + o), 0, 255).astype(np.uint8)
-                  for pl, (g, o) in zip(b.planes, params)]
+                  for pl, (g, o) in zip(b.planes, params, strict=True)]
         out.append(Frame(*planes, bit_depth=8, index=b.index, matrix=b.matrix))
     return out, params
 
@@ -84,8 +85,10 @@ def predictor(args: argparse.Namespace) -> None:
         preds += p
         params.append(gp)
     row0 = {"clip": args.clip.split("/")[-1], "frames": len(frames), "quality": args.quality,
-            "x_base_psnr_y": round(float(np.mean([frame_psnr(x, b)[0] for x, b in zip(frames, bases)])), 2),
-            "gain_offset_psnr_y": round(float(np.mean([frame_psnr(x, b)[0] for x, b in zip(frames, preds)])), 2),
+            "x_base_psnr_y": round(float(np.mean([frame_psnr(x, b)[0]
+                                                  for x, b in zip(frames, bases, strict=True)])), 2),
+            "gain_offset_psnr_y": round(float(np.mean([frame_psnr(x, b)[0]
+                                                       for x, b in zip(frames, preds, strict=True)])), 2),
             "gain_offset": params}
     print(json.dumps(row0), flush=True)
     for qp in args.qps:

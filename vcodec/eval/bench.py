@@ -237,7 +237,7 @@ def run_bench(
 
     sink = io.BytesIO()
     enc = Encoder(sink, info, base_model=base_model, base_quality=base_quality, enh_codec=codec,
-                  enh_qp=qp, preset=preset, intra_period=intra_period, threads=threads)  # model load: not timed
+                  enh_qp=qp, preset=preset, intra_period=intra_period, threads=threads)  # loads: not timed
 
     def stream_encode() -> Any:
         with enc:
@@ -246,7 +246,8 @@ def run_bench(
         return sink.getvalue()
 
     stages["stream_encode"], stream = _timed(n, stream_encode)
-    stream_gops = "".join("R" if g["mode"] == "residual" else "F" for g in enc.summary().extra.get("gops", []))
+    gops = enc.summary().extra.get("gops", [])
+    stream_gops = "".join("R" if g["mode"] == "residual" else "F" for g in gops)
     dec = Decoder(stream, base_model=base_model, threads=threads)  # loads the model: not timed
     stages["stream_decode"], _ = _timed(n, lambda: sum(1 for _ in dec.frames()))
     dec.close()
