@@ -453,14 +453,22 @@ def test_damaged_first_frame_unit_is_concealed_and_reported() -> None:
     assert [(u.layer, u.frame) for u in items[1:3]] == [(1, 0), (0, 1)]  # type: ignore[union-attr]
     cut = read_all(stream[:first + 10], conceal=True)  # truncated inside its header
     assert len(cut) == 1 and isinstance(cut[0], Damage) and "truncated" in cut[0].message
-    # a damaged LAYER_CONFIG stays fatal: that layer could not be decoded
+    # a damaged LAYER_CONFIG of the base layer stays fatal (nothing could be decoded); one of
+    # another layer loses that layer only (tests/test_hostile.py decodes such a stream)
     with StreamReader(stream) as r:
-        cfg = r.header_units[-1]
+        base_cfg, enh_cfg = r.header_units[1:3]
+    assert (base_cfg.layer, enh_cfg.layer) == (0, 1)
     layer_hit = bytearray(stream)
-    layer_hit[cfg.offset + UNIT_HEADER_SIZE] ^= 0x01
+    layer_hit[base_cfg.offset + UNIT_HEADER_SIZE] ^= 0x01
     with pytest.raises(BitstreamError, match="payload CRC mismatch") as e:
         read_all(bytes(layer_hit), conceal=True)
-    assert e.value.offset == cfg.offset
+    assert e.value.offset == base_cfg.offset
+    layer_hit = bytearray(stream)
+    layer_hit[enh_cfg.offset + UNIT_HEADER_SIZE] ^= 0x01
+    with StreamReader(bytes(layer_hit), conceal=True) as r:
+        assert set(r.layers) == {0} and r.lost_layers == {1}
+        assert r.damage[0].offset == enh_cfg.offset and r.damage[0].layer == 1
+        assert sum(isinstance(u, Unit) and u.layer == 0 for u in r) == 6
 
 
 # -- payload fuzzing through the decoder ----------------------------------------------------------

@@ -347,3 +347,26 @@ def test_crafted_streams_never_decode_strict_to_other_pictures(golden: bytes, go
     assert frames == sorted(set(frames)) and len(frames) <= 4, (edit, frames)
     assert all(isinstance(d, Damage) for d in dec.damage)
     assert time.monotonic() - start < 20.0
+
+
+def test_conceal_damaged_enhancement_layer_config_shows_base_pictures(golden: bytes) -> None:
+    """Item 4: a damaged LAYER_CONFIG of layer 1 loses that layer only; the base layer's stays fatal."""
+    from vcodec.codec import Decoder
+
+    pre, units = split_units(golden)
+    assert [(u[0], u[1]) for u in units[1:3]] == [(0x02, 0), (0x02, 1)]
+    at = {layer: len(pre) + sum(HEAD.size + len(u[4]) for u in units[:k]) for k, layer in ((1, 0), (2, 1))}
+    for layer, offset in at.items():
+        hit = bytearray(golden)
+        hit[offset + HEAD.size + 3] ^= 0x01  # payload CRC fails, the header (and length) is intact
+        with pytest.raises(BitstreamError, match="payload CRC"):
+            decode(bytes(hit), conceal=False)
+        if layer == 0:
+            with pytest.raises(BitstreamError, match="payload CRC"):
+                decode(bytes(hit), conceal=True)
+            continue
+        frames, dec = decode(bytes(hit), conceal=True)
+        assert frames == [0, 1, 2, 3] and dec.coarse_frames == [0, 1, 2, 3] and dec.enh_lost
+        assert dec.damage[0].layer == 1
+        with Decoder(bytes(hit), conceal=True, layers="base") as base, Decoder(golden, layers="base") as ref:
+            assert [f.y.tobytes() for f in base.frames()] == [f.y.tobytes() for f in ref.frames()]

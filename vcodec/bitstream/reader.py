@@ -32,6 +32,7 @@ from vcodec.bitstream.format import (
     INDEX_ENTRY,
     MAGIC,
     PREAMBLE,
+    STREAM_LAYER,
     SYNC,
     UNIT_HEADER_SIZE,
     VERSION_MINOR,
@@ -171,6 +172,9 @@ class StreamReader:
         self.end_offset: int | None = None  # byte offset of the END unit once read
         self.index: list[tuple[int, int]] | None = None
         self.damage: list[Damage] = []
+        #: layers whose LAYER_CONFIG was damaged (conceal mode; never the base layer): their units are
+        #: ignored, the other layers decode
+        self.lost_layers: set[int] = set()
         self.data_offset = 0
         self._pending_damage: Damage | None = None
         self._seeked = False  # after a seek the END unit count cannot be checked
@@ -227,8 +231,15 @@ class StreamReader:
                 self._pending_damage = self.damage[-1]
                 break
             except (_PayloadDamage, _Truncated) as exc:
+                if (self.conceal and layers and isinstance(exc, _PayloadDamage)
+                        and exc.unit_type == UnitType.LAYER_CONFIG and exc.layer not in (0, STREAM_LAYER)):
+                    # an enhancement layer's configuration (its length was intact): that layer is lost,
+                    # the base layer still decodes (the base layer's own configuration stays fatal)
+                    self.damage.append(Damage(offset, str(exc), exc.layer))
+                    self.lost_layers.add(exc.layer)
+                    continue
                 # the first frame unit is concealed like any later one (damage after the headers
-                # never raises); a damaged LAYER_CONFIG stays fatal: its layer cannot be decoded
+                # never raises); a damaged base LAYER_CONFIG stays fatal: nothing can be decoded
                 if not self.conceal or not layers or exc.unit_type == UnitType.LAYER_CONFIG:
                     raise
                 self.damage.append(Damage(offset, str(exc), getattr(exc, "layer", None), exc.frame))

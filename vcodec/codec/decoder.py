@@ -128,7 +128,9 @@ class Decoder:
         self._factory = get_base_factory(self.base_config.kind)
         self._base_model = base_model
         self._base: BaseLayer | None = None
-        if self.layers == "all" and self.enh_config is None:
+        #: conceal: the enhancement layer's LAYER_CONFIG was damaged; full decodes show base pictures
+        self.enh_lost = self.enh_config is None and ENHANCEMENT_LAYER in r.lost_layers
+        if self.layers == "all" and self.enh_config is None and not self.enh_lost:
             raise ConfigError(
                 f"{r.name} has no enhancement layer (a base-only stream, e.g. from `vcodec extract`); "
                 "decode it with layers='base' (--layers base) or use the full stream"
@@ -353,7 +355,7 @@ class Decoder:
                         raise err
                     self._extra_damage.append(Damage(item.offset, str(err), ENHANCEMENT_LAYER, item.frame))
                 continue
-            if item.layer not in self._reader.layers:
+            if item.layer not in self._reader.layers and item.layer not in self._reader.lost_layers:
                 # every layer present has a LAYER_CONFIG: this unit is damage (a relabelled unit)
                 err = BitstreamError(f"frame unit of layer {item.layer}, which has no LAYER_CONFIG",
                                      offset=item.offset, unit=item.describe(), frame=item.frame,
@@ -462,8 +464,12 @@ class Decoder:
         if self.layers == "base" and not self.base.has_picture:
             raise ConfigError(f"{self._reader.name}: base layer kind {self.base.kind!r} has no picture of its "
                               "own (detections() works on it); decode pictures with layers='all'")
+        if self.enh_lost and not self.base.has_picture:
+            raise BitstreamError("the enhancement layer's LAYER_CONFIG is damaged and the base layer "
+                                 f"({self.base.kind}) has no picture to show instead", unit="LAYER_CONFIG of "
+                                 "layer 1", source=self._reader.name)
         self._start()
-        if self.layers == "base":
+        if self.layers == "base" or self.enh_lost:
             yield from self._base_frames()
         else:
             yield from self._full_frames()
@@ -482,6 +488,8 @@ class Decoder:
             if kind == "base":
                 last = self._x_base(int(index), *payload)  # type: ignore[arg-type]
                 assert last is not None
+                if self.layers == "all":  # the enhancement layer is lost (enh_lost): a stand-in
+                    self.coarse_frames.append(int(index))  # type: ignore[arg-type]
                 yield last
             elif kind == "lost":
                 self.lost_frames.append(int(index))  # type: ignore[arg-type]
