@@ -13,6 +13,8 @@ Examples:
   vcodec encode clip.y4m -o clip.vcs --lossless             # bit-exact full decode
   vcodec encode clip.mp4 -o - | vcodec detect - -o dets.txt  # frame-by-frame pipe
   vcodec encode clip.mp4 -o clip.vcs --inter-layer on       # always the residual
+  vcodec encode long.y4m -o long.vcs --workers 2 --enh-qp 30 # GOP-parallel on local Ray
+  vcodec encode /shared/long.y4m -o long.vcs --ray HEAD:6379 # on a Ray cluster (docs/CLUSTER.md)
 
 --inter-layer auto (default) decides per intra period (GOP): it codes the
 GOP's first frame both ways (residual over the base picture, full frame) and
@@ -29,6 +31,15 @@ output is written to a temporary name and renamed when complete; on any
 error nothing is left behind.  A progress bar (stderr) shows frames/s and
 kbit/s per layer; the summary gives bytes and kbit/s per layer (and PSNR with
 --psnr; --json prints it as JSON on stderr, or into a file with --json FILE).
+
+--workers N (N local Ray processes) or --ray ADDRESS (a running Ray cluster)
+codes the intra periods (GOPs) in parallel and writes ONE stream, units in
+order, with its INDEX and END.  Both layers then use closed GOPs (an IDR at
+every intra frame; "closed_gops": true in the stream's properties); with
+--enh-qp the stream is byte-identical to the serial encode with --closed-gops,
+with CRF each GOP is rate-controlled on its own.  Workers read the input
+themselves: on a cluster give a path or URL every node can reach.  Needs the
+optional extra: pip install 'vcodec[ray]'.
 """
 
 from __future__ import annotations
@@ -89,6 +100,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("structure")
     g.add_argument("--intra-period", type=int, default=32, help="frames between intra frames (default 32)")
     g.add_argument("--low-delay", action="store_true", help="no B-frames / look-ahead: each frame leaves at once")
+    g.add_argument("--closed-gops", action="store_true",
+                   help="restart the enhancement encoder at every intra frame: each GOP is closed in both "
+                   "layers (implied by --workers/--ray; the serial reference of a parallel encode)")
+    g = parser.add_argument_group("parallel (optional extra: pip install 'vcodec[ray]')")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="code GOPs in parallel on a local Ray with N worker processes")
+    g.add_argument("--ray", metavar="ADDRESS",
+                   help="code GOPs in parallel on a running Ray cluster (the address `ray start --head` "
+                   "printed, e.g. 10.0.0.5:6379); the input must be reachable from every node")
     g = parser.add_argument_group("input")
     g.add_argument("--frames", type=int, help="encode at most N frames")
     g.add_argument("--start", type=int, default=0, help="skip the first N frames")
@@ -137,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give -o OUT.vcs (or -o - for stdout) and/or --publish URL")
     if args.publish is None:
         return _run(args, args.output)
+    if args.workers is not None or args.ray is not None:
+        raise ConfigError("--publish streams frame by frame; it cannot be combined with --workers/--ray")
     from vcodec.cli._io import atomic_output
     from vcodec.serve.client import Publisher
 
@@ -159,6 +181,11 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, output: Any) -> int:
     from vcodec.codec import Encoder
     from vcodec.io import open_video
+
+    if args.workers is not None or args.ray is not None:
+        from vcodec.cli.encode_parallel import run_parallel
+
+        return run_parallel(args)
 
     if args.frames is not None and args.frames <= 0:
         raise ConfigError(f"--frames must be positive, got {args.frames}")
@@ -194,6 +221,7 @@ def _run(args: argparse.Namespace, output: Any) -> int:
             preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay,
             lossless=args.lossless, roi=args.roi, threads=args.threads, psnr=args.psnr,
             detector_weights=args.detector_weights, inter_layer={"on": True, "off": False}.get(args.inter_layer, "auto"),
+            closed_gops=args.closed_gops,
         )
         bar = _progress(not (args.quiet or args.no_progress), info.num_frames)
         base = enh = 0

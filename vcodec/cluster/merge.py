@@ -91,9 +91,11 @@ class GopMerger:
             for u in run.headers[1:]:
                 add_layer_config(layers, u, source=what)
             self._headers, self._minor = raw_headers, run.minor
-            self.writer = StreamWriter(self.sink, seq, layers.values(), raw_headers=raw_headers, minor=run.minor)
+            self.writer = StreamWriter(self.sink, seq, layers.values(), raw_headers=raw_headers,
+                                       minor=run.minor)
         elif raw_headers != self._headers or run.minor != self._minor:
-            raise EncoderError(f"{what}: its stream headers differ from GOP 0's (another vcodec version or other "
+            raise EncoderError(f"{what}: its stream headers differ from GOP 0's (another vcodec version or "
+                               "other "
                                "weights on that worker?); install the same vcodec and weights on every node")
         last = result.first_frame + result.frames
         for u in run.frames:

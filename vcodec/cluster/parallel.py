@@ -64,7 +64,8 @@ def summarize(results: list[GopResult], merger: GopMerger, info: VideoInfo, opti
     psnr_full = [s.psnr_full for s in stats if s.psnr_full is not None]
     return EncodeSummary(
         frames=len(stats), fps=float(info.fps),
-        base_bytes=w.bytes_per_layer.get(BASE_LAYER, 0), enh_bytes=w.bytes_per_layer.get(ENHANCEMENT_LAYER, 0),
+        base_bytes=w.bytes_per_layer.get(BASE_LAYER, 0),
+        enh_bytes=w.bytes_per_layer.get(ENHANCEMENT_LAYER, 0),
         stream_bytes=w.bytes_written, seconds=seconds, base_mode=layers[BASE_LAYER].kind,
         base_model=layers[BASE_LAYER].codec, enh_codec=options.enh_codec,
         psnr_base=mean_psnr(psnr_base) if options.psnr else None,
@@ -98,6 +99,7 @@ def encode_parallel(
         with RayExecutor(workers, address) as ex:
             parallelism = ex.parallelism
             for i, res in ex.map_unordered(encode_gop, tasks, GopTask.describe):
+                assert isinstance(res, GopResult)  # errors raise (keep_going is off)
                 waiting[i] = res
                 results.append(res)
                 while merger.gops in waiting:  # in GOP order, as soon as the next one is in

@@ -102,7 +102,8 @@ class RayExecutor:
         self._own = True
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self._own:
             self._ray.shutdown()
             self._own = False
@@ -112,9 +113,10 @@ class RayExecutor:
         """CPUs the cluster offers (what tasks can run at once)."""
         return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
 
-    def map_unordered(self, fn: Callable[[T], R], items: Sequence[T], describe: Callable[[T], str]
-                      ) -> Iterator[tuple[int, R]]:
-        """``(i, fn(items[i]))`` as tasks finish; a task failing twice raises :class:`ClusterTaskError`."""
+    def map_unordered(self, fn: Callable[[T], R], items: Sequence[T], describe: Callable[[T], str],
+                      *, keep_going: bool = False) -> Iterator[tuple[int, R | ClusterTaskError]]:
+        """``(i, fn(items[i]))`` as tasks finish; a task failing twice raises :class:`ClusterTaskError`
+        (``keep_going``: is yielded as ``(i, error)`` and the other tasks go on)."""
         ray = self._ray
         remote = ray.remote(num_cpus=1, max_retries=ATTEMPTS - 1, retry_exceptions=True)(fn)
         refs = {remote.remote(item): i for i, item in enumerate(items)}
@@ -127,8 +129,12 @@ class RayExecutor:
                     try:
                         value = ray.get(ref)
                     except Exception as exc:  # noqa: BLE001 - Ray wraps the task's error
-                        raise ClusterTaskError(f"{describe(items[i])} failed twice (run and retry): "
-                                               f"{_cause(exc)}") from None
+                        err = ClusterTaskError(f"{describe(items[i])} failed twice (run and retry): "
+                                               f"{_cause(exc)}")
+                        if not keep_going:
+                            raise err from None
+                        yield i, err
+                        continue
                     yield i, value
         finally:
             for ref in pending:  # stop the rest: an error, or the caller stopped iterating
