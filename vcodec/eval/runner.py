@@ -125,6 +125,10 @@ class EvalConfig:
     jobs: int = 1
     threads: int = 1
     progress: bool = True
+    #: run the work units as Ray tasks: on a local Ray with this many workers, or on the cluster at
+    #: ``ray_address`` (vcodec.cluster.ray_backend); results and cache are the same as serial
+    workers: int | None = None
+    ray_address: str | None = None
 
     def check(self) -> None:
         if not self.base_qualities and not self.anchors:
@@ -140,6 +144,16 @@ class EvalConfig:
                 raise ConfigError(f"unknown anchor {a!r}; use {', '.join(ANCHOR_NAMES)}")
         if self.inter_layer not in ("on", "off", "auto"):
             raise ConfigError(f"inter_layer {self.inter_layer!r} is invalid; use on, off or auto")
+        if self.workers is not None or self.ray_address is not None:
+            from vcodec.cluster.ray_backend import require_ray
+
+            require_ray()  # usage error (exit 2) with how to install, before any work
+            if self.jobs > 1:
+                raise ConfigError("give --jobs (processes on this machine) or --workers/--ray (Ray), not both")
+            if self.workers is not None and self.ray_address is not None:
+                raise ConfigError("give --workers N (local Ray) or --ray ADDRESS (a cluster), not both")
+            if self.workers is not None and self.workers < 1:
+                raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.jobs < 1 or self.threads < 1:
             raise ConfigError(f"jobs and threads must be >= 1, got {self.jobs} and {self.threads}")
         for name, v in (("base_size", self.base_size), ("anchor_size", self.anchor_size)):
@@ -444,6 +458,16 @@ def _run_unit(cfg: EvalConfig, unit: dict[str, Any]) -> list[dict[str, Any]]:
     return _anchor_unit(cfg, unit["name"], unit["qp"])
 
 
+def _run_unit_task(item: tuple[EvalConfig, dict[str, Any]]) -> list[dict[str, Any]]:
+    return _run_unit(*item)
+
+
+def _describe_unit(item: tuple[EvalConfig, dict[str, Any]]) -> str:
+    u = item[1]
+    what = f"vcodec q {_fmt_q(u['q'])}" if u["kind"] == "vcodec" else f"{u['name']} QP {u['qp']}"
+    return f"eval work unit ({what}) of {item[0].input}"
+
+
 # -- provenance ----------------------------------------------------------------------
 def provenance(cfg: EvalConfig, detector: Any) -> dict[str, Any]:
     """Versions, weights hashes and settings every output records."""
@@ -475,7 +499,8 @@ def provenance(cfg: EvalConfig, detector: Any) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - an encoder absent from this build
             encoders[name] = "unavailable"
     settings = asdict(cfg)
-    settings.pop("progress", None)
+    for how in ("progress", "workers", "ray_address"):  # how it ran, not what it computed
+        settings.pop(how, None)
     return {
         "vcodec_version": __version__,
         "python": platform.python_version(),
@@ -874,7 +899,15 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
     from tqdm import tqdm
 
     bar = tqdm(total=len(units), desc="vcodec eval", unit="unit", disable=not cfg.progress, file=sys.stderr)
-    if cfg.jobs > 1 and len(units) > 1:
+    if (cfg.workers is not None or cfg.ray_address is not None) and units:
+        from vcodec.cluster.ray_backend import RayExecutor
+
+        # each worker reads the input and loads the models once (_context), as --jobs processes do
+        with RayExecutor(cfg.workers, cfg.ray_address) as ex:
+            for _, points in ex.map_unordered(_run_unit_task, [(cfg, u) for u in units], _describe_unit):
+                keep(points)  # type: ignore[arg-type]
+                bar.update(1)
+    elif cfg.jobs > 1 and len(units) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
