@@ -32,6 +32,7 @@ from vcodec.errors import VcodecError
 COMMANDS: dict[str, str] = {
     "demo": "vcodec.cli.demo",
     "encode": "vcodec.cli.encode",
+    "encode-batch": "vcodec.cli.encode_batch",
     "decode": "vcodec.cli.decode",
     "detect": "vcodec.cli.detect",
     "extract": "vcodec.cli.extract",
