@@ -20,7 +20,7 @@ import json
 import sys
 
 from vcodec._atomic import atomic_output
-from vcodec.cli._args import parse_size
+from vcodec.cli._args import add_input_size
 from vcodec.cli.main import subcommand_main
 
 HELP = "speed (frames/s, ms/frame) and memory per stage beside x265 (JSON)"
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="-", help="JSON report file (default: standard output)")
     parser.add_argument("--frames", type=int, default=30, help="frames to code (default 30)")
     parser.add_argument("--start", type=int, default=0, help="skip the first N frames")
-    parser.add_argument("--input-size", type=parse_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
+    add_input_size(parser)
     parser.add_argument("--base-model", help="base model id or .json/.pt path (default: the shipped one)")
     parser.add_argument(
         "--base-quality", type=float, default=0.5, help="base quality in [0, 1] (default 0.5)"

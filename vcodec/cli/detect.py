@@ -31,9 +31,11 @@ are refused:
 
 Pictures up to 640 pixels wide/high are processed at their own resolution
 padded to a multiple of 32 (the geometry the base layer uses); larger ones are
-resized so that their long side is 416 (--size), keeping the aspect ratio
-(--mode auto, the default).  --mode pad and --mode letterbox (a --size
+resized so that their long side is 416 (--det-size), keeping the aspect ratio
+(--mode auto, the default).  --mode pad and --mode letterbox (a --det-size
 square) force one or the other.  Boxes are always in input-picture pixels.
+--size WxH is the size of raw YUV input, as in every command (--size N and
+--input-size are the old spellings, accepted with a warning for one release).
 
 --annotate OUT.mp4|OUT.mkv|DIR also writes the pictures with the detections boxed and
 labelled (a video, or one PNG per frame in DIR): the input frames for plain video; for a
@@ -55,7 +57,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vcodec.cli._args import parse_size
+from vcodec.cli._args import add_input_size
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError
 
@@ -75,11 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="-", help="FILE.json, FILE.txt or a directory (default: stdout, COCO JSON)")
     parser.add_argument("--format", choices=("coco", "mot", "sfu"), help="output format (default: from -o)")
     parser.add_argument("--mode", choices=("auto", "pad", "letterbox"), default="auto",
-                        help="picture geometry (default auto: pad up to 640 px, else resize to --size)")
-    parser.add_argument("--size", type=int, help="letterbox size / long side (default: the detector's, 416)")
+                        help="picture geometry (default auto: pad up to 640 px, else resize to --det-size)")
+    parser.add_argument("--det-size", dest="size", type=int, metavar="PIXELS",
+                        help="letterbox size / long side (default: the detector's, 416)")
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum score (default 0.3)")
     parser.add_argument("--nms-threshold", type=float, default=0.45, help="NMS IoU threshold (default 0.45)")
-    parser.add_argument("--input-size", type=parse_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
+    add_input_size(parser, legacy=("size", "--det-size"))
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--annotate", metavar="OUT.mp4|DIR",
                         help="also write the pictures with the detections drawn (video, or PNGs in a folder)")

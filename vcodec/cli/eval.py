@@ -42,7 +42,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vcodec.cli._args import parse_size
+from vcodec.cli._args import add_input_size
 from vcodec.cli.main import subcommand_main
 
 HELP = "evaluate rate vs detection accuracy / quality against x265, x264 and simulcast"
@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="results folder (created; reused to resume)")
     parser.add_argument("--frames", type=int, help="evaluate at most N frames")
     parser.add_argument("--start", type=int, default=0, help="skip the first N frames")
-    parser.add_argument("--input-size", type=parse_size, help="WIDTHxHEIGHT of raw YUV input (else from its name)")
+    add_input_size(parser)
     parser.add_argument(
         "--gt", help="ground truth: SFU-HW folder, MOT gt.txt, or COCO JSON (default: pseudo)"
     )

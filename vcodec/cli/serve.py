@@ -51,6 +51,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from vcodec.cli._args import add_input_size
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError
 
@@ -97,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     enc.add_argument("--enh-codec", default="libx265", help="enhancement codec (default libx265)")
     enc.add_argument("--preset", default="ultrafast", help="enhancement encoder preset (default ultrafast)")
     enc.add_argument("--intra-period", type=int, default=32, help="frames between intra frames (default 32)")
-    enc.add_argument("--input-size", metavar="WxH", help="size of raw YUV input (else from its name)")
+    add_input_size(enc, help="WIDTHxHEIGHT of raw YUV --live input (else from its name)")
     enc.add_argument("--threads", type=int, default=0, help="torch/encoder threads (0 = leave as is)")
 
 
@@ -127,14 +128,7 @@ def live_producer(source: str, args: argparse.Namespace):  # -> vcodec.serve.liv
                 return replay_producer(p, loop_count=args.loop, speed=args.speed)
     from vcodec.serve.live import encode_producer
 
-    size = None
-    if args.input_size:
-        try:
-            w, h = (int(v) for v in args.input_size.lower().split("x"))
-        except ValueError:
-            raise ConfigError(f"--input-size {args.input_size!r}: expected WIDTHxHEIGHT, e.g. 416x240") from None
-        size = (w, h)
-    return encode_producer(source, loop_count=args.loop, speed=args.speed, size=size,
+    return encode_producer(source, loop_count=args.loop, speed=args.speed, size=args.input_size,
                            base_model=args.base_model, base_quality=args.base_quality, enh_codec=args.enh_codec,
                            preset=args.preset, intra_period=args.intra_period, threads=args.threads)
 
