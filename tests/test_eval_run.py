@@ -113,7 +113,11 @@ def test_eval_end_to_end_two_points_per_system(
     assert 0 < full["ms_ssim"] <= 1
     # pseudo ground truth is flagged everywhere
     assert res["pseudo_ground_truth"] is True and "PSEUDO" in res["ground_truth"]
-    assert "PSEUDO GROUND TRUTH" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "PSEUDO GROUND TRUTH" in summary
+    # the RD plots are linked from the summary (relative: they sit beside it)
+    for plot in ("rd_map50.png", "rd_psnr.png", "rd_msssim.png"):
+        assert f"]({plot})" in summary and (out / plot).is_file()
     gt = json.loads((out / "groundtruth.json").read_text())
     if any(f["boxes"] for f in gt["frames"].values()):
         # the reference IS the pseudo ground truth (plus lower-scored extras): perfect by construction

@@ -198,8 +198,9 @@ def run(args: argparse.Namespace) -> int:
         ray_address=args.ray,
     )
     results = run_eval(cfg)
-    summary = Path(args.output) / "summary.md"
-    print(f"{len(results['points'])} points; summary: {summary}")
+    out = Path(args.output)
+    plots = ", ".join(str(out / p) for p in ("rd_map50.png", "rd_psnr.png", "rd_msssim.png"))
+    print(f"{len(results['points'])} points; summary: {out / 'summary.md'} (plots linked there: {plots})")
     return 0
 
 

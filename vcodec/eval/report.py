@@ -270,7 +270,12 @@ def write_summary(results: dict[str, Any], path: Path) -> None:
         "",
         points_table(results["points"]),
         "",
-        "Plots: rd_map50.png, rd_psnr.png, rd_msssim.png.",
+        "## Plots",
+        "",
+        # relative links: the plots sit beside summary.md, so any Markdown viewer shows them inline
+        "![rate vs mAP@0.5](rd_map50.png)",
+        "![rate vs PSNR](rd_psnr.png)",
+        "![rate vs MS-SSIM](rd_msssim.png)",
         "",
     ]
     path.write_text("\n".join(lines))
