@@ -79,7 +79,7 @@ def first_frame(cmd: list[str]) -> tuple[float, float]:
     need = width * height * 3 // 2
     got = 0
     while got < need:
-        chunk = proc.stdout.read1(need - got)
+        chunk = proc.stdout.read1(need - got)  # type: ignore[attr-defined]  # a BufferedReader
         if not chunk:
             raise RuntimeError(f"{' '.join(cmd)}: output ended before the first frame")
         got += len(chunk)

@@ -212,7 +212,8 @@ class Dashboard:
     def _scope(self, request: web.Request, *, query_token: bool = False) -> str | None:
         tokens = self.server.config.tokens
         if query_token and "Authorization" not in request.headers and request.query.get("token"):
-            return token_scope(tokens, _WithBearer(request.query["token"]))
+            # token_scope reads only the headers: a stand-in request carries the query's token there
+            return token_scope(tokens, _WithBearer(request.query["token"]))  # type: ignore[arg-type]
         return token_scope(tokens, request)
 
     async def _answer(self, request: web.Request, fn: Callable[[], Any]) -> web.StreamResponse:
