@@ -120,7 +120,8 @@ class PreviewWorker:
         while not self._stop.is_set():
             source = self._open(layers)
             try:
-                with Decoder(source, layers=layers, threads=1, conceal=True) as dec:
+                # threads=0: torch's thread count is process-wide; a live encoder here has set it
+                with Decoder(source, layers=layers, threads=0, conceal=True) as dec:
                     yield dec
             finally:
                 close = getattr(source, "close", None)
