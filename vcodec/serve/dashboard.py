@@ -225,6 +225,15 @@ class Dashboard:
 
     # -- routes --------------------------------------------------------------------------------------
     async def h_page(self, request: web.Request) -> web.StreamResponse:
+        if "text/html" in request.headers.get("Accept", ""):
+            try:
+                self._scope(request, query_token=True)
+            except HTTPRefusal as exc:
+                if exc.status == 401:  # a person at a browser: ask for the token (still a 401)
+                    self.server.metrics.refused(401)
+                    return web.Response(status=401, body=_TOKEN_FORM, content_type="text/html",
+                                        charset="utf-8", headers={**exc.headers, "Cache-Control": "no-store"})
+
         async def inner() -> web.StreamResponse:
             authorize_read(self._scope(request, query_token=True), {0})  # any read token: base or all
             if self._page is None:
@@ -330,6 +339,17 @@ def _stored_fps(path: Path) -> float | None:
     except Exception:  # noqa: BLE001 - unpaced is still a preview
         return None
     return fps if fps > 0 else None
+
+
+_TOKEN_FORM = b"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>vcodec serve: token needed</title></head>
+<body style="font: 15px system-ui, sans-serif; margin: 40px">
+<h1 style="font-size: 18px">vcodec serve needs a token</h1>
+<p>This server's streams are protected by bearer tokens (a <code>base</code> or <code>all</code> token).</p>
+<form method="get" action="/"><input name="token" type="password" autofocus placeholder="token" size="40">
+<button type="submit">open the dashboard</button></form>
+</body></html>
+"""
 
 
 class _WithBearer:
