@@ -72,5 +72,8 @@ def refuse_in_place(args: Any) -> None:
                 raise ConfigError(f"{flag} {out} is the input file {src}; writing it would destroy the "
                                   "input: choose another output name")
         parent = Path(out).resolve().parent
-        if dest == "json" and not parent.is_dir():  # (other outputs are opened before any work)
-            raise ConfigError(f"{flag} {out}: folder {parent} does not exist; create it first")
+        if dest == "json":  # (other outputs are opened before any work)
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {out}: folder {parent} does not exist; create it first")
+            if not os.access(parent, os.W_OK):
+                raise ConfigError(f"{flag} {out}: folder {parent} is not writable; choose another place")

@@ -44,6 +44,7 @@ __all__ = ["ServeConfig", "StreamServer", "parse_tokens", "check_name", "CONTENT
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _STREAM_PARAMS = {"layers", "start"}
+_ENDED_KEPT = 16  # cleanly ended publishes kept (unlisted) for "has ended" answers and inspection
 
 
 def check_name(name: str) -> str:
@@ -119,6 +120,18 @@ class StreamServer:
         ch = LiveChannel(name, source)
         self.channels[name] = ch
         return ch
+
+    def _retire(self, name: str, ch: LiveChannel) -> None:
+        """A publish ended: a refused or failed one is forgotten at once; of the clean ones only the
+        last few are kept (unlisted), so POSTs cannot grow the server's state or its listing."""
+        if self.channels.get(name) is not ch:
+            return
+        if ch.failed is not None:
+            del self.channels[name]
+            return
+        ended = [n for n, c in self.channels.items() if c.ended and c.source == "publish"]
+        for old in ended[:max(0, len(ended) - _ENDED_KEPT)]:
+            del self.channels[old]
 
     # -- application --------------------------------------------------------------------------------
     def make_app(self) -> web.Application:
@@ -236,8 +249,9 @@ class StreamServer:
     async def _h_list(self, request: web.Request) -> web.StreamResponse:
         async def inner(req: web.Request) -> web.StreamResponse:
             self._read_scope(req)
-            streams: list[dict[str, Any]] = [c.describe() for _, c in sorted(self.channels.items())]
-            live_names = set(self.channels)
+            streams: list[dict[str, Any]] = [c.describe() for _, c in sorted(self.channels.items())
+                                             if not (c.ended and c.source == "publish")]
+            live_names = {n for n, c in self.channels.items() if not (c.ended and c.source == "publish")}
             if self.config.root is not None:
                 loop = asyncio.get_running_loop()
                 root = self.config.root.resolve()
@@ -317,8 +331,7 @@ class StreamServer:
                 return await ingest(req, ch, metrics=self.metrics, limits=self.ingest_limits)
             finally:
                 self.publishers -= 1
-                if self.channels.get(name) is ch:  # ended: its viewers hold it; the listing forgets it
-                    del self.channels[name]
+                self._retire(name, ch)
         return await self._dispatch(request, inner)
 
 
