@@ -63,12 +63,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from compressai.ops import quantize_ste
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
+from vcodec._compressai import quantize_ste  # noqa: E402 - compressai without its datasets/zoo
 from vcodec.io.frame import Frame  # noqa: E402
 from vcodec.models.base_codec import PAD_VALUE, save_base_weights  # noqa: E402
 from vcodec.models.base_net import SCALE_TABLE, BaseNet, BaseNetConfig, bits_of  # noqa: E402
