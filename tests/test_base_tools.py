@@ -295,8 +295,9 @@ def test_auto_z_refresh_pays_for_itself_at_a_scene_cut() -> None:
         frames = list(reader)
     # the second scene: the picture upside down with its colours rotated
     frames.append(Frame.from_rgb(np.ascontiguousarray(frames[1].to_rgb()[::-1, :, ::-1]), index=2))
-    payloads, refs, _ = _code(shipped, frames, CodingTools(skip_block=0))
-    never, _, _ = _code(shipped, frames, CodingTools(skip_block=0, z_refresh="never"))
+    # P-frames at the intra frame's quality: z's price is then measured against a full-quality latent
+    payloads, refs, _ = _code(shipped, frames, CodingTools(skip_block=0, p_quality_offset=0.0))
+    never, _, _ = _code(shipped, frames, CodingTools(skip_block=0, z_refresh="never", p_quality_offset=0.0))
     assert BasePayload.from_bytes(payloads[1]).z_string is None
     assert BasePayload.from_bytes(payloads[2]).z_string is not None
     assert len(payloads[2]) < len(never[2])

@@ -49,14 +49,14 @@ STATIC_CLIPS = [
 
 VARIANTS: dict[str, CodingTools] = {
     "v1": CodingTools.version1(),
-    "z-never": CodingTools(skip_block=0, z_refresh="never"),
-    "z-auto": CodingTools(skip_block=0),
-    "zero-skip": CodingTools(),
-    "zero-skip-b4": CodingTools(skip_block=4),
-    "zero-skip-z-never": CodingTools(z_refresh="never"),
-    "rd-skip": CodingTools(skip_mode="rd"),
-    "rdoq": CodingTools(skip_block=0, rdoq=True),
-    "p-0.1": CodingTools(p_quality_offset=-0.1),
+    "z-never": CodingTools(skip_block=0, z_refresh="never", p_quality_offset=0.0),
+    "z-auto": CodingTools(skip_block=0, p_quality_offset=0.0),
+    "zero-skip": CodingTools(p_quality_offset=0.0),
+    "zero-skip-b4": CodingTools(skip_block=4, p_quality_offset=0.0),
+    "zero-skip-z-never": CodingTools(z_refresh="never", p_quality_offset=0.0),
+    "rd-skip": CodingTools(skip_mode="rd", p_quality_offset=0.0),
+    "rdoq": CodingTools(skip_block=0, rdoq=True, p_quality_offset=0.0),
+    "p-0.1": CodingTools(p_quality_offset=-0.1),  # the default
     "p-0.2": CodingTools(p_quality_offset=-0.2),
 }
 
