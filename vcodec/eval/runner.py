@@ -885,7 +885,9 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> dict[
     total_points = len(cfg.base_qualities) * (1 + len(cfg.enh_qps)) + len(cfg.anchors) * len(cfg.anchor_qps)
     say(
         f"vcodec eval: {total_points} points, {len(stored)} already computed, {len(units)} work units "
-        f"in {min(cfg.jobs, max(len(units), 1))} process(es)"
+        + (f"as Ray tasks ({f'{cfg.workers} local workers' if cfg.workers else cfg.ray_address})"
+           if cfg.workers is not None or cfg.ray_address is not None
+           else f"in {min(cfg.jobs, max(len(units), 1))} process(es)")
     )
 
     def keep(points: list[dict[str, Any]]) -> None:
