@@ -113,10 +113,14 @@ def test_parallel_encode_is_byte_identical(ray_head: str, codec_test_model: Path
 
     out = tmp_path / "par.vcs"
     assert vcodec_main(["encode", str(SEQUENCE), "-o", str(out), "--frames", str(FRAMES), "--base-model",
-                        str(codec_test_model), *CODING, "--ray", ray_head, "--no-progress"]) == 0
+                        str(codec_test_model), *CODING, "--ray", ray_head, "--no-progress",
+                        "--json", str(tmp_path / "s.json")]) == 0
     err = capsys.readouterr().err
     assert "3 GOPs on 2 workers" in err and "byte-identical" in err
     assert out.read_bytes() == serial_stream.read_bytes()
+    par = json.loads((tmp_path / "s.json").read_text())["extra"]["parallel"]
+    assert sum(par["worker_gops"].values()) == 3
+    assert set(par["weight_loads"].values()) == {1}  # once per worker process, whatever it coded
     with StreamReader(out) as r:
         frames = {u.frame for u in r.units()}
         assert r.end_info is not None and r.end_info[0] == FRAMES

@@ -81,4 +81,4 @@ def encode_gop(task: GopTask) -> GopResult:
     extra = {k: v for k, v in summary.extra.items() if k in ("gops", "probe_seconds")}
     extra["psnr_full_yuv"] = summary.psnr_full_yuv
     return GopResult(task.gop, task.first_frame, task.frames, buf.getvalue(), stats,
-                     time.perf_counter() - t0, setup, f"{socket.gethostname()}:{os.getpid()}", extra)
+                     time.perf_counter() - t0, setup, f"{socket.gethostname()}:{os.getpid()}", extra, loads)

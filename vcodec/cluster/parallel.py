@@ -55,7 +55,11 @@ def summarize(results: list[GopResult], merger: GopMerger, info: VideoInfo, opti
         "setup_seconds": max((r.setup_seconds for r in results), default=0.0),
         "parallel": {"gops": len(results), "workers": workers, "closed_gops": True,
                      "constant_qp": options.constant_qp, "note": rate_note(options),
-                     "worker_seconds": round(sum(r.seconds for r in results), 3)},
+                     "worker_seconds": round(sum(r.seconds for r in results), 3),
+                     # worker (host:pid) -> GOPs it coded, and how often it loaded the base weights
+                     "worker_gops": {w: sum(r.worker == w for r in results)
+                                     for w in {r.worker for r in results}},
+                     "weight_loads": {r.worker: r.weight_loads for r in results}},
     }
     if gops:
         extra["gops"] = sorted(gops, key=lambda g: g["frame"])

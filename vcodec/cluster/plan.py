@@ -95,6 +95,8 @@ class GopResult:
     setup_seconds: float = 0.0
     worker: str = ""
     summary_extra: dict[str, Any] = field(default_factory=dict)
+    #: base weights loads in the worker process so far (1: loaded once, reused for its later GOPs)
+    weight_loads: int = 0
 
 
 def plan_gops(num_frames: int, intra_period: int, *, group: int = 1) -> list[tuple[int, int]]:
