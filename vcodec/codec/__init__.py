@@ -11,11 +11,12 @@
 ...     for index, detections in dec.detections(): ...
 
 See ``docs/CODEC.md``; the base-layer plug-in protocol is in
-:mod:`vcodec.codec.base_layer`.
+:mod:`vcodec.baselayer`.
 """
 
-from vcodec.codec.analytics import detect_stream, is_stream
-from vcodec.codec.base_layer import (
+from typing import Any
+
+from vcodec.baselayer.protocol import (
     BASE_MODES,
     FEATURE_KIND,
     LEARNED_KIND,
@@ -23,8 +24,8 @@ from vcodec.codec.base_layer import (
     BaseLayerDecoder,
     BaseLayerEncoder,
     BaseLayerFactory,
-    default_base_model,
 )
+from vcodec.codec.analytics import detect_stream, is_stream
 from vcodec.codec.decoder import Decoder
 from vcodec.codec.encoder import Encoder, choose_inter_layer
 from vcodec.codec.sample import bundled_sequence
@@ -46,5 +47,13 @@ __all__ = [
     "BaseLayerEncoder",
     "BaseLayerDecoder",
     "BaseLayerFactory",
-    "default_base_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # the learned plug-in imports torch: only when asked for
+    if name == "default_base_model":
+        from vcodec.models.plugin import default_base_model
+
+        return default_base_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

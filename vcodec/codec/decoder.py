@@ -49,10 +49,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from vcodec.baselayer.protocol import BaseLayer, BaseLayerDecoder, get_base_factory
 from vcodec.bitstream import BASE_LAYER, ENHANCEMENT_LAYER, Damage, StreamReader, Unit, UnitType
 from vcodec.bitstream.format import UNIT_HEADER_SIZE
 from vcodec.bitstream.gop import FULL_FRAME, PER_GOP_KIND, RESIDUAL, GopRecord, lane_configs
-from vcodec.codec.base_layer import BaseLayer, get_base_factory
 from vcodec.errors import BitstreamError, ConfigError, InputError, VcodecError
 from vcodec.io.frame import Frame, VideoInfo
 
@@ -226,15 +226,14 @@ class Decoder:
         ``("gop", first_frame, GopRecord | None)`` before the GOP's first base
         event (None: the record is lost).
         """
-        dec: Any = None  # made on first use: full-frame GOPs never load the base model
+        dec: BaseLayerDecoder | None = None  # made on first use: full-frame GOPs never load the base model
 
-        def base_decoder() -> Any:
+        def base_decoder() -> BaseLayerDecoder:
             nonlocal dec
             if dec is None:
                 dec = self.base.decoder()
-                expect_size = getattr(dec, "expect_size", None)
-                if expect_size is not None:  # payload sizes checked against the header before any allocation
-                    expect_size(self.header.width, self.header.height)
+                # payload sizes are checked against the header before any allocation
+                dec.expect_size(self.header.width, self.header.height)
             return dec
 
         def reset_base() -> None:

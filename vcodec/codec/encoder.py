@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from vcodec._atomic import AtomicOutput, OutputTarget
+from vcodec.baselayer.protocol import BaseLayer, get_base_factory, kind_for_mode
 from vcodec.bitstream import (
     BASE_LAYER,
     ENHANCEMENT_LAYER,
@@ -31,7 +32,6 @@ from vcodec.bitstream.gop import (
     GopRecord,
     per_gop_params,
 )
-from vcodec.codec.base_layer import BaseLayer, get_base_factory, kind_for_mode
 from vcodec.codec.ratecontrol import BaseRateController
 from vcodec.codec.stats import EncodeSummary, FrameStats, mean_psnr
 from vcodec.errors import ConfigError, EncoderError, InputError
@@ -194,8 +194,8 @@ class Encoder:
         self._first_frame = first_frame
         self.base: BaseLayer = (base_layer if base_layer is not None
                                 else get_base_factory(self.kind).for_encoding(base_model, base_size, base_effort))
-        if detector_weights is not None and hasattr(self.base, "set_detector_weights"):
-            self.base.set_detector_weights(detector_weights)  # optional protocol hook (feature mode)
+        if detector_weights is not None:
+            self.base.set_detector_weights(detector_weights)
         self.has_picture = bool(self.base.has_picture)
         self._rate: BaseRateController | None = None
         if base_kbps is not None:
@@ -264,9 +264,9 @@ class Encoder:
         self._last_dts: int | None = None
         # modes that derive their stream parameters from the first frames (the feature mode's
         # clipping ranges) see those frames before the header is written
-        self._calibrating = bool(getattr(self.base, "needs_calibration", False))
+        self._calibrating = bool(self.base.needs_calibration)
         self._calib_frames: list[Frame] = []
-        self._calib_count = max(1, int(getattr(self.base, "calibration_frames", 8)))
+        self._calib_count = max(1, int(self.base.calibration_frames))
         self._base_enc: Any = None
         if not self._calibrating:
             self._base_enc = self.base.encoder(self.base_quality, intra_period)
@@ -395,7 +395,7 @@ class Encoder:
 
     def _finish_calibration(self) -> list[FrameStats]:
         """Calibrate on the buffered frames, write the headers, code the buffered frames."""
-        self.base.calibrate(self._calib_frames)  # type: ignore[attr-defined]
+        self.base.calibrate(self._calib_frames)
         self._base_enc = self.base.encoder(self.base_quality, self.intra_period)
         self._calibrating = False
         self._start_stream()

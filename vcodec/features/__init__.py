@@ -19,6 +19,7 @@ See docs/FEATURES.md.
 
 from __future__ import annotations
 
+from vcodec.baselayer.protocol import BASE_MODES
 from vcodec.features.codec import (
     FEATURE_KIND,
     FeatureBase,
@@ -43,11 +44,6 @@ __all__ = [
 
 
 def _register() -> None:
-    # the codec package may be absent in a trimmed install; the mode still works standalone
-    try:
-        from vcodec.codec.base_layer import BASE_MODES
-    except ImportError:
-        return
     if FEATURE_KIND not in BASE_MODES:
         BASE_MODES.register(FEATURE_KIND, FeatureBaseFactory())
 

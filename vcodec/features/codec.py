@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vcodec.baselayer.protocol import FEATURE_KIND
 from vcodec.errors import BitstreamError, ConfigError, InputError
 from vcodec.features.clipping import ActivationModel, SideModel, fit_activation, optimal_clip
 from vcodec.features.entropy import CdfTables, decode_indexes, encode_indexes
@@ -73,7 +74,6 @@ __all__ = [
     "feature_geometry",
 ]
 
-FEATURE_KIND = "feature-base"
 PAYLOAD_VERSION = 1
 LAMBDA_SCALE = 2.0 * np.log(2.0) / 12.0  # dD/dR of a uniform quantizer at high rate, per step^2
 _HEAD = struct.Struct("<BBHHHHI")
@@ -272,7 +272,7 @@ def _normalise(f: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 # -- the base layer ----------------------------------------------------------------------------
 class FeatureBase:
-    """The feature mode behind the :class:`vcodec.codec.base_layer.BaseLayer` protocol.
+    """The feature mode behind the :class:`vcodec.baselayer.BaseLayer` protocol.
 
     For encoding: ``FeatureBase(detector_name)``, then :meth:`calibrate` on
     the first frames, then ``layer_config``/``encoder``.  For decoding:
@@ -577,7 +577,7 @@ class FeatureDecoder:
 
 
 class FeatureBaseFactory:
-    """:class:`vcodec.codec.base_layer.BaseLayerFactory` of the feature mode.
+    """:class:`vcodec.baselayer.BaseLayerFactory` of the feature mode.
 
     ``for_encoding(model)``: ``model`` is the detector name (default
     ``vcodec-det``); the caller sets ``weights`` / calls ``calibrate``.
