@@ -117,3 +117,16 @@ def test_gop_coding_skips_static_blocks_exactly() -> None:
     gain = net.gain_at(0.75).detach()
     r = train_base.run_gop(net, None, y, f, x8, gain, 1.0, skip_block=2, lam_x=0.0, lam_t=0.0)  # type: ignore[arg-type]
     assert float(r["skip"]) == 1.0 and float(r["bpp_p"]) < 0.01 * float(r["bpp_i"]) + 1e-3
+
+
+def test_front_end_fast_path_equals_prepare(yolox_nano_onnx: Path, one_torch_thread: None) -> None:
+    """F(x) of a picture already padded to 64 skips prepare() (device-agnostic) with the same result."""
+    import torch
+
+    fe = train_base.FrontEnd("yolox-nano")
+    x = (torch.rand(2, 3, 64, 128, generator=torch.Generator().manual_seed(0)) * 255).round() / 255
+    rgb = x.mul(255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    ts = [fe.det.prepare(np.ascontiguousarray(im[..., ::-1]), mode="pad", multiple=64)[0] for im in rgb]
+    with torch.no_grad():
+        ref = fe.det.front(torch.cat(ts, 0))
+    assert torch.equal(fe(x), ref)

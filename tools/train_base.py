@@ -877,7 +877,7 @@ def main(argv: list[str] | None = None) -> int:
     save_ckpt()
     # final validation at every level (stage 2 figures are what the shipped model does)
     vr_final = stage2_from >= 0 and step > stage2_from
-    val_levels = {f"level{lv}_gain{float(net.gain[lv]):.3f}":
+    val_levels = {f"level{lv}_gain{float(net.gain.detach()[lv]):.3f}":
                   evaluate(net, front, val, feat_norm, lv, vr_final, args.crop, task, args.gop, device)
                   for lv in range(net.levels)} if vr_final else {}
     model_id = args.model_id or f"base-{args.detector}-v1"
