@@ -318,3 +318,40 @@ def test_p_quality_offset_codes_p_frames_at_their_own_quality(codec: BaseCodec) 
     assert BasePayload.from_bytes(low[0][1]).qcode == 0  # clamped at quality 0
     with pytest.raises(ConfigError, match="P-frame quality offset"):
         CodingTools(p_quality_offset=2.0)
+
+
+def test_temporal_dead_zone_holds_only_what_did_not_move() -> None:
+    residual = np.array([0.55, 0.45, 1.6, -0.6, 3.0]).reshape(1, 1, 1, 5)
+    prev_residual = np.array([0.2, 0.6, 0.1, -0.3, 0.0]).reshape(1, 1, 1, 5)  # moved 0.35, 0.15, 1.5, 0.3, 3
+    sym = np.round(residual)
+    sigma = np.full_like(residual, 0.5)
+
+    def bits_of(s: np.ndarray) -> np.ndarray:
+        return rdo.symbol_bits(s, sigma)
+
+    bits, offset, weights = bits_of(sym), np.zeros_like(residual), np.ones(1)
+    dist = (residual - sym) ** 2
+    held, held_bits, held_dist = rdo.hold_stable(residual, prev_residual, sym, bits, dist, bits_of, offset,
+                                                 weights, 0.5)
+    # elements 1, 2 and 4 barely moved: they take the symbol nearest the reference (0, 1, 0), even
+    # where the source alone would round the other way; the large moves are coded as before
+    assert held.ravel().tolist() == [0.0, 1.0, 2.0, 0.0, 3.0]
+    assert held_bits[0, 0, 0, 0] < bits[0, 0, 0, 0] and held_dist[0, 0, 0, 0] == pytest.approx(0.55 ** 2)
+    unchanged, _, _ = rdo.hold_stable(residual, prev_residual, sym, bits, dist, bits_of, offset, weights, 0.0)
+    assert np.array_equal(unchanged, sym)
+
+
+def test_dead_zone_streams_decode_bit_exactly(codec: BaseCodec) -> None:
+    rng = np.random.default_rng(5)
+    base = _textured().astype(np.int16)[:, :128]
+    # a still scene with sensor noise: the dead zone holds the flickering elements
+    frames = [Frame.from_rgb(np.clip(base + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8), index=i)
+              for i in range(4)]
+    payloads, refs, _ = _code(codec, frames, CodingTools(p_deadzone=0.75, p_quality_offset=0.0))
+    plain, _, _ = _code(codec, frames, CodingTools(p_quality_offset=0.0))
+    assert sum(map(len, payloads[1:])) <= sum(map(len, plain[1:]))
+    dec = codec.decoder()
+    for p, ref in zip(payloads, refs):
+        assert torch.equal(dec.decode_frame(p), ref)
+    with pytest.raises(ConfigError, match="dead zone"):
+        CodingTools(p_deadzone=-1)

@@ -58,6 +58,8 @@ VARIANTS: dict[str, CodingTools] = {
     "rdoq": CodingTools(skip_block=0, rdoq=True, p_quality_offset=0.0),
     "p-0.1": CodingTools(p_quality_offset=-0.1),  # the default
     "p-0.2": CodingTools(p_quality_offset=-0.2),
+    "dz-0.5": CodingTools(p_deadzone=0.5),
+    "dz-0.75": CodingTools(p_deadzone=0.75),
 }
 
 

@@ -163,8 +163,15 @@ class BaseEncoder:
         if intra and tools.effort == "slow":
             y, self.last_refinement = self._refine(y, x, means, sigma, offset, gain)
         residual = ((y - means) * gain).numpy()
-        sym, bits, dist = rdo.rdoq(residual, lambda s: path.symbol_costs(s, idx_np), offset, weights,
+        def bits_of(s: np.ndarray) -> np.ndarray:
+            return path.symbol_costs(s, idx_np)
+
+        sym, bits, dist = rdo.rdoq(residual, bits_of, offset, weights,
                                    float(tools.rdo_lambda) if tools.rdoq else 0.0)
+        if prev is not None and tools.p_deadzone > 0:
+            prev_residual = ((prev.double() - means) * gain).numpy()
+            sym, bits, dist = rdo.hold_stable(residual, prev_residual, sym, bits, dist, bits_of, offset,
+                                              weights, float(tools.p_deadzone))
         changed = int(np.count_nonzero(sym != np.round(residual)))
         lh, lw = geom.latent_size
         skip_pos = np.zeros((lh, lw), dtype=bool)

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-__all__ = ["RdoDecision", "SymbolCosts", "channel_weights", "decide_skip", "rdoq", "symbol_bits",
-           "zero_blocks"]
+__all__ = ["RdoDecision", "SymbolCosts", "channel_weights", "decide_skip", "hold_stable", "rdoq",
+           "symbol_bits", "zero_blocks"]
 
 _MIN_P = 2.0 ** -16  # the coder's smallest probability
 _WEIGHT_GRID = 256.0
@@ -91,6 +91,27 @@ def rdoq(residual: np.ndarray, bits_of: Callable[[np.ndarray], np.ndarray], offs
     b1, d1 = cost(s1)
     take = (s0 != 0) & (b1 + lam * d1 < b0 + lam * d0)
     return (np.where(take, s1, s0), np.where(take, b1, b0), np.where(take, d1, d0))
+
+
+def hold_stable(residual: np.ndarray, prev_residual: np.ndarray, sym: np.ndarray, bits: np.ndarray,
+                dist: np.ndarray, bits_of: Callable[[np.ndarray], np.ndarray], offset: np.ndarray,
+                weights: np.ndarray, deadzone: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Temporal dead zone of P-frames: where the source latent moved by less than ``deadzone``
+    quantisation steps since the reference (``prev_residual = (y_hat(t-1) - mean) * gain``), code
+    the symbol that reconstructs the reference instead of re-quantising the source.
+
+    Why: most non-zero P-frame symbols sit where nothing moved -- elements the intra frame
+    quantised near a bin edge, flipping with the source's noise (tools/train_base.py's
+    measurements); holding them costs a fraction of a step of distortion and no bits.
+    Returns (symbols, bits, weighted distortion) like :func:`rdoq`.
+    """
+    held = np.round(prev_residual)
+    take = (np.abs(residual - prev_residual) < deadzone) & (held != sym)
+    if not take.any():
+        return sym, bits, dist
+    recon = np.where(held != 0, np.sign(held) * (np.abs(held) + offset), 0.0)
+    held_dist = weights.reshape(1, -1, 1, 1) * (residual - recon) ** 2
+    return (np.where(take, held, sym), np.where(take, bits_of(held), bits), np.where(take, held_dist, dist))
 
 
 def _block_sum(per_position: np.ndarray, block: int) -> np.ndarray:

@@ -41,6 +41,9 @@ class CodingTools:
     carries its own quality code), like a conventional encoder's P-frame QP offset; -0.1 by
     default: BD-rate on (bits, feature PSNR) -17.7 % on one-by-one, -1.5 % on car-detection
     against 0 (docs/BASE_LAYER.md), since skipped blocks keep the intra frame's quality;
+    ``p_deadzone``: in P-frames, elements whose source latent moved by less than this many
+    quantisation steps since the reference keep the reference's value (0 = off; see
+    :func:`vcodec.models.rdo.hold_stable`);
     ``payload_version``: 2, or 1 to write streams that vcodec 0.1 reads (no tools).
     """
 
@@ -51,6 +54,7 @@ class CodingTools:
     rdoq: bool = False
     effort: str = "fast"
     p_quality_offset: float = -0.1
+    p_deadzone: float = 0.0
     payload_version: int = PAYLOAD_VERSION
 
     def __post_init__(self) -> None:
@@ -63,6 +67,10 @@ class CodingTools:
         if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not -1.0 <= offset <= 1.0:
             raise ConfigError(f"P-frame quality offset {self.p_quality_offset!r} is invalid; use a number in "
                               "[-1, 1] (e.g. -0.1)")
+        if isinstance(self.p_deadzone, bool) or not isinstance(self.p_deadzone, (int, float)) \
+                or not 0.0 <= self.p_deadzone <= 4.0:
+            raise ConfigError(f"P-frame dead zone {self.p_deadzone!r} is invalid; use 0 (off) to 4 "
+                              "quantisation steps (e.g. 0.5)")
         if self.effort not in EFFORTS:
             raise ConfigError(f"base effort {self.effort!r} is invalid; use one of {', '.join(EFFORTS)}")
         if self.skip_mode not in SKIP_MODES:
@@ -72,7 +80,7 @@ class CodingTools:
         if self.z_refresh not in Z_REFRESH:
             raise ConfigError(f"z refresh {self.z_refresh!r} is invalid; use one of {', '.join(Z_REFRESH)}")
         if self.payload_version == 1 and (self.skip_block or self.z_refresh != "always" or self.rdoq
-                                          or self.p_quality_offset):
+                                          or self.p_quality_offset or self.p_deadzone):
             raise ConfigError("payload version 1 has no coding tools; use CodingTools.version1()")
 
     @classmethod
@@ -87,7 +95,7 @@ class CodingTools:
     def to_dict(self) -> dict[str, Any]:
         return {"skip_block": self.skip_block, "skip_mode": self.skip_mode, "z_refresh": self.z_refresh,
                 "rdo_lambda": float(self.rdo_lambda), "rdoq": self.rdoq, "effort": self.effort,
-                "p_quality_offset": float(self.p_quality_offset),
+                "p_quality_offset": float(self.p_quality_offset), "p_deadzone": float(self.p_deadzone),
                 "payload_version": self.payload_version}
 
 
