@@ -277,9 +277,10 @@ class Decoder:
             if skip and not item.intra:
                 yield "lost", f, None
                 return
+            decoder = base_decoder()
             try:
-                decoded = base_decoder().decode_frame(item.payload, item.intra)
-                self._check_geometry(dec.last_geometry)
+                decoded = decoder.decode_frame(item.payload, item.intra)
+                self._check_geometry(decoder.last_geometry)
             except (BitstreamError, InputError) as exc:
                 # InputError: the payload describes an impossible picture (odd size...): damage too
                 err = self._wrap(exc, item)
@@ -291,7 +292,7 @@ class Decoder:
                 yield "lost", f, None
                 return
             skip = False
-            yield "base", f, (decoded, dec.last_geometry)
+            yield "base", f, (decoded, decoder.last_geometry)
 
         def resolve(record: GopRecord | None) -> Iterator[tuple[str, int | None, Any]]:
             nonlocal held, gop_need
