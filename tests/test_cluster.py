@@ -203,6 +203,7 @@ def test_encode_batch_resumable_split_and_missing_input(ray_head: str, codec_tes
     assert json.loads((out / f"{name}.json").read_text())["extra"]["parallel"]["gops"] == 3
 
 
+@pytest.mark.slow  # 45 s on 2 cores: four eval runs (as test_eval_parallel_jobs_match_serial, also slow)
 def test_eval_on_ray_matches_serial(ray_head: str, codec_test_model: Path, tmp_path: Path) -> None:
     """Two clips, each evaluated serially and on Ray: the same points (timings aside)."""
     from vcodec.cli.eval import main as eval_main
