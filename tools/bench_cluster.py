@@ -7,8 +7,8 @@ whole command, end to end (start-up, model loading, Ray start included):
 
   vcodec encode CLIP -o serial.vcs   --closed-gops --enh-qp QP --intra-period 32 -q
   vcodec encode CLIP -o parallel.vcs --workers 2   --enh-qp QP --intra-period 32 -q
-  (with --one-thread also the serial command with --threads 1: torch on one thread, as in
-  a Ray worker, which separates the gain of parallel GOPs from that of not oversubscribing)
+  (with --one-thread both again with --threads 1: torch and x265 on one thread each, which
+  separates the gain of parallel GOPs from that of not oversubscribing a loaded machine)
 
 alternating, --repeats times, and reports the median times, the speed-up, whether
 the two streams are byte-identical, and the load average (the machine may be shared).
@@ -55,6 +55,38 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - t0
 
 
+def _head_runs(a: argparse.Namespace, par_cmd: list[str], tmp: str) -> tuple[list[float], bool]:
+    """--ray against a head on this machine (started and stopped here, by its process group)."""
+    import signal
+    import socket
+
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="vb", dir="/tmp")
+    env = os.environ | {"OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
+                             f"--port={port}", "--node-ip-address=127.0.0.1", f"--num-cpus={a.workers}",
+                             "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    try:
+        time.sleep(20)  # the head's start-up is not part of the timing
+        cmd = [*par_cmd[:6], f"{tmp}/head.vcs", *par_cmd[7:]]
+        i = cmd.index("--workers")
+        cmd[i:i + 2] = ["--ray", f"127.0.0.1:{port}", "--threads", "1"]
+        runs = [timed(cmd, env) for _ in range(a.repeats)]
+        print(f"--ray (running head), threads 1: {runs[-1]:.1f} s", file=sys.stderr)
+        same = Path(f"{tmp}/head.vcs").read_bytes() == Path(f"{tmp}/serial1.vcs").read_bytes()
+        return runs, same
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=128)
@@ -63,7 +95,10 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--extra", default="", help="more encode options, e.g. '--preset fast'")
-    ap.add_argument("--one-thread", action="store_true", help="also time serial with --threads 1")
+    ap.add_argument("--one-thread", action="store_true", help="also time both with --threads 1")
+    ap.add_argument("--head", action="store_true",
+                    help="also time --ray against a local head started beforehand (no Ray start-up in the "
+                    "timing: what a running cluster gives), with --threads 1")
     ap.add_argument("--json", help="write the result here too")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench_cluster_") as tmp:
@@ -75,27 +110,43 @@ def main() -> int:
         par_cmd = [sys.executable, "-m", "vcodec", "encode", str(clip), "-o", f"{tmp}/parallel.vcs",
                    "--workers", str(a.workers), *common]
         load_before = os.getloadavg()
-        ts, tp, t1 = [], [], []
+        # threads "" = the defaults (torch: all cores; x265: auto); "1" = --threads 1 (torch and x265 on
+        # one thread; x265's output depends on its thread count, so each pair compares equal settings)
+        variants = ["", "1"] if a.one_thread else [""]
+        times: dict[str, dict[str, list[float]]] = {v: {"serial": [], "parallel": []} for v in variants}
+        identical: dict[str, bool] = {}
         for _ in range(a.repeats):
-            ts.append(timed(serial_cmd))
-            tp.append(timed(par_cmd))
-            if a.one_thread:
-                t1.append(timed([*serial_cmd, "--threads", "1"], os.environ | {"OMP_NUM_THREADS": "1"}))
-            print(f"serial {ts[-1]:.1f} s, parallel {tp[-1]:.1f} s"
-                  + (f", serial --threads 1 {t1[-1]:.1f} s" if t1 else "")
-                  + f", load {os.getloadavg()[0]:.2f}",
-                  file=sys.stderr)
-        identical = Path(f"{tmp}/serial.vcs").read_bytes() == Path(f"{tmp}/parallel.vcs").read_bytes()
-        s, p = statistics.median(ts), statistics.median(tp)
+            for v in variants:
+                extra = ["--threads", v] if v else []
+                env = os.environ | {"OMP_NUM_THREADS": v} if v else None
+                for kind, cmd in (("serial", serial_cmd), ("parallel", par_cmd)):
+                    out = f"{tmp}/{kind}{v}.vcs"
+                    times[v][kind].append(timed([*cmd[:6], out, *cmd[7:], *extra], env))
+                pair = [Path(f"{tmp}/{kind}{v}.vcs").read_bytes() for kind in ("serial", "parallel")]
+                identical[v] = pair[0] == pair[1]
+                print(f"threads {v or 'default'}: serial {times[v]['serial'][-1]:.1f} s, parallel "
+                      f"{times[v]['parallel'][-1]:.1f} s, identical {identical[v]}, "
+                      f"load {os.getloadavg()[0]:.2f}",
+                      file=sys.stderr)
+        head_runs: list[float] = []
+        if a.head:
+            head_runs, identical["head"] = _head_runs(a, par_cmd, tmp)
         result = {
             "clip": f"{a.frames} frames 416x240 from {source}", "intra_period": a.intra_period, "qp": a.qp,
-            "workers": a.workers, "cpus": os.cpu_count(), "serial_s": [round(t, 2) for t in ts],
-            "parallel_s": [round(t, 2) for t in tp], "speedup_median": round(s / p, 3),
-            "byte_identical": identical,
-            **({"serial_1thread_s": [round(t, 2) for t in t1],
-                "speedup_vs_1thread_median": round(statistics.median(t1) / p, 3)} if t1 else {}),
-            "loadavg_before": [round(v, 2) for v in load_before],
-            "loadavg_after": [round(v, 2) for v in os.getloadavg()],
+            "workers": a.workers, "cpus": os.cpu_count(),
+            "runs": {v or "default": {
+                "serial_s": [round(t, 2) for t in times[v]["serial"]],
+                "parallel_s": [round(t, 2) for t in times[v]["parallel"]],
+                "speedup_median": round(statistics.median(times[v]["serial"])
+                                        / statistics.median(times[v]["parallel"]), 3),
+                "byte_identical": identical[v]} for v in variants},
+            **({"ray_head_threads1": {"parallel_s": [round(t, 2) for t in head_runs],
+                                      "speedup_vs_serial_threads1": round(
+                                          statistics.median(times["1"]["serial"])
+                                          / statistics.median(head_runs), 3) if "1" in times else None,
+                                      "byte_identical": identical["head"]}} if head_runs else {}),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         }
     print(json.dumps(result, indent=1))
     if a.json:
