@@ -126,7 +126,7 @@ def run_variant(codec: BaseCodec, det: Any, frames: list[Frame], quality: float,
 
 def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualities: list[float],
            args: argparse.Namespace, starts: dict[str, int]) -> int:
-    """Rate-fidelity curves per variant and clip; BD-rate of each variant against the first."""
+    """Rate-fidelity and rate-mAP curves per variant and clip; BD-rates against the first variant."""
     from vcodec.eval.bdrate import bd_rate_result
 
     report: dict[str, Any] = {"model": codec.model_id, "qualities": qualities, "frames": args.frames,
@@ -136,30 +136,34 @@ def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualiti
             continue
         frames = read_frames(name, starts.get(name, 0), args.frames)
         clean = clean_features(codec, det, frames)
+        refs = reference_detections(codec, det, frames)
         rows: dict[str, list[dict[str, float]]] = {}
         for label, tools in variants.items():
             rows[label] = []
             for q in qualities:
                 r = run_variant(codec, det, frames, q, args.intra_period, tools, clean)
+                m50 = float(map_against(refs, r.pop("dets"))["map50"])
                 n_p = max(len(frames) - 1, 0)
                 bits = (r["bits_i"] + r["bits_p"] * n_p) / len(frames) if n_p else r["bits_i"]
-                rows[label].append({"quality": q, "bits_per_frame": round(bits, 1),
+                rows[label].append({"quality": q, "bits_per_frame": round(bits, 1), "map50": round(m50, 4),
                                     "df": r["feature_error"],
                                     "feature_psnr": round(-10 * math.log10(r["feature_error"]), 4)})
                 print(f"{name[:30]:30} {label:16} q={q:.2f} {bits:9.0f} bits/frame  "
-                      f"Df {r['feature_error']:.4f}", flush=True)
+                      f"Df {r['feature_error']:.4f}  mAP@0.5 {m50:.3f}", flush=True)
         first = next(iter(rows))
         bd: dict[str, Any] = {}
         for label in rows:
             if label == first:
                 continue
             anchor, test = rows[first], rows[label]
-            res = bd_rate_result([p["bits_per_frame"] for p in anchor], [p["feature_psnr"] for p in anchor],
-                                 [p["bits_per_frame"] for p in test], [p["feature_psnr"] for p in test])
-            bd[label] = None if res.value is None else round(res.value, 2)
-            print(f"{name[:30]:30} BD-rate {label} vs {first} (bits, feature PSNR): "
-                  f"{'n/a (' + str(res.reason) + ')' if res.value is None else f'{res.value:+.1f} %'}",
-                  flush=True)
+            bd[label] = {}
+            for metric in ("feature_psnr", "map50"):
+                res = bd_rate_result([p["bits_per_frame"] for p in anchor], [p[metric] for p in anchor],
+                                     [p["bits_per_frame"] for p in test], [p[metric] for p in test])
+                bd[label][metric] = None if res.value is None else round(res.value, 2)
+                print(f"{name[:30]:30} BD-rate {label} vs {first} (bits, {metric}; envelope): "
+                      f"{'n/a (' + str(res.reason) + ')' if res.value is None else f'{res.value:+.1f} %'}",
+                      flush=True)
         report["clips"][name] = {"rows": rows, "bd_vs_first": bd}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
