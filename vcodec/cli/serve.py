@@ -13,6 +13,9 @@ publish token).  The server never decodes: it filters units by layer id.
   GET /streams/NAME?start=F          stored streams: from the intra frame at or before F
   GET /metrics                       Prometheus text: bytes/units per stream, layer, client; drops
   POST /streams/NAME                 publish a live stream (chunked body)
+  GET /                              the live dashboard in a browser: streams, per-layer rates and
+                                     clients, a preview with the base layer's detections boxed
+                                     (with tokens on: open http://HOST:PORT/?token=TOKEN)
 
 A client joining a live stream starts at the next intra frame of each layer.
 A client that cannot keep up has a bounded buffer (--buffer); when it
@@ -168,7 +171,8 @@ async def _serve(args: argparse.Namespace) -> int:
     tasks = [start_live(server, loop, name, prod, source=src) for name, prod, src in producers]
     print(f"vcodec serve: listening on http://{args.host}:{port}"
           f" (root {args.root or '-'}, live {', '.join(n for n, _, _ in producers) or '-'}, "
-          f"tokens {'on' if config.tokens else 'off'})", file=sys.stderr, flush=True)
+          f"tokens {'on' if config.tokens else 'off'}); dashboard: http://{args.host}:{port}/",
+          file=sys.stderr, flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:

@@ -6,6 +6,7 @@ Routes::
     GET  /streams/{name}?layers=...   the stream, only the requested layers (chunked)
     POST /streams/{name}              publish a live stream (body: the stream as it is encoded)
     GET  /metrics                     Prometheus text
+    GET  /                            the live dashboard (:mod:`~vcodec.serve.dashboard`)
 
 The server never decodes: it filters units by layer id.  Stored streams are
 filtered exactly like :func:`vcodec.bitstream.extract_layers` (same bytes);
@@ -32,6 +33,7 @@ from aiohttp import web
 from vcodec.bitstream.extract import parse_layers
 from vcodec.errors import ConfigError
 from vcodec.serve.auth import TOKEN_SCOPES, authorize_read, parse_tokens, token_scope
+from vcodec.serve.dashboard import Dashboard
 from vcodec.serve.http import CONTENT_TYPE, HTTPRefusal, refuse
 from vcodec.serve.hub import DEFAULT_BUFFER_BYTES, LiveChannel
 from vcodec.serve.ingest import IngestLimits, ingest
@@ -143,7 +145,7 @@ class StreamServer:
         app.router.add_post("/streams/{name}", self._h_publish)
         app.router.add_put("/streams/{name}", self._h_publish)
         app.router.add_get("/metrics", self._h_metrics)
-        app.router.add_get("/", self._h_index)
+        Dashboard(self).register(app)  # GET / and /dashboard/*: vcodec.serve.dashboard
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -234,9 +236,6 @@ class StreamServer:
             return refuse(self.metrics, exc.status, exc.message, exc.headers)
         except ConfigError as exc:
             return refuse(self.metrics, 400, str(exc))
-
-    async def _h_index(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(text="vcodec stream server: GET /streams, /streams/{name}?layers=base|all, /metrics\n")
 
     async def _h_metrics(self, request: web.Request) -> web.StreamResponse:
         async def inner(req: web.Request) -> web.StreamResponse:
