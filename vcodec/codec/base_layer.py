@@ -6,33 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from vcodec.baselayer.protocol import (
-    BASE_MODES,
-    FEATURE_KIND,
-    LEARNED_KIND,
-    MODE_MODULES,
-    MODE_NAMES,
-    BaseLayer,
-    BaseLayerDecoder,
-    BaseLayerEncoder,
-    BaseLayerFactory,
-    get_base_factory,
-    kind_for_mode,
-)
+from vcodec.baselayer import protocol as _protocol
+from vcodec.baselayer.protocol import *  # noqa: F403  (the old names, one release)
 
-__all__ = [
-    "BaseLayer",
-    "BaseLayerEncoder",
-    "BaseLayerDecoder",
-    "BaseLayerFactory",
-    "BASE_MODES",
-    "MODE_NAMES",
-    "MODE_MODULES",
-    "LEARNED_KIND",
-    "FEATURE_KIND",
-    "get_base_factory",
-    "kind_for_mode",
-]
+__all__ = list(_protocol.__all__)
 
 _LAZY = {"default_base_model", "DEFAULT_BASE_MODELS", "LearnedBase", "LearnedBaseFactory"}
 
