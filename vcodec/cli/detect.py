@@ -65,13 +65,13 @@ HELP = "detect objects in a video, or from a stream's base layer alone (COCO JSO
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from vcodec.detection import DEFAULT_DETECTOR, DETECTORS, SHIPPED_DETECTORS
-
+    # the detector registry imports torch; --help must not (the names are checked when the command runs)
     parser.add_argument("input", help="video file, image folder, vcodec stream, URL, or - for stdin")
-    parser.add_argument("--detector", choices=DETECTORS.names(),
-                        help=f"detector name (default {DEFAULT_DETECTOR}; for a stream: its base model's)")
+    parser.add_argument("--detector", help="detector name (default yolox-nano; for a stream: its base "
+                        "model's); also vcodec-det, yolox-tiny/s/m/l/x and the torchvision adapters "
+                        "fasterrcnn-r50-fpn, fcos-r50-fpn, retinanet-r50-fpn (docs/DETECTION.md)")
     parser.add_argument("--weights", help="weights file (.pth/.pt, or .onnx for YOLOX); required except for "
-                        f"{', '.join(SHIPPED_DETECTORS)}, whose weights ship with vcodec")
+                        "the detectors whose weights ship with vcodec (yolox-nano, vcodec-det)")
     parser.add_argument("--frames", type=int, help="process at most N frames")
     parser.add_argument("--start", type=int, default=0, help="skip the first N frames")
     parser.add_argument("-o", "--output", default="-", help="FILE.json, FILE.txt or a directory (default: stdout, COCO JSON)")
@@ -102,10 +102,13 @@ def open_frames(args: argparse.Namespace) -> Iterable:
 
 
 def build_detector(args: argparse.Namespace) -> Any:
-    from vcodec.detection import DEFAULT_DETECTOR, SHIPPED_DETECTORS, get_detector
+    from vcodec.detection import DEFAULT_DETECTOR, DETECTORS, SHIPPED_DETECTORS, get_detector
     from vcodec.detection.shipped import has_shipped_weights
 
     name = args.detector or DEFAULT_DETECTOR
+    if name not in DETECTORS:
+        raise ConfigError(f"--detector {name} is not a registered detector; use one of "
+                          f"{', '.join(DETECTORS.names())}")
     if args.weights is None and not has_shipped_weights(name):
         raise ConfigError(
             f"--detector {name} needs --weights FILE (vcodec never downloads weights); "
