@@ -242,9 +242,9 @@ class _Context:
     @property
     def detector(self) -> Any:
         if self._detector is None:
-            from vcodec.detection import get_detector
+            from vcodec.detection import DEFAULT_DETECTOR, get_detector
 
-            name = self.cfg.detector or "vcodec-det"
+            name = self.cfg.detector or DEFAULT_DETECTOR
             self._detector = get_detector(
                 name, self.cfg.detector_weights, score_threshold=self.cfg.score_threshold
             )
@@ -488,10 +488,13 @@ def provenance(cfg: EvalConfig, detector: Any) -> dict[str, Any]:
     if cfg.detector_weights:
         det_sha = _sha256_file(cfg.detector_weights)
     else:
-        from vcodec.detection.vcodec_det import SHIPPED_WEIGHTS
+        from vcodec.detection import DEFAULT_DETECTOR
+        from vcodec.detection.shipped import has_shipped_weights, shipped_weights
 
-        if (cfg.detector or "vcodec-det") == "vcodec-det" and SHIPPED_WEIGHTS.is_file():
-            det_sha = _sha256_file(SHIPPED_WEIGHTS)
+        # the weights that ship with vcodec for this detector (YOLOX-Nano by default)
+        name = cfg.detector or DEFAULT_DETECTOR
+        if has_shipped_weights(name):
+            det_sha = shipped_weights(name).sha256
     encoders = {}
     for name in ("libx265", "libx264"):
         try:
