@@ -157,12 +157,12 @@ class BaseEncoder:
             self._weights = rdo.channel_weights(self.codec._T64, y, 1.0 / gain)
         weights = self._weights if self._weights is not None else np.ones(y.shape[1])
         idx_np = idx.numpy()
-        sigma = path.table.numpy()[idx_np]
         offset = off.numpy()[idx_np]
         self.last_refinement = None
         if intra and tools.effort == "slow":
-            y, self.last_refinement = self._refine(y, x, means, sigma, offset, gain)
+            y, self.last_refinement = self._refine(y, x, means, path.table.numpy()[idx_np], offset, gain)
         residual = ((y - means) * gain).numpy()
+
         def bits_of(s: np.ndarray) -> np.ndarray:
             return path.symbol_costs(s, idx_np)
 
@@ -183,11 +183,12 @@ class BaseEncoder:
         elif tools.skip_block:
             grid = block_grid(lh, lw, tools.skip_block)
             self._skip_model.check_previous(grid)
-            copy_dist = weights.reshape(1, -1, 1, 1) * (((y - prev.double()) * gain).numpy()) ** 2
-            allowed = None if tools.skip_mode == "rd" else rdo.zero_blocks(sym, tools.skip_block)
-            decision = rdo.decide_skip(bits, dist, copy_dist, tools.skip_block, float(tools.rdo_lambda),
-                                       flag_bits_estimate(self._last_skip_share), allowed)
-            flags = decision.skip if tools.rdo_lambda > 0 else np.zeros((grid.rows, grid.cols), np.uint8)
+            flags = np.zeros((grid.rows, grid.cols), np.uint8)  # lambda 0: distortion is free, never copy
+            if tools.rdo_lambda > 0:
+                copy_dist = weights.reshape(1, -1, 1, 1) * (((y - prev.double()) * gain).numpy()) ** 2
+                allowed = None if tools.skip_mode == "rd" else rdo.zero_blocks(sym, tools.skip_block)
+                flags = rdo.decide_skip(bits, dist, copy_dist, tools.skip_block, float(tools.rdo_lambda),
+                                        flag_bits_estimate(self._last_skip_share), allowed).skip
             enc.encode_with_indexes(flags.reshape(-1).astype(np.int64).tolist(),
                                     self._skip_model.indexes(flags),
                                     BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)
