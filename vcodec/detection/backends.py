@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from vcodec.detection.shipped import WEIGHTS_DIR
+from vcodec.detection.shipped import WEIGHTS_DIR, load_tagged_state
 from vcodec.errors import ConfigError, WeightsError
 
 __all__ = [
@@ -92,15 +92,8 @@ class AdaptedBackend:
         if digest != self.sha256:
             raise WeightsError(f"{self.path} has sha256 {digest[:16]}... but its record says "
                                f"{self.sha256[:16]}...; the package is corrupted, reinstall vcodec")
-        try:
-            blob = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a damaged file
-            raise WeightsError(f"{self.path} cannot be read ({type(exc).__name__}); "
-                               f"reinstall vcodec") from None
-        if not isinstance(blob, dict) or blob.get("format") != BACKEND_FORMAT or "state_dict" not in blob:
-            raise WeightsError(f"{self.path} is not a {BACKEND_FORMAT} file; regenerate it with "
-                               f"tools/train_backend.py --ship")
-        return dict(blob["state_dict"])
+        return load_tagged_state(self.path, BACKEND_FORMAT,
+                                 "regenerate it with tools/train_backend.py --ship")
 
 
 def find_backend(base_model_id: str, base_sha256: str, weights_dir: Path | None = None

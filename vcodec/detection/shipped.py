@@ -78,21 +78,29 @@ def has_shipped_weights(name: str) -> bool:
     return name in SHIPPED_DETECTORS and (WEIGHTS_DIR / f"{name}.pt").is_file()
 
 
+def load_tagged_state(path: Path, fmt: str, remedy: str) -> dict[str, torch.Tensor]:
+    """The state dict of a vcodec weights file whose ``format`` tag must be ``fmt``.
+
+    WeightsError (naming the file and ``remedy`` for a wrong tag) for a damaged or foreign file.
+    """
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise WeightsError(f"{path} cannot be read ({type(exc).__name__}); reinstall vcodec") from None
+    if not isinstance(blob, dict) or blob.get("format") != fmt or "state_dict" not in blob:
+        raise WeightsError(f"{path} is not a {fmt} file; {remedy}")
+    return dict(blob["state_dict"])
+
+
 def load_shipped_yolox(variant: str = "nano", weights_dir: Path | None = None, **kw: float) -> Any:
     """YOLOX with the weights shipped in the package (BatchNorm folded), sha256 checked."""
     from vcodec.detection.weights import load_state_dict_strict
     from vcodec.detection.yolox import YOLOX
 
     shipped = shipped_weights(f"yolox-{variant}", weights_dir)
-    try:
-        blob = torch.load(shipped.path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged file
-        raise WeightsError(f"{shipped.path} cannot be read ({type(exc).__name__}); "
-                           f"reinstall vcodec") from None
-    if not isinstance(blob, dict) or blob.get("format") != DETECTOR_FORMAT or "state_dict" not in blob:
-        raise WeightsError(f"{shipped.path} is not a {DETECTOR_FORMAT} file; reinstall vcodec")
+    state = load_tagged_state(shipped.path, DETECTOR_FORMAT, "reinstall vcodec")
     model = YOLOX(variant, **kw).fuse()
-    load_state_dict_strict(model, blob["state_dict"], shipped.path, f"YOLOX-{variant}")
+    load_state_dict_strict(model, state, shipped.path, f"YOLOX-{variant}")
     # the identity of the weights is the file they were converted from: an adapted back end
     # made against the ONNX export applies to this conversion too
     model.weights_sha256 = shipped.source_sha256 or shipped.sha256
