@@ -591,6 +591,15 @@ class Decoder:
             enh = self._new_enh_decoder(enh_mode)
             enh_skip = True
 
+        def close_decoder(where: str) -> None:
+            """The current enhancement decoder's last pictures, then close it (strict: damage raises)."""
+            try:
+                take(enh.flush())
+            except BitstreamError as exc:
+                if not self.conceal:
+                    raise BitstreamError(f"at the end of {where}: {exc}", source=self._reader.name) from None
+            enh.close()
+
         def gop_mode(frame: int) -> str | None:
             """Per-GOP: the mode of the GOP holding ``frame`` (None: its record is lost or missing)."""
             start = frame - frame % period if period else 0
@@ -624,13 +633,7 @@ class Decoder:
                         continue
                     if mode != enh_mode:
                         # a new mode starts with an intra packet; the old decoder's pictures come out first
-                        try:
-                            take(enh.flush())
-                        except BitstreamError as exc:
-                            if not self.conceal:
-                                raise BitstreamError(f"at the end of a GOP: {exc}",
-                                                     source=self._reader.name) from None
-                        enh.close()
+                        close_decoder("a GOP")
                         enh_mode = mode
                         enh = self._new_enh_decoder(enh_mode)
                         last_dts = None
@@ -651,13 +654,7 @@ class Decoder:
                     self._extra_damage.append(Damage(unit.offset, str(err), ENHANCEMENT_LAYER, unit.frame))
                     drop_decoder()
             elif kind == "end":
-                try:
-                    take(enh.flush())
-                except BitstreamError as exc:
-                    if not self.conceal:
-                        raise BitstreamError(f"at the end of the enhancement layer: {exc}",
-                                             source=self._reader.name) from None
-                enh.close()
+                close_decoder("the enhancement layer")
                 yield from emit(final=True)
                 return
             yield from emit(final=False)
