@@ -23,7 +23,6 @@ machine and thread count.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -183,8 +182,3 @@ def channel_weights(T: torch.nn.Module, y_hat: torch.Tensor, step: float, crop: 
     out = out / out.mean()
     out = np.clip(out, 0.02, 50.0)
     return np.round(out * _WEIGHT_GRID) / _WEIGHT_GRID
-
-
-def high_rate_lambda() -> float:
-    """The entropy-coded uniform quantiser's high-rate balance (bits per squared step)."""
-    return 6.0 / math.log(2.0)

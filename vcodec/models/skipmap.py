@@ -79,11 +79,14 @@ class SkipContextModel:
     """
 
     def __init__(self) -> None:
-        self.counts = np.ones((8, 2), dtype=np.int64)  # Laplace start: P(skip) = 1/2
+        self.counts = np.ones((8, 2), dtype=np.int64)
         self.previous: np.ndarray | None = None
+        self.reset()
 
     def reset(self) -> None:
-        self.__init__()
+        """Start of a GOP: every model back at P(skip) = 1/2 (Laplace counts), no previous map."""
+        self.counts[:] = 1
+        self.previous = None
 
     @staticmethod
     def context(flags: np.ndarray, prev: np.ndarray | None, r: int, c: int) -> int:

@@ -108,4 +108,4 @@ class FrameReport:
     z_bits: int
     blocks: int = 0
     skipped_blocks: int = 0
-    changed_by_rdoq: int = 0
+    changed_by_rdoq: int = 0  # symbols other than plain rounding (RDOQ and the temporal dead zone)
