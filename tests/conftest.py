@@ -59,7 +59,7 @@ def _save_test_base_model(out_dir: Path, seed: int) -> Path:
     """
     import torch
 
-    from vcodec.models import BaseNet, BaseNetConfig, save_base_weights
+    from vcodec.baselayer.learned import BaseNet, BaseNetConfig, save_base_weights
 
     torch.manual_seed(seed)
     net = BaseNet(BaseNetConfig(detector="yolox-nano", n=32, m=48, nz=16, t_channels=32))

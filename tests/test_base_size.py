@@ -10,7 +10,7 @@ from conftest import FAST_ENCODE, SEQUENCE, one_error_line
 from vcodec.bitstream import StreamReader
 from vcodec.cli import encode as encode_cli
 from vcodec.codec import Decoder
-from vcodec.models import BasePayload
+from vcodec.baselayer.learned import BasePayload
 
 
 def _encode(out: Path, model: Path, *extra: str) -> int:

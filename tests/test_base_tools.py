@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from vcodec.errors import BitstreamError, ConfigError
 from vcodec.io.frame import Frame
-from vcodec.models import BaseCodec, BaseNet, BaseNetConfig, BasePayload, CodingTools
-from vcodec.models import rdo
-from vcodec.models.skipmap import (
+from vcodec.baselayer.learned import BaseCodec, BaseNet, BaseNetConfig, BasePayload, CodingTools
+from vcodec.baselayer.learned import rdo
+from vcodec.baselayer.learned.skipmap import (
     BINARY_CDF_LENGTHS,
     BINARY_CDFS,
     BINARY_OFFSETS,
@@ -266,7 +266,7 @@ def test_slow_effort_refines_intra_latents_and_decodes_bit_exactly(codec: BaseCo
 
 
 def test_slow_effort_lowers_the_shipped_models_objective() -> None:
-    from vcodec.models import load_base_model
+    from vcodec.baselayer.learned import load_base_model
 
     shipped = load_base_model("base-yolox-nano-v2")
     frame = Frame.from_rgb(np.ascontiguousarray(_textured(192, 128)[:, :192]), index=0)
@@ -288,7 +288,7 @@ def test_auto_z_refresh_sends_z_only_when_it_pays(codec: BaseCodec) -> None:
 def test_auto_z_refresh_pays_for_itself_at_a_scene_cut() -> None:
     from conftest import SEQUENCE
     from vcodec.io import open_video
-    from vcodec.models import load_base_model
+    from vcodec.baselayer.learned import load_base_model
 
     shipped = load_base_model("base-yolox-nano-v2")  # a trained hyperprior: the untrained one tells little
     with open_video(SEQUENCE, frames=2) as reader:

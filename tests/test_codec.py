@@ -275,7 +275,7 @@ def test_base_mode_registry(codec_test_model: Path) -> None:
 
 # -- weights -----------------------------------------------------------------------------
 def test_other_weights_are_refused(encoded: Encoded, codec_test_model: Path, codec_other_model: Path) -> None:
-    from vcodec.models import file_sha256
+    from vcodec.baselayer.learned import file_sha256
 
     # (layers="base": the model is loaded at construction; a full decode of a layer that may code
     # full frames loads it when a residual GOP needs it, tests/test_codec_per_gop.py)

@@ -32,7 +32,7 @@ def test_api_example_runs(path: Path, tmp_path: Path, monkeypatch: pytest.Monkey
 
     from vcodec.codec import base_layer
     from vcodec.detection.vcodec_det import SHIPPED_WEIGHTS
-    from vcodec.models import BASE_MODELS
+    from vcodec.baselayer.learned import BASE_MODELS
 
     torch.set_num_threads(1)
     if not ("base-vcodec-det-v2" in BASE_MODELS and SHIPPED_WEIGHTS.is_file()):

@@ -94,7 +94,7 @@ def test_default_detector_finds_the_person_in_the_shared_clip(clips_dir: Path, t
 # -- the adapted back end ------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def backend() -> AdaptedBackend:
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     codec = BaseCodec.from_weights(DEFAULT_BASE)
     found = find_backend(DEFAULT_BASE, codec.sha256)
@@ -114,7 +114,7 @@ def test_adapted_backend_record_matches_the_shipped_files(backend: AdaptedBacken
     # trained on coded sequences at low qualities too, never on the held-out frames
     assert {0.0, 0.25, 0.5} <= set(training["qualities"])
     # the base model registry ignores it (only base-*.json are models)
-    from vcodec.models import BASE_MODELS
+    from vcodec.baselayer.learned import BASE_MODELS
 
     assert backend.name not in BASE_MODELS.names()
 
@@ -170,7 +170,7 @@ def default_stream() -> bytes:
 def test_base_streams_use_the_adapted_back_end_and_pixels_the_clean_one(default_stream: bytes,
                                                                          backend: AdaptedBackend) -> None:
     from vcodec.codec import Decoder
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     codec = BaseCodec.from_weights(DEFAULT_BASE)
     clean = get_detector()

@@ -105,7 +105,7 @@ def test_ground_truth_and_anchor_detect_at_the_base_layers_geometry(
     seen: list[tuple],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     codec = BaseCodec.from_weights(codec_test_model)
     out = tmp_path / "res"
@@ -148,7 +148,7 @@ def test_ground_truth_and_anchor_detect_at_the_base_layers_geometry(
 def test_anchor_size_adds_a_labelled_anchor(
     clip_768: Path, codec_test_model: Path, tmp_path: Path, seen: list[tuple]
 ) -> None:
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     out = tmp_path / "res"
     args = _args(clip_768, codec_test_model, out, "--anchor-size", "416", "--anchor-qps", "36,44")
@@ -218,7 +218,7 @@ class _Recorder(SplitDetector):
 
 
 def test_detect_at_scales_like_the_base_layer_and_maps_boxes_back() -> None:
-    from vcodec.models.base_codec import BaseGeometry
+    from vcodec.baselayer.learned.base_codec import BaseGeometry
 
     det = _Recorder()
     rgb = np.zeros((720, 1280, 3), np.uint8)

@@ -1,4 +1,4 @@
-"""Tests of the training-free feature base layer (vcodec.features)."""
+"""Tests of the training-free feature base layer (vcodec.baselayer.features)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from vcodec.bitstream import (
 )
 from vcodec.codec.base_layer import get_base_factory
 from vcodec.errors import BitstreamError, ConfigError
-from vcodec.features import FEATURE_KIND, FeatureBase, FeatureDesign, quality_to_levels
-from vcodec.features.clipping import (
+from vcodec.baselayer.features import FEATURE_KIND, FeatureBase, FeatureDesign, quality_to_levels
+from vcodec.baselayer.features.clipping import (
     SILU_MIN,
     brute_force_clip,
     empirical_error,
@@ -32,9 +32,9 @@ from vcodec.features.clipping import (
     fit_activation,
     optimal_clip,
 )
-from vcodec.features.codec import design_from_features
-from vcodec.features.entropy import CdfTables, decode_indexes, encode_indexes, quantized_cdf
-from vcodec.features.quantizer import design_ecsq, ecsq_cost, uniform_levels
+from vcodec.baselayer.features.codec import design_from_features
+from vcodec.baselayer.features.entropy import CdfTables, decode_indexes, encode_indexes, quantized_cdf
+from vcodec.baselayer.features.quantizer import design_ecsq, ecsq_cost, uniform_levels
 from vcodec.io.frame import Frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,7 +175,7 @@ def test_encode_decode_features_bit_exact_and_temporal_gain() -> None:
     params = fb.layer_config(0.5, 32)
     enc = fb.encoder(0.5, 32)
     dec = FeatureBase.from_params(params).decoder()
-    from vcodec.features.codec import feature_geometry
+    from vcodec.baselayer.features.codec import feature_geometry
 
     geom = feature_geometry(128, 64, 832, 64)  # padded 128x64 -> 16x8 features
     sizes = []
@@ -208,7 +208,7 @@ _DET_SCRIPT = r"""
 import sys, hashlib, torch, numpy as np
 torch.set_num_threads(int(sys.argv[1]))
 torch.manual_seed(0)
-from vcodec.features import FeatureBase
+from vcodec.baselayer.features import FeatureBase
 from vcodec.detection import get_detector
 from vcodec.io.frame import Frame
 rng = np.random.default_rng(8)

@@ -132,7 +132,7 @@ def test_cut_off_stream_pads_at_most_what_it_received(golden: bytes) -> None:
 @pytest.mark.parametrize("size", [8000, 30000, 65534])
 def test_base_payload_picture_size_is_checked_before_decoding(golden: bytes, size: int,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from vcodec.models.coder import BaseDecoder
+    from vcodec.baselayer.learned.coder import BaseDecoder
 
     def edit(units: list[list[Any]]) -> None:
         p = bytearray(base_units(units)[0][4])

@@ -17,7 +17,7 @@ import torch
 
 from vcodec.errors import BitstreamError, ConfigError, RegistryError, WeightsError, WeightsMismatchError
 from vcodec.io.frame import Frame
-from vcodec.models import (
+from vcodec.baselayer.learned import (
     BaseCodec,
     BaseGeometry,
     BaseNet,
@@ -26,7 +26,7 @@ from vcodec.models import (
     load_base_model,
     save_base_weights,
 )
-from vcodec.models.base_codec import BASE_MODELS, WEIGHTS_DIR
+from vcodec.baselayer.learned.base_codec import BASE_MODELS, WEIGHTS_DIR
 
 
 def _codec(seed: int = 0) -> BaseCodec:

@@ -30,7 +30,7 @@ WORKER = textwrap.dedent(
     threads, stream_path, mode = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     torch.set_num_threads(threads)
     from vcodec.io.frame import Frame
-    from vcodec.models import BaseCodec, BaseNet, BaseNetConfig, BASE_MODELS, load_base_model
+    from vcodec.baselayer.learned import BaseCodec, BaseNet, BaseNetConfig, BASE_MODELS, load_base_model
 
     if "base-yolox-nano-v2" in BASE_MODELS:
         codec = load_base_model("base-yolox-nano-v2")
@@ -51,7 +51,7 @@ WORKER = textwrap.dedent(
     payloads = [enc.encode_frame(f, reconstruct=False)[0] for f in frames]
     out["stream_md5"] = md5(b"".join(payloads))
     # every encoder decision as well: lossy skip blocks, RDOQ, latent refinement, z refresh
-    from vcodec.models import CodingTools
+    from vcodec.baselayer.learned import CodingTools
     tools = CodingTools(skip_mode="rd", rdoq=True, effort="slow", p_quality_offset=-0.1)
     enc2 = codec.encoder(quality=0.5, intra_period=32, tools=tools)
     out["tools_stream_md5"] = md5(b"".join(enc2.encode_frame(f, reconstruct=False)[0] for f in frames))

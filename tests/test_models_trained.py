@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from vcodec.io.frame import Frame
-from vcodec.models import BASE_MODELS, load_base_model
-from vcodec.models.base_codec import frame_to_tensor
+from vcodec.baselayer.learned import BASE_MODELS, load_base_model
+from vcodec.baselayer.learned.base_codec import frame_to_tensor
 
 MODEL = "base-yolox-nano-v2"
 

@@ -15,7 +15,7 @@ from vcodec.codec import Encoder
 from vcodec.codec.ratecontrol import BETA, BaseRateController
 from vcodec.errors import ConfigError
 from vcodec.io import open_video
-from vcodec.models import BasePayload
+from vcodec.baselayer.learned import BasePayload
 
 
 def _simulate(ctrl: BaseRateController, frames: int, intra_bits: float, p_ratio: float, seed: int = 0) -> float:

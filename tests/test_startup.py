@@ -31,8 +31,8 @@ def _python(code: str, *args: str) -> str:
 def test_model_paths_leave_compressai_init_torch_geometric_and_torchvision_out() -> None:
     out = _python("""
         import json, sys
-        import vcodec.models, vcodec.codec.decoder, vcodec.detection, vcodec.features.entropy
-        from vcodec.models import load_base_model
+        import vcodec.baselayer.learned, vcodec.codec.decoder, vcodec.detection, vcodec.baselayer.features.entropy
+        from vcodec.baselayer.learned import load_base_model
         load_base_model("base-yolox-nano-v2")  # a shipped model: its CDF tables (GaussianConditional.update)
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
                                 {"torch_geometric", "compressai", "torchvision", "scipy", "torch"})))
@@ -44,7 +44,7 @@ def test_model_paths_leave_compressai_init_torch_geometric_and_torchvision_out()
 
 def test_scipy_stats_is_real_after_the_placeholder() -> None:
     out = _python("""
-        import vcodec.models
+        import vcodec.baselayer.learned
         import scipy.stats
         print(scipy.stats.norm.ppf(0.975), float(scipy.stats.norm.cdf(0.0)))
     """)

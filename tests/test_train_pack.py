@@ -78,7 +78,7 @@ def test_train_p_path_gop_step_on_cpu(tiny_pack: tuple[Path, Path], tmp_path: Pa
                                       yolox_nano_onnx: Path, one_torch_thread: None) -> None:
     import torch
 
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     pack, _ = tiny_pack
     src = BaseCodec.from_weights("base-yolox-nano-v2")  # the shipped model: its P path codes something
@@ -99,7 +99,7 @@ def test_gop_coding_skips_static_blocks_exactly() -> None:
     """A block whose symbols all round to 0 copies y_hat(t-1) bit for bit (zero-skip in the loop)."""
     import torch
 
-    from vcodec.models import BaseNet, BaseNetConfig
+    from vcodec.baselayer.learned import BaseNet, BaseNetConfig
 
     torch.manual_seed(0)
     net = BaseNet(BaseNetConfig(n=16, m=8, nz=4, t_channels=8))

@@ -46,7 +46,7 @@ from vcodec.codec.base_layer import LearnedBase  # noqa: E402
 from vcodec.detection import get_detector  # noqa: E402
 from vcodec.detection.evaluate import map_against  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
-from vcodec.models import BaseCodec  # noqa: E402
+from vcodec.baselayer.learned import BaseCodec  # noqa: E402
 
 SCORE_FLOOR = 0.01  # predictions kept for mAP ranking (vcodec eval's default)
 

@@ -60,7 +60,7 @@ def bench_clip(path: Path, max_frames: int | None, args: argparse.Namespace, det
     from vcodec.detection.evaluate import map_against
     from vcodec.enhancement import EnhancementDecoder, EnhancementEncoder, frame_psnr, reconstruct
     from vcodec.io import open_video
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     with open_video(path, frames=max_frames) as r:
         info = r.info
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from vcodec.codec.base_layer import LearnedBase, default_base_model
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     torch.set_num_threads(args.threads)
     args.base_model = args.base_model or default_base_model()

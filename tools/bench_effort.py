@@ -3,7 +3,7 @@
 
 Codes held-out frames of the shared clips as intra frames at several base
 qualities with ``CodingTools(effort="fast")`` and ``effort="slow"`` (latent
-refinement, vcodec/models/refine.py), and reports per quality the mean bits,
+refinement, vcodec/baselayer/learned/refine.py), and reports per quality the mean bits,
 the feature error Df = MSE(T(y_hat), F(x)) / var(F(x)) against the detector's
 features of the uncompressed frame, and the encode time per frame; then the
 BD-rate of slow against fast on (bits, feature PSNR = -10 log10 Df).
@@ -31,7 +31,7 @@ from bench_ptools import add_common_arguments, clean_features, load_model_and_de
 from train_base import CLIPS  # noqa: E402
 
 from vcodec.eval.bdrate import bd_rate  # noqa: E402
-from vcodec.models import CodingTools  # noqa: E402
+from vcodec.baselayer.learned import CodingTools  # noqa: E402
 
 #: clip, first held-out frame (frames after the training split of base-yolox-nano-v2)
 CLIPS_HELD_OUT = [("cars_320x240.i420", 24), ("one-by-one-person-detection.mp4", 1200),

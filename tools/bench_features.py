@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     from vcodec.detection import get_detector
     from vcodec.detection.clips import iter_clip_bgr, shared_dir
     from vcodec.detection.evaluate import map_against
-    from vcodec.features import FeatureBase
+    from vcodec.baselayer.features import FeatureBase
     from vcodec.io.frame import Frame
 
     onnx = shared_dir() / "models" / "yolox_nano" / "yolox_nano.onnx"
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("x265-10bit-tiled", f"qp={qp}", 8 * nbytes / elements, 8 * nbytes / nframes * args.fps / 1000,
                      evaluate(dec_all), time.perf_counter() - t0))
         print(rows[-1], file=sys.stderr)
-    from vcodec.models import BASE_MODELS
+    from vcodec.baselayer.learned import BASE_MODELS
 
     learned = [m for m in BASE_MODELS.names() if "yolox-nano" in m]
     print(f"\n{nframes} frames, {elements / nframes:.0f} elements/frame, clips: {', '.join(c[0] for c in clips)}")

@@ -191,7 +191,7 @@ def main() -> int:
         except WeightsError:
             # no trained model installed: a seeded untrained one of the default architecture has the
             # same cost and stream structure, which is all a transport test needs
-            from vcodec.models import BaseNet, BaseNetConfig, save_base_weights
+            from vcodec.baselayer.learned import BaseNet, BaseNetConfig, save_base_weights
 
             torch.manual_seed(0)
             base_model = str(save_base_weights(BaseNet(BaseNetConfig()), "base-loadtest-v1", work).with_suffix(".json"))

@@ -59,7 +59,7 @@ def _configs(args: argparse.Namespace) -> list[dict[str, Any]]:
 def _check_model(model: str | None, detector: str) -> str | None:
     """None when the base model loads and serves ``detector``, else why not."""
     from vcodec.errors import VcodecError
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     if model is None:
         return f"no base model given for {detector} (--base-model / --det-base-model)"
@@ -79,7 +79,7 @@ def _check_model(model: str | None, detector: str) -> str | None:
 
 def _model_record(model: str) -> dict[str, Any]:
     """Id, sha256 and training effort of a base model (RESULTS.md says what was measured)."""
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     codec = BaseCodec.from_weights(model)
     rec = codec.record or {}

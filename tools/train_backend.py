@@ -143,7 +143,7 @@ def read_frames(clip: str, indices: set[int]) -> dict[int, Frame]:
 
 def clean_features(codec: Any, det: YOLOX, frame: Frame) -> torch.Tensor:
     """F(x): the detector's front on the picture as the base layer sees it (scaled, padded)."""
-    from vcodec.models.base_codec import frame_to_tensor
+    from vcodec.baselayer.learned.base_codec import frame_to_tensor
 
     g = codec.geometry(frame.width, frame.height)
     x = frame_to_tensor(frame, g)
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    from vcodec.models import BaseCodec
+    from vcodec.baselayer.learned import BaseCodec
 
     codec = BaseCodec.from_weights(args.base_model)
     if codec.detector != "yolox-nano":

@@ -70,8 +70,8 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from vcodec._compressai import quantize_ste  # noqa: E402 - compressai without its datasets/zoo
 from vcodec.io.frame import Frame  # noqa: E402
-from vcodec.models.base_codec import PAD_VALUE, save_base_weights  # noqa: E402
-from vcodec.models.base_net import SCALE_TABLE, BaseNet, BaseNetConfig, bits_of  # noqa: E402
+from vcodec.baselayer.learned.base_codec import PAD_VALUE, save_base_weights  # noqa: E402
+from vcodec.baselayer.learned.base_net import SCALE_TABLE, BaseNet, BaseNetConfig, bits_of  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLIPS = SHARED / "data" / "clips"
@@ -504,7 +504,7 @@ def evaluate_gop(net: BaseNet, front: FrontEnd, cache: GopCache, idx: list[int],
 
 
 def train_p_path(args: argparse.Namespace, device: torch.device, t_start: float) -> int:
-    from vcodec.models.base_codec import BaseCodec
+    from vcodec.baselayer.learned.base_codec import BaseCodec
 
     if args.pack is None:
         raise SystemExit("--train p-path needs --pack (the latents of the pack are cached once)")
@@ -650,7 +650,7 @@ def derive(detector: str, source_json: Path, out: Path) -> int:
     This checks that claim on held-out frames of every clip (features must agree to
     1e-5) before writing ``base-<detector>-vN`` (the source's version) with the same tensors.
     """
-    from vcodec.models.base_codec import BaseCodec
+    from vcodec.baselayer.learned.base_codec import BaseCodec
 
     src = BaseCodec.from_weights(source_json)
     a, b = FrontEnd(src.cfg.detector), FrontEnd(detector)

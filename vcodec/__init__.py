@@ -42,7 +42,7 @@ _LAZY: dict[str, str] = {
     "stream_stats": "vcodec.bitstream",
     "get_detector": "vcodec.detection",
     "Detections": "vcodec.detection",
-    "load_base_model": "vcodec.models",
+    "load_base_model": "vcodec.baselayer.learned",
 }
 
 __all__ = ["__version__", "errors", "BitstreamError", "VcodecError", "Frame", "VideoInfo", *_LAZY]
@@ -73,4 +73,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vcodec.codec import Decoder, EncodeSummary, Encoder, FrameStats, detect_stream
     from vcodec.detection import Detections, get_detector
     from vcodec.io import open_video, open_writer
-    from vcodec.models import load_base_model
+    from vcodec.baselayer.learned import load_base_model

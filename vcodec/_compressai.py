@@ -12,7 +12,7 @@ Every vcodec import of CompressAI goes through here::
 
     from vcodec._compressai import GaussianConditional, RansDecoder
 
-Names are loaded on first use (PEP 562), so ``vcodec.features`` taking only the rANS coder
+Names are loaded on first use (PEP 562), so ``vcodec.baselayer.features`` taking only the rANS coder
 does not import the entropy models. When CompressAI was already imported in full (a
 training script importing ``compressai`` itself), that module is used as it is.
 """

@@ -2,7 +2,7 @@
 
 The end-to-end codec (:mod:`vcodec.codec`) depends on this package only; the
 modes are plug-ins beneath it that register themselves here:
-:mod:`vcodec.models.plugin` (learned latent) and :mod:`vcodec.features`
+:mod:`vcodec.baselayer.learned.plugin` (learned latent) and :mod:`vcodec.baselayer.features`
 (training-free detector features).
 """
 

@@ -13,8 +13,8 @@ The end-to-end codec does not care how layer 0 is made, only that it can
 
 Two modes implement it, each a plug-in beneath this protocol that imports it
 (never the other way round): the learned codec (``kind = "learned-base"``,
-:mod:`vcodec.models.plugin`) and the training-free feature mode
-(``kind = "feature-base"``, :mod:`vcodec.features`).  A mode registers a
+:mod:`vcodec.baselayer.learned.plugin`) and the training-free feature mode
+(``kind = "feature-base"``, :mod:`vcodec.baselayer.features`).  A mode registers a
 :class:`BaseLayerFactory` in :data:`BASE_MODES` under its kind; the decoder
 finds the factory from the kind in the stream, the encoder from a user-facing
 name (``"learned"``, ``"features"``; see :data:`MODE_NAMES`).  Modules that
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # types only: importing them would load torch for every vcode
 
     from vcodec.bitstream import LayerConfig
     from vcodec.detection.base import Detections, SplitDetector
-    from vcodec.models.geometry import BaseGeometry
+    from vcodec.baselayer.learned.geometry import BaseGeometry
 
 __all__ = [
     "BaseLayer",
@@ -60,7 +60,7 @@ FEATURE_KIND = "feature-base"
 #: user-facing mode name (``--base-mode``) -> LAYER_CONFIG kind
 MODE_NAMES: dict[str, str] = {"learned": LEARNED_KIND, "features": FEATURE_KIND}
 #: kind -> module whose import registers its factory (lazy: torch-heavy)
-MODE_MODULES: dict[str, str] = {LEARNED_KIND: "vcodec.models.plugin", FEATURE_KIND: "vcodec.features"}
+MODE_MODULES: dict[str, str] = {LEARNED_KIND: "vcodec.baselayer.learned.plugin", FEATURE_KIND: "vcodec.baselayer.features"}
 
 
 @runtime_checkable

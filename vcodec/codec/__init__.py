@@ -53,7 +53,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # the learned plug-in imports torch: only when asked for
     if name == "default_base_model":
-        from vcodec.models.plugin import default_base_model
+        from vcodec.baselayer.learned.plugin import default_base_model
 
         return default_base_model
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """Moved: the base-layer protocol lives in :mod:`vcodec.baselayer`, the learned plug-in in
-:mod:`vcodec.models.plugin`.  This module re-exports both for one release.
+:mod:`vcodec.baselayer.learned.plugin`.  This module re-exports both for one release.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ _LAZY = {"default_base_model", "DEFAULT_BASE_MODELS", "LearnedBase", "LearnedBas
 def __getattr__(name: str) -> Any:
     # the learned plug-in imports torch: only when one of its names is asked for
     if name in _LAZY:
-        from vcodec.models import plugin
+        from vcodec.baselayer.learned import plugin
 
         return getattr(plugin, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

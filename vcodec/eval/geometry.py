@@ -7,7 +7,7 @@ detector back end works on features of that picture.  A comparison is fair only
 when the detector on pixels (the reference that makes pseudo ground truth, the
 x265/x264 anchors, vcodec's full decode) sees the same geometry, so every pixel
 system goes through :func:`detect_at`, which applies exactly the base layer's
-rule (:meth:`vcodec.models.base_codec.BaseGeometry.for_size`, area downscaling
+rule (:meth:`vcodec.baselayer.learned.base_codec.BaseGeometry.for_size`, area downscaling
 as the base encoder does, grey padding) and hands the detector the geometry the
 base layer's analytics use (:meth:`BaseGeometry.to_detector`).
 
@@ -37,8 +37,8 @@ class WorkingSize:
     source: str = ""
 
     def geometry(self, width: int, height: int) -> Any:
-        """The :class:`~vcodec.models.base_codec.BaseGeometry` of a ``width x height`` picture."""
-        from vcodec.models.base_codec import BaseGeometry
+        """The :class:`~vcodec.baselayer.learned.base_codec.BaseGeometry` of a ``width x height`` picture."""
+        from vcodec.baselayer.learned.base_codec import BaseGeometry
 
         return BaseGeometry.for_size(width, height, self.long_side, self.multiple)
 
@@ -89,7 +89,7 @@ def working_size(
     except WeightsError:
         if required:
             raise
-        from vcodec.models.base_net import BaseNetConfig
+        from vcodec.baselayer.learned.base_net import BaseNetConfig
 
         d = BaseNetConfig()
         if base_size is not None:
@@ -108,7 +108,7 @@ def _prepare(detector: Any, frame: Any, size: WorkingSize) -> tuple[Any, Any]:
     h, w = bgr.shape[:2]
     g = size.geometry(w, h)
     if (g.coded_width, g.coded_height) != (w, h):
-        # INTER_AREA: the base encoder's downscale (vcodec.models.base_codec.frame_to_tensor)
+        # INTER_AREA: the base encoder's downscale (vcodec.baselayer.learned.base_codec.frame_to_tensor)
         bgr = cv2.resize(bgr, (g.coded_width, g.coded_height), interpolation=cv2.INTER_AREA)
     padded = np.full((g.padded_height, g.padded_width, 3), PAD_VALUE, dtype=np.uint8)
     padded[: g.coded_height, : g.coded_width] = bgr

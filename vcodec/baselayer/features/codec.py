@@ -16,7 +16,7 @@ rANS-coded:
 
 Calibration (:meth:`FeatureBase.calibrate`): a few frames of the user's data
 give per-channel activation statistics (moment fits, see
-:mod:`vcodec.features.clipping`), the clip ranges for the requested number
+:mod:`vcodec.baselayer.features.clipping`), the clip ranges for the requested number
 of levels, the ECSQ levels and the integer histograms.  All of it is stored
 in the layer's LAYER_CONFIG parameters (arrays as base64 of little-endian
 float32/uint32), so a decoder needs nothing but the stream and the
@@ -55,9 +55,9 @@ import torch
 
 from vcodec.baselayer.protocol import FEATURE_KIND
 from vcodec.errors import BitstreamError, ConfigError, InputError
-from vcodec.features.clipping import ActivationModel, SideModel, fit_activation, optimal_clip
-from vcodec.features.entropy import CdfTables, decode_indexes, encode_indexes
-from vcodec.features.quantizer import assign, design_ecsq, uniform_levels
+from vcodec.baselayer.features.clipping import ActivationModel, SideModel, fit_activation, optimal_clip
+from vcodec.baselayer.features.entropy import CdfTables, decode_indexes, encode_indexes
+from vcodec.baselayer.features.quantizer import assign, design_ecsq, uniform_levels
 from vcodec.hashing import file_sha256 as _file_sha256
 from vcodec.io.frame import Frame
 
@@ -107,7 +107,7 @@ def _unb64(text: Any, dtype: str, count: int, what: str) -> np.ndarray:
 
 def feature_geometry(width: int, height: int, max_long_side: int, multiple: int) -> Any:
     """The learned base layer's geometry (scale to ``max_long_side``, pad to ``multiple``)."""
-    from vcodec.models.base_codec import BaseGeometry
+    from vcodec.baselayer.learned.base_codec import BaseGeometry
 
     return BaseGeometry.for_size(width, height, max_long_side, multiple)
 
@@ -228,7 +228,7 @@ def design_from_features(
         raise InputError("calibration features must all be C x h x w with the same C")
     n, lam = quality_to_levels(quality)
     per_ch = [np.concatenate([f[i].ravel() for f in feats]) for i in range(c)]
-    from vcodec.features.clipping import guess_activation
+    from vcodec.baselayer.features.clipping import guess_activation
 
     act = activation or guess_activation(np.array([v.min() for v in per_ch]))
     models = [fit_activation(v, act) for v in per_ch]
@@ -593,7 +593,7 @@ class FeatureBaseFactory:
             raise ConfigError(f"the feature base mode has one effort (fast); {effort!r} needs --base-mode learned")
         if base_size is None:
             return FeatureBase(model or "vcodec-det")
-        from vcodec.models.base_codec import check_long_side
+        from vcodec.baselayer.learned.base_codec import check_long_side
 
         check_long_side(base_size)
         return FeatureBase(model or "vcodec-det", max_long_side=base_size)

@@ -65,8 +65,8 @@ def refine_latent(y: torch.Tensor, means: torch.Tensor, sigma: torch.Tensor, off
     v = y.detach().float().clone().requires_grad_(True)
     opt = torch.optim.Adam([v], lr=settings.lr_steps / gain)
     with torch.enable_grad():
-        start = objective(v)
-        best, best_cost = v.detach().clone(), float(start[0].detach())
+        start = tuple(term.detach() for term in objective(v))
+        best, best_cost = v.detach().clone(), float(start[0])
         for _ in range(settings.steps):
             opt.zero_grad()
             cost = objective(v)[0]

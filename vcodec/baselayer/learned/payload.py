@@ -35,7 +35,7 @@ Version 2 (P-frames inherit size and hyperprior, skip blocks)::
     -- always --
     .       rest  y string: one rANS string holding, when the skip map is present,
                   ceil(Hy/B) x ceil(Wy/B) skip flags in raster order (context-adaptive
-                  binary models, :mod:`vcodec.models.skipmap`), then the symbols of every
+                  binary models, :mod:`vcodec.baselayer.learned.skipmap`), then the symbols of every
                   non-skipped latent position, channel-major, raster order.
 
 A P-frame without z reuses the hyperprior of the last frame that carried one

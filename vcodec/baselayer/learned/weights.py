@@ -16,14 +16,14 @@ import torch
 
 from vcodec.errors import WeightsError, WeightsMismatchError
 from vcodec.hashing import file_sha256
-from vcodec.models.base_codec import BaseCodec
-from vcodec.models.base_net import BaseNet, BaseNetConfig
+from vcodec.baselayer.learned.base_codec import BaseCodec
+from vcodec.baselayer.learned.base_net import BaseNet, BaseNetConfig
 from vcodec.registry import Registry
 
 __all__ = ["BASE_MODELS", "WEIGHTS_DIR", "load_base_model", "load_files", "save_base_weights"]
 
 #: shipped weights live here as base-<detector>-v<N>.pt + .json
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 #: base model id -> path of its .json descriptor
 BASE_MODELS: Registry[Path] = Registry("base model")

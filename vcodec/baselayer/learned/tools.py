@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vcodec.errors import ConfigError
-from vcodec.models.payload import PAYLOAD_VERSION, SKIP_BLOCK_SIZES
+from vcodec.baselayer.learned.payload import PAYLOAD_VERSION, SKIP_BLOCK_SIZES
 
 __all__ = ["CodingTools", "EFFORTS", "FrameReport", "SKIP_MODES", "Z_REFRESH"]
 
@@ -31,19 +31,19 @@ class CodingTools:
     last hyperprior, normally the intra frame's), ``"always"`` (every frame, as payload
     version 1 did) or ``"auto"`` (when z's bits plus the latent's estimated bits under the
     fresh parameters undercut the latent's estimated bits under the reused ones);
-    ``rdo_lambda``: bits per squared quantisation step (weighted, see :mod:`vcodec.models.rdo`)
+    ``rdo_lambda``: bits per squared quantisation step (weighted, see :mod:`vcodec.baselayer.learned.rdo`)
     of the skip decisions and RDOQ; 0 means never skip;
     ``rdoq``: choose symbols by rate-distortion cost (else plain rounding; off by default:
     measured to cost detections at every lambda tried);
     ``effort``: ``"fast"`` codes g_a's latent; ``"slow"`` refines each intra frame's latent
-    first (:mod:`vcodec.models.refine`: gradient steps on the training objective);
+    first (:mod:`vcodec.baselayer.learned.refine`: gradient steps on the training objective);
     ``p_quality_offset``: added to the quality of P-frames (clamped to [0, 1]; each payload
     carries its own quality code), like a conventional encoder's P-frame QP offset; -0.1 by
     default: BD-rate on (bits, feature PSNR) -17.7 % on one-by-one, -1.5 % on car-detection
     against 0 (docs/BASE_LAYER.md), since skipped blocks keep the intra frame's quality;
     ``p_deadzone``: in P-frames, elements whose source latent moved by less than this many
     quantisation steps since the reference keep the reference's value (0 = off; see
-    :func:`vcodec.models.rdo.hold_stable`);
+    :func:`vcodec.baselayer.learned.rdo.hold_stable`);
     ``payload_version``: 2, or 1 to write streams that vcodec 0.1 reads (no tools).
     """
 

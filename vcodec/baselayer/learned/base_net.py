@@ -2,7 +2,7 @@
 
 This module holds the *trainable* part of the base layer.  Bit-exact coding
 (quantised entropy parameters, payload layout) lives in
-:mod:`vcodec.models.base_codec`; training lives in ``tools/train_base.py``.
+:mod:`vcodec.baselayer.learned.base_codec`; training lives in ``tools/train_base.py``.
 
 Shapes (input picture ``x``: N x 3 x H x W RGB in [0, 1], H and W multiples of 64)::
 

@@ -2,9 +2,9 @@
 
 Each holds the reference latent y_hat(t-1), the hyperprior of the last frame
 that carried z, and the skip flags' context state; everything they decode or
-predict from comes from those buffers and the payload (:mod:`vcodec.models.payload`).
+predict from comes from those buffers and the payload (:mod:`vcodec.baselayer.learned.payload`).
 The encoder's choices (skip blocks, hyperprior refresh, RDOQ, latent refinement)
-live in :mod:`vcodec.models.rdo` and :mod:`vcodec.models.refine`; the decoder never
+live in :mod:`vcodec.baselayer.learned.rdo` and :mod:`vcodec.baselayer.learned.refine`; the decoder never
 depends on how they were made.
 """
 
@@ -18,11 +18,11 @@ import torch
 from vcodec._compressai import BufferedRansEncoder, RansDecoder
 from vcodec.errors import BitstreamError, ConfigError, InputError
 from vcodec.io.frame import Frame
-from vcodec.models import rdo, refine
-from vcodec.models.entropy import MIN_RANS_SYMBOLS, PAD_CDF
-from vcodec.models.geometry import BaseGeometry, check_long_side, frame_to_tensor
-from vcodec.models.payload import BasePayload, quality_code
-from vcodec.models.skipmap import (
+from vcodec.baselayer.learned import rdo, refine
+from vcodec.baselayer.learned.entropy import MIN_RANS_SYMBOLS, PAD_CDF
+from vcodec.baselayer.learned.geometry import BaseGeometry, check_long_side, frame_to_tensor
+from vcodec.baselayer.learned.payload import BasePayload, quality_code
+from vcodec.baselayer.learned.skipmap import (
     BINARY_CDF_LENGTHS,
     BINARY_CDFS,
     BINARY_OFFSETS,
@@ -31,10 +31,10 @@ from vcodec.models.skipmap import (
     expand_blocks,
     flag_bits_estimate,
 )
-from vcodec.models.tools import CodingTools, FrameReport
+from vcodec.baselayer.learned.tools import CodingTools, FrameReport
 
 if TYPE_CHECKING:
-    from vcodec.models.base_codec import BaseCodec
+    from vcodec.baselayer.learned.base_codec import BaseCodec
 
 __all__ = ["BaseDecoder", "BaseEncoder"]
 

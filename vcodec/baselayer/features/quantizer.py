@@ -1,7 +1,7 @@
 """Scalar quantizers for clipped features, in the normalised domain u in [0, 1].
 
 Every channel ``c`` is clipped to its own ``[lo_c, hi_c]`` (see
-:mod:`vcodec.features.clipping`) and mapped to ``u = (x - lo_c) / (hi_c - lo_c)``.
+:mod:`vcodec.baselayer.features.clipping`) and mapped to ``u = (x - lo_c) / (hi_c - lo_c)``.
 A quantizer here is a sorted list of reconstruction levels ``r_0 = 0 < ... <
 r_{K-1} = 1`` in that domain, shared by all channels; index ``k`` decodes to
 ``lo_c + r_k (hi_c - lo_c)``.

@@ -13,7 +13,7 @@ never escape, but the escape must keep a non-zero frequency, and so does
 every real symbol (a zero-frequency symbol cannot be coded at all): each
 of the ``K + 1`` slots gets at least 1.
 
-Contexts (see :mod:`vcodec.features.codec`): intra frames use one table per
+Contexts (see :mod:`vcodec.baselayer.features.codec`): intra frames use one table per
 channel; P-frames use one table per (channel group, previous decoded index
 at the same position), i.e. the histogram is conditioned on the previous
 frame's decoded feature.

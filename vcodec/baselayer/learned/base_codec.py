@@ -1,11 +1,11 @@
 """The learned base layer's codec object (layer 0): a loaded model and what it does with latents.
 
 One base *unit* per frame carries a payload whose layout (versions 1 and 2)
-is defined in :mod:`vcodec.models.payload`.  Version 2 adds the coding tools
+is defined in :mod:`vcodec.baselayer.learned.payload`.  Version 2 adds the coding tools
 of a video coder: P-frames reuse the hyperprior of their intra frame, skip
-blocks copy y_hat(t-1) for a flag (:mod:`vcodec.models.skipmap`), and the
+blocks copy y_hat(t-1) for a flag (:mod:`vcodec.baselayer.learned.skipmap`), and the
 encoder chooses symbols and skips by rate-distortion cost
-(:mod:`vcodec.models.rdo`; the decoder does not depend on those choices).
+(:mod:`vcodec.baselayer.learned.rdo`; the decoder does not depend on those choices).
 
 Geometry: a W x H frame whose long side exceeds ``max_long_side`` (832) is
 first downscaled (area filter) so that it fits -- spatial scalability: the
@@ -40,10 +40,10 @@ import torch
 from vcodec.errors import ConfigError
 from vcodec.hashing import file_sha256
 from vcodec.io.frame import Frame
-from vcodec.models.base_net import BaseNet, BaseNetConfig
-from vcodec.models.coder import BaseDecoder, BaseEncoder
-from vcodec.models.entropy import EntropyPath
-from vcodec.models.geometry import (
+from vcodec.baselayer.learned.base_net import BaseNet, BaseNetConfig
+from vcodec.baselayer.learned.coder import BaseDecoder, BaseEncoder
+from vcodec.baselayer.learned.entropy import EntropyPath
+from vcodec.baselayer.learned.geometry import (
     MIN_LONG_SIDE,
     PAD_VALUE,
     BaseGeometry,
@@ -51,8 +51,8 @@ from vcodec.models.geometry import (
     frame_to_tensor,
     tensor_to_frame,
 )
-from vcodec.models.payload import PAYLOAD_VERSION, BasePayload, quality_code
-from vcodec.models.tools import EFFORTS, SKIP_MODES, Z_REFRESH, CodingTools, FrameReport
+from vcodec.baselayer.learned.payload import PAYLOAD_VERSION, BasePayload, quality_code
+from vcodec.baselayer.learned.tools import EFFORTS, SKIP_MODES, Z_REFRESH, CodingTools, FrameReport
 
 # names that lived here before the split into geometry/entropy/tools/coder/weights (shims, one release)
 __all__ = [
@@ -201,4 +201,4 @@ class BaseCodec:
 
 
 # the weights module builds BaseCodec objects: imported after the class exists
-from vcodec.models.weights import BASE_MODELS, WEIGHTS_DIR, load_base_model, load_files, save_base_weights  # noqa: E402
+from vcodec.baselayer.learned.weights import BASE_MODELS, WEIGHTS_DIR, load_base_model, load_files, save_base_weights  # noqa: E402

@@ -1,6 +1,6 @@
 """The learned base layer as a plug-in of the base-layer protocol (``kind = "learned-base"``).
 
-Adapts :class:`vcodec.models.BaseCodec` to :class:`vcodec.baselayer.BaseLayer`
+Adapts :class:`vcodec.baselayer.learned.BaseCodec` to :class:`vcodec.baselayer.BaseLayer`
 and registers its factory in :data:`vcodec.baselayer.BASE_MODES`; the protocol
 package names this module in ``MODE_MODULES`` and imports it the first time a
 learned layer is asked for.
@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 
     from vcodec.bitstream import LayerConfig
     from vcodec.detection.base import Detections, SplitDetector
-    from vcodec.models.base_codec import BaseCodec
-    from vcodec.models.coder import BaseDecoder, BaseEncoder
-    from vcodec.models.geometry import BaseGeometry
-    from vcodec.models.tools import CodingTools
+    from vcodec.baselayer.learned.base_codec import BaseCodec
+    from vcodec.baselayer.learned.coder import BaseDecoder, BaseEncoder
+    from vcodec.baselayer.learned.geometry import BaseGeometry
+    from vcodec.baselayer.learned.tools import CodingTools
 
 __all__ = ["DEFAULT_BASE_MODELS", "LearnedBase", "LearnedBaseFactory", "default_base_model"]
 
@@ -42,7 +42,7 @@ DEFAULT_BASE_MODELS = ("base-yolox-nano-v2", "base-vcodec-det-v2")
 
 def default_base_model() -> str:
     """The id of the shipped base model to use when the user names none."""
-    from vcodec.models import BASE_MODELS
+    from vcodec.baselayer.learned import BASE_MODELS
 
     for model_id in DEFAULT_BASE_MODELS:
         if model_id in BASE_MODELS:
@@ -86,7 +86,7 @@ class _LearnedDecoder:
 
     def decode_frame(self, payload: bytes, intra: bool) -> torch.Tensor:
         if self._size is not None:
-            from vcodec.models.payload import BasePayload
+            from vcodec.baselayer.learned.payload import BasePayload
 
             head = BasePayload.from_bytes(payload)  # header fields and string lengths only
             if head.has_size and (head.width, head.height) != self._size:
@@ -104,7 +104,7 @@ class _LearnedDecoder:
 
 
 class LearnedBase:
-    """Adapter of :class:`vcodec.models.BaseCodec` to the :class:`BaseLayer` protocol."""
+    """Adapter of :class:`vcodec.baselayer.learned.BaseCodec` to the :class:`BaseLayer` protocol."""
 
     kind = LEARNED_KIND
     has_picture = True
@@ -197,8 +197,8 @@ class LearnedBaseFactory:
 
     def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast"
                      ) -> BaseLayer:
-        from vcodec.models import BaseCodec, CodingTools
-        from vcodec.models.geometry import check_long_side
+        from vcodec.baselayer.learned import BaseCodec, CodingTools
+        from vcodec.baselayer.learned.geometry import check_long_side
 
         check_long_side(base_size)
         tools = CodingTools(effort=effort)
@@ -206,7 +206,7 @@ class LearnedBaseFactory:
         return LearnedBase(BaseCodec.from_weights(model or default_base_model()), base_size, tools)
 
     def for_decoding(self, config: LayerConfig, model: str | None = None) -> BaseLayer:
-        from vcodec.models import BASE_MODELS, BaseCodec
+        from vcodec.baselayer.learned import BASE_MODELS, BaseCodec
 
         want = config.sha256.hex() if config.sha256 else None
         _check_model_path(model)

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from vcodec._compressai import EntropyBottleneckVbr, GaussianConditional
-from vcodec.models import rdo
-from vcodec.models.base_net import SCALE_TABLE, BaseNet
-from vcodec.models.skipmap import BINARY_CDFS
+from vcodec.baselayer.learned import rdo
+from vcodec.baselayer.learned.base_net import SCALE_TABLE, BaseNet
+from vcodec.baselayer.learned.skipmap import BINARY_CDFS
 
 __all__ = ["EntropyPath", "MIN_RANS_SYMBOLS", "PAD_CDF"]
 
