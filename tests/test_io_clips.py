@@ -31,7 +31,7 @@ def test_cars_i420_size_from_name(clips: Path) -> None:
     with open_video(path) as r:
         i = r.info
         assert (i.width, i.height, i.bit_depth, i.num_frames) == (320, 240, 8, 30)
-        assert i.fps == 30 and i.extra["fps_source"] == "default"  # the name states no rate
+        assert i.fps == 30 and i.facts.fps_source == "default"  # the name states no rate
         assert i.matrix == "bt601"
         frames = list(r)
     assert len(frames) == 30 and frames[-1].index == 29
@@ -45,7 +45,7 @@ def test_cisco_yuv_rate_from_name(clips: Path) -> None:
     with open_video(path) as r:
         i = r.info
         assert (i.width, i.height, i.fps, i.num_frames) == (320, 192, Fraction(12), 9)
-        assert i.extra["fps_source"] == "name"
+        assert i.facts.fps_source == "name"
         assert sum(1 for _ in r) == 9
 
 
@@ -54,7 +54,7 @@ def test_mp4_first_frames(clips: Path) -> None:
     with open_video(path, frames=3) as r:
         i = r.info
         assert (i.width, i.height, i.fps, i.bit_depth) == (768, 432, 10, 8)
-        assert i.extra["source_frames"] == 1394 and i.num_frames == 3
+        assert i.facts.source_frames == 1394 and i.num_frames == 3
         assert i.matrix == "bt601"  # tagged SMPTE 170M in the container
         frames = list(r)
     assert [f.index for f in frames] == [0, 1, 2]
@@ -80,7 +80,7 @@ def test_annexb_clips_count_and_size(clips: Path, name: str, size: tuple[int, in
     with open_video(path) as r:
         i = r.info
         assert (i.width, i.height) == size and i.num_frames == count
-        assert i.fps == 25 and "assumed 25 fps" in str(i.extra["fps_note"])
+        assert i.fps == 25 and "assumed 25 fps" in str(i.facts.fps_note)
         assert i.matrix == "bt709"  # HD, untagged: the size convention
         n = 0
         for f in r:
@@ -89,7 +89,7 @@ def test_annexb_clips_count_and_size(clips: Path, name: str, size: tuple[int, in
                 assert (f.width, f.height) == size
             n += 1
     assert n == count
-    if i.extra["source_pix_fmt"] == "yuvj420p":
+    if i.facts.source_pix_fmt == "yuvj420p":
         # the 1080p clip is full range: samples must come out rescaled to limited range
         import av
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vcodec.errors import ConfigError, InputError
-from vcodec.io import Frame, VideoInfo, open_video, open_writer, parse_raw_name
+from vcodec.io import Frame, ReadOptions, VideoInfo, open_video, open_writer, parse_raw_name
 from vcodec.io.readers import AVReader, ImageFolderReader, RawYUVReader, Y4MReader
 
 
@@ -142,7 +142,7 @@ def test_y4m_full_range_is_converted_to_limited(tmp_path: Path) -> None:
     path = tmp_path / "full.y4m"
     path.write_bytes(b"YUV4MPEG2 W4 H4 F1:1 C420jpeg XCOLORRANGE=FULL\nFRAME\n" + f.to_bytes())
     with open_video(path) as r:
-        assert r.info.extra["converted_from_full_range"] is True
+        assert r.info.facts.converted_from_full_range is True
         g = next(r)
     assert g.y[0, 0] == 16 and g.y[0, 2] == 235 and g.y[2, 0] == 126
     assert g.u[0, 0] == 16 and g.u[0, 1] == 240 and g.u[1, 0] == 128
@@ -158,7 +158,7 @@ def test_start_and_frames_window(tmp_path: Path) -> None:
             wr.write(f)
     for p in (path, ypath):
         with open_video(p, start=3, frames=2) as r:
-            assert r.info.num_frames == 2 and r.info.extra["source_frames"] == 8
+            assert r.info.num_frames == 2 and r.info.facts.source_frames == 8
             got = list(r)
         assert [f.index for f in got] == [3, 4]
         assert_same(got[0], frames[3])
@@ -192,12 +192,58 @@ def test_raw_unknown_size_names_file_and_option(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"mystery\.yuv.*--size WxH"):
         open_video(path)
     with open_video(path, size=(32, 24)) as r:  # the option makes it readable
-        assert r.info.num_frames == 1 and r.info.extra["size_source"] == "option"
+        assert r.info.num_frames == 1 and r.info.facts.size_source == "option"
         assert r.info.matrix == "bt601" and next(r).matrix == "bt601"
     with open_video(path, size=(32, 24), matrix="bt709") as r:
         assert r.info.matrix == "bt709" and next(r).matrix == "bt709"
     with pytest.raises(ConfigError, match="unknown colour matrix 'bt2020'"):
         open_video(path, size=(32, 24), matrix="bt2020")
+
+
+def test_read_options_checked_once_and_shared_by_every_reader(tmp_path: Path) -> None:
+    opts = ReadOptions(size=(32, 24), fps=12.5, bit_depth=8, matrix="bt709", start=1, frames=2)
+    checked = opts.checked("x")
+    assert checked.fps == Fraction(25, 2) and isinstance(checked.fps, Fraction)
+    assert checked.checked("x") == checked  # idempotent: a reader may check again
+    for bad, pattern in (
+        (ReadOptions(size=(0, 24)), "size must be positive"),
+        (ReadOptions(fps=-1), "frame rate must be positive"),
+        (ReadOptions(bit_depth=7), "bit depth must be 8..16"),
+        (ReadOptions(matrix="bt2020"), "unknown colour matrix"),
+        (ReadOptions(start=-1), "start frame must be >= 0"),
+        (ReadOptions(frames=-2), "frame count must be >= 0"),
+    ):
+        with pytest.raises(ConfigError, match=r"^x: " + pattern):
+            bad.checked("x")
+    frames = make_frames(4)
+    path = tmp_path / "o_32x24.yuv"
+    path.write_bytes(b"".join(f.to_bytes() for f in frames))
+    with open_video(path, size=(32, 24), fps=12.5, bit_depth=8, matrix="bt709", start=1, frames=2) as r:
+        assert r.options == checked
+        assert [f.index for f in r] == [1, 2]
+    # a reader made directly takes the same value
+    with path.open("rb") as fh, RawYUVReader(str(path), fh, checked, own=False) as r:
+        assert r.info.fps == Fraction(25, 2) and r.info.matrix == "bt709" and r.info.num_frames is None
+        assert [f.index for f in r] == [1, 2]
+
+
+def test_reader_keywords_still_work_with_a_deprecation_warning(tmp_path: Path) -> None:
+    frames = make_frames(3)
+    path = tmp_path / "k.y4m"
+    with open_writer(path, VideoInfo(32, 24)) as wr:
+        for f in frames:
+            wr.write(f)
+    with path.open("rb") as fh:
+        with pytest.warns(DeprecationWarning, match="ReadOptions") as rec:
+            r = Y4MReader(str(path), fh, own=False, size=None, fps=None, bit_depth=None, matrix=None,
+                          start=2, frames=None, file_size=path.stat().st_size)
+        assert rec[0].filename == __file__  # blamed on the caller, not on vcodec
+        with r:
+            assert r.info.num_frames == 1 and [f.index for f in r] == [2]
+    with path.open("rb") as fh, pytest.raises(ConfigError, match="not both"):
+        Y4MReader(str(path), fh, ReadOptions(), own=False, start=1)
+    with path.open("rb") as fh, pytest.raises(TypeError, match="colour"):
+        Y4MReader(str(path), fh, own=False, colour="bt709")
 
 
 def test_raw_length_not_multiple_reports_frame_size_and_remainder(tmp_path: Path) -> None:
@@ -379,7 +425,7 @@ def test_image_folder_mot_layout(tmp_path: Path) -> None:
         with open_video(p) as r:
             assert isinstance(r, ImageFolderReader)
             assert (r.info.width, r.info.height, r.info.fps, r.info.num_frames) == (32, 24, 14, 4)
-            assert r.info.extra["fps_source"] == "seqinfo"
+            assert r.info.facts.fps_source == "seqinfo"
             got = list(r)
         assert [g.index for g in got] == [0, 1, 2, 3]
         # PNG is lossless; only the RGB<->YUV conversion rounds
@@ -395,7 +441,7 @@ def test_image_folder_natural_order_and_errors(tmp_path: Path) -> None:
     for n in (1, 2, 10):  # unpadded names: 10 must come after 2
         cv2.imwrite(str(folder / f"{n}.png"), np.full((8, 16, 3), n * 20, np.uint8))
     with open_video(folder, fps=5) as r:
-        assert r.info.fps == 5 and r.info.extra["fps_source"] == "option"
+        assert r.info.fps == 5 and r.info.facts.fps_source == "option"
         lumas = [int(f.y[0, 0]) for f in r]
     assert lumas == sorted(lumas)
     cv2.imwrite(str(folder / "11.png"), np.zeros((10, 16, 3), np.uint8))
@@ -431,7 +477,7 @@ def test_container_write_then_read(tmp_path: Path, suffix: str, codec: str | Non
     with open_video(path) as r:
         assert isinstance(r, AVReader)
         assert (r.info.width, r.info.height, r.info.fps) == (64, 48, 15)
-        assert r.info.matrix == "bt709" and r.info.extra["matrix_source"] == "container"
+        assert r.info.matrix == "bt709" and r.info.facts.matrix_source == "container"
         got = list(r)
     assert len(got) == 12
     assert r.info.num_frames in (12, None)
@@ -478,8 +524,8 @@ def test_annexb_elementary_stream(tmp_path: Path) -> None:
     path = tmp_path / "e.264"
     _annexb(path, frames)
     with open_video(path) as r:
-        assert r.info.fps == 25 and r.info.extra["fps_source"] == "default"
-        assert "assumed 25 fps" in str(r.info.extra["fps_note"])
+        assert r.info.fps == 25 and r.info.facts.fps_source == "default"
+        assert "assumed 25 fps" in str(r.info.facts.fps_note)
         assert r.info.num_frames == 7
         got = list(r)
     assert len(got) == 7 and psnr(frames[6].y, got[6].y) > 30

@@ -145,5 +145,5 @@ def test_x265_is_silent_on_stderr(tmp_path: Path, capfd: pytest.CaptureFixture[s
     out, err = capfd.readouterr()
     assert "x265" not in err and "encoded" not in err, err
     with open_video(tmp_path / "q.mkv") as r:
-        assert r.info.extra["codec"] == "hevc"
+        assert r.info.facts.codec == "hevc"
         assert sum(1 for _ in r) == 3

@@ -22,7 +22,7 @@ import numpy as np
 
 from vcodec.errors import InputError
 
-__all__ = ["Frame", "VideoInfo", "default_matrix", "MATRICES", "require_even"]
+__all__ = ["Frame", "VideoInfo", "InputFacts", "default_matrix", "MATRICES", "require_even"]
 
 #: supported colour matrices and their (Kr, Kb) luma coefficients
 MATRICES: dict[str, tuple[float, float]] = {
@@ -215,6 +215,41 @@ class Frame:
 
 
 @dataclass
+class InputFacts:
+    """What a reader found out about its input, and where each :class:`VideoInfo` value came from.
+
+    ``None`` means "does not apply to this input" (a Y4M file has no container
+    codec); a :class:`VideoInfo` that no reader made has the defaults.
+    """
+
+    #: "raw", "y4m", "images" or FFmpeg's demuxer name
+    format: str = ""
+    #: "option", "name", "header", "container", "seqinfo" or "default"
+    fps_source: str = ""
+    #: set when the rate was assumed: what the input lacks and what to pass
+    fps_note: str | None = None
+    #: raw YUV: "option" or "name"
+    size_source: str | None = None
+    #: raw YUV: "option", "name" or "default"
+    bit_depth_source: str | None = None
+    #: FFmpeg inputs: "option", "container" or "default"
+    matrix_source: str | None = None
+    #: FFmpeg inputs: the decoder's codec name and the decoded pixel format
+    codec: str | None = None
+    source_pix_fmt: str | None = None
+    #: Y4M: the ``C`` tag, and the ``I`` tag when the input is not progressive
+    colorspace: str | None = None
+    interlace: str | None = None
+    #: Y4M with ``XCOLORRANGE=FULL``: samples were moved to the limited range
+    converted_from_full_range: bool = False
+    #: image sequences: the folder the pictures are read from
+    images: str | None = None
+    #: the source's own frame count (``None``: unknown) and the reader's first frame
+    source_frames: int | None = None
+    start: int = 0
+
+
+@dataclass
 class VideoInfo:
     """What a reader knows about a video before decoding it."""
 
@@ -225,7 +260,7 @@ class VideoInfo:
     num_frames: int | None = None  # None when unknown (pipes, some containers)
     matrix: str = ""
     source: str = ""
-    extra: dict[str, object] = field(default_factory=dict)
+    facts: InputFacts = field(default_factory=InputFacts)
 
     def __post_init__(self) -> None:
         if not self.matrix:

@@ -14,12 +14,13 @@
 reader then sniffs the first bytes (Y4M magic, otherwise raw when a size is
 given, otherwise a container/elementary stream handed to FFmpeg) and never
 seeks (:mod:`.open`).  Frames are read lazily, so memory does not grow with the
-clip.  What all readers share (the protocol, option checks, the frame-rate
-rule) is in :mod:`.base`.  ``vcodec.io.readers`` was one module until 0.x; every
+clip.  What all readers share (the options, :class:`ReadOptions`, built and
+checked once by ``open_video``; the protocol; the frame-rate rule) is in
+:mod:`.base`.  ``vcodec.io.readers`` was one module until 0.x; every
 public name it had is still importable from here.
 """
 
-from vcodec.io.readers.base import DEFAULT_ELEMENTARY_FPS, DEFAULT_RAW_FPS, VideoReader
+from vcodec.io.readers.base import DEFAULT_ELEMENTARY_FPS, DEFAULT_RAW_FPS, ReadOptions, VideoReader
 from vcodec.io.readers.ffmpeg import AVReader
 from vcodec.io.readers.images import IMAGE_EXTENSIONS, ImageFolderReader
 from vcodec.io.readers.open import PathArg, open_video
@@ -28,6 +29,7 @@ from vcodec.io.readers.y4m import Y4MReader
 
 __all__ = [
     "open_video",
+    "ReadOptions",
     "VideoReader",
     "RawYUVReader",
     "Y4MReader",

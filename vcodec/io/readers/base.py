@@ -1,28 +1,37 @@
-"""What every reader shares: the :class:`VideoReader` protocol, the option checks, the frame-rate rule.
+"""What every reader shares: the options, the :class:`VideoReader` protocol, the frame-rate rule.
 
-Each validation is written once here and used by every reader: option checks
-(size, rate, depth, matrix), "the file says otherwise" (:func:`_mismatch`) and
-where the frame rate comes from (:func:`resolve_fps`).  The 4:2:0 size rule is
+The caller's options are one typed value, :class:`ReadOptions`, checked once
+by :meth:`ReadOptions.checked` (size, rate, depth, matrix, frame window) and
+handed to every reader.  Each other rule is written once here too: "the file
+says otherwise" (:meth:`VideoReader._check_stated_size`), which colour matrix
+wins (:meth:`VideoReader._pick_matrix`) and where the frame rate comes from
+(:func:`resolve_fps`).  The 4:2:0 size rule is
 :func:`vcodec.io.frame.require_even`.
 """
 
 from __future__ import annotations
 
+import sys
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from types import TracebackType
-from typing import BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from vcodec.errors import ConfigError, InputError
-from vcodec.io.frame import MATRICES, Frame, VideoInfo, require_even
+from vcodec.io.frame import MATRICES, Frame, VideoInfo, default_matrix, require_even
 
-__all__ = ["VideoReader", "DEFAULT_RAW_FPS", "DEFAULT_ELEMENTARY_FPS", "resolve_fps"]
+__all__ = [
+    "VideoReader", "ReadOptions", "FpsChoice", "DEFAULT_RAW_FPS", "DEFAULT_ELEMENTARY_FPS", "resolve_fps",
+]
 
 #: rate assumed for raw YUV whose name and options say nothing (HEVC CTC habit)
 DEFAULT_RAW_FPS = Fraction(30)
 #: rate assumed for Annex-B elementary streams (FFmpeg's own default)
 DEFAULT_ELEMENTARY_FPS = Fraction(25)
+_PACKAGE = __name__.rpartition(".")[0]
 
 
 # ---------------------------------------------------------------------------
@@ -92,6 +101,73 @@ def _check_depth(bit_depth: int | None, source: str) -> int | None:
     return None if bit_depth is None else int(bit_depth)
 
 
+def _check_window(start: int, frames: int | None, source: str) -> tuple[int, int | None]:
+    if start < 0:
+        raise ConfigError(f"{source}: start frame must be >= 0, got {start}")
+    if frames is not None and frames < 0:
+        raise ConfigError(f"{source}: frame count must be >= 0, got {frames}")
+    return int(start), None if frames is None else int(frames)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What the caller says about an input: every reader takes this one value.
+
+    ``size`` (width, height), ``fps`` and ``bit_depth`` describe raw YUV (they
+    override what the name says).  For formats with a header, ``fps``
+    overrides the stated rate, ``bit_depth`` converts the samples and ``size``
+    must match the stated size (vcodec never rescales on input).  ``matrix``
+    ("bt601"/"bt709") overrides the colour matrix the input states.  ``start``
+    skips that many frames; ``frames`` caps how many are yielded.  ``None``
+    means "whatever the input says".
+    """
+
+    size: tuple[int, int] | None = None
+    fps: Fraction | float | None = None  # any number; a Fraction once checked()
+    bit_depth: int | None = None
+    matrix: str | None = None
+    start: int = 0
+    frames: int | None = None
+
+    def checked(self, source: str) -> ReadOptions:
+        """These options checked and normalised (``fps`` a Fraction); a ConfigError names ``source``."""
+        start, frames = _check_window(self.start, self.frames, source)
+        return ReadOptions(
+            size=_check_size(self.size, source),
+            fps=_check_fps(self.fps, source),
+            bit_depth=_check_depth(self.bit_depth, source),
+            matrix=_check_matrix(self.matrix, source),
+            start=start,
+            frames=frames,
+        )
+
+
+def _reader_options(options: ReadOptions | None, legacy: dict[str, Any]) -> ReadOptions:
+    """The options a reader was given: a :class:`ReadOptions`, or (until 0.3) the old keywords.
+
+    The keywords (``size=``, ``fps=``, ...) are the readers' API before
+    ReadOptions; they still work and say so once with a DeprecationWarning.
+    """
+    if not legacy:
+        return options if options is not None else ReadOptions()
+    if options is not None:
+        raise ConfigError(
+            f"pass the reader options either as ReadOptions or as keywords, not both (got {sorted(legacy)})"
+        )
+    options = ReadOptions(**legacy)  # an unknown keyword is a TypeError, as before
+    # point the warning at the first caller outside the readers (subclass chains differ in depth)
+    frame, level = sys._getframe(1), 2
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(
+        "reader keywords size=/fps=/bit_depth=/matrix=/start=/frames= are deprecated; "
+        "pass options=ReadOptions(...) (or use open_video)",
+        DeprecationWarning,
+        stacklevel=level,
+    )
+    return options
+
+
 def _mismatch(source: str, what: str, stated: object, given: object) -> InputError:
     return InputError(
         f"{source}: the file states {what} {stated} but {given} was requested; "
@@ -99,30 +175,32 @@ def _mismatch(source: str, what: str, stated: object, given: object) -> InputErr
     )
 
 
+class FpsChoice(NamedTuple):
+    """The frame rate a reader reports and where it came from (:class:`~vcodec.io.frame.InputFacts`)."""
+
+    fps: Fraction
+    source: str  # "option", the input's own word for where it states one, or "default"
+    note: str | None  # set when the rate was assumed: what is missing and what to pass
+
+
 def resolve_fps(
-    requested: Fraction | None,
+    requested: Fraction | float | None,
     stated: Fraction | None,
     stated_source: str,
-    extra: dict[str, object],
     *,
     missing: str,
     default: Fraction = DEFAULT_RAW_FPS,
-) -> Fraction:
+) -> FpsChoice:
     """The frame rate a reader reports: the option, else what the input states, else ``default``.
 
-    Records where it came from in ``extra["fps_source"]`` (``"option"``,
-    ``stated_source`` or ``"default"``); an assumed rate also gets an
-    ``extra["fps_note"]`` that starts with ``missing`` and says what to pass.
+    The source is ``"option"``, ``stated_source`` or ``"default"``; an assumed
+    rate also gets a note that starts with ``missing`` and says what to pass.
     """
     if requested is not None:
-        extra["fps_source"] = "option"
-        return requested
+        return FpsChoice(Fraction(requested), "option", None)
     if stated is not None:
-        extra["fps_source"] = stated_source
-        return stated
-    extra["fps_source"] = "default"
-    extra["fps_note"] = f"{missing}; assumed {default} fps (pass --fps)"
-    return default
+        return FpsChoice(stated, stated_source, None)
+    return FpsChoice(default, "default", f"{missing}; assumed {default} fps (pass --fps)")
 
 
 # ---------------------------------------------------------------------------
@@ -135,24 +213,31 @@ class VideoReader(ABC, Iterator[Frame]):
     ``info`` is known before the first frame.  ``info.num_frames`` is the
     number of frames this reader will yield (after ``start``/``frames``), or
     ``None`` when the source cannot tell (pipes, some containers); the
-    source's own count is in ``info.extra["source_frames"]`` when known.
+    source's own count is ``info.facts.source_frames`` when known.
     ``Frame.index`` counts from 0 at the first frame of the source, so the
     first frame yielded has index ``start``.
     """
 
     info: VideoInfo
 
-    def __init__(self, source: str, start: int, frames: int | None) -> None:
-        if start < 0:
-            raise ConfigError(f"{source}: start frame must be >= 0, got {start}")
-        if frames is not None and frames < 0:
-            raise ConfigError(f"{source}: frame count must be >= 0, got {frames}")
+    def __init__(self, source: str, options: ReadOptions | None = None, **legacy: Any) -> None:
+        self.options = _reader_options(options, legacy).checked(source)
         self.source = source
-        self.start = int(start)
-        self.limit = None if frames is None else int(frames)
+        self.start = self.options.start
+        self.limit = self.options.frames
         self._next_index = self.start
         self._skipped = False
         self._closed = False
+
+    def _check_stated_size(self, width: int, height: int) -> None:
+        """Refuse a ``size`` option that differs from the size the input states."""
+        size = self.options.size
+        if size is not None and size != (width, height):
+            raise _mismatch(self.source, "size", f"{width}x{height}", f"{size[0]}x{size[1]}")
+
+    def _pick_matrix(self, width: int, height: int, stated: str | None = None) -> str:
+        """The colour matrix: the option, else what the input states, else the size's default."""
+        return self.options.matrix or stated or default_matrix(width, height)
 
     # subclasses: skip ``n`` frames from the current position / read the next one
     @abstractmethod
@@ -166,8 +251,8 @@ class VideoReader(ABC, Iterator[Frame]):
 
     def _finish_info(self, source_frames: int | None) -> None:
         """Fill ``num_frames`` from the source count and the start/frames window."""
-        self.info.extra["source_frames"] = source_frames
-        self.info.extra["start"] = self.start
+        self.info.facts.source_frames = source_frames
+        self.info.facts.start = self.start
         if source_frames is None:
             self.info.num_frames = None
             return
@@ -223,8 +308,10 @@ class VideoReader(ABC, Iterator[Frame]):
 class _StreamReader(VideoReader):
     """Shared file handling of the raw and Y4M readers."""
 
-    def __init__(self, source: str, stream: BinaryIO, own: bool, start: int, frames: int | None) -> None:
-        super().__init__(source, start, frames)
+    def __init__(
+        self, source: str, stream: BinaryIO, own: bool, options: ReadOptions | None, legacy: dict[str, Any]
+    ) -> None:
+        super().__init__(source, options, **legacy)
         self._stream = stream
         self._own = own  # close the stream only if we opened it
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from vcodec.errors import InputError
-from vcodec.io.frame import Frame, VideoInfo, default_matrix, require_even
-from vcodec.io.readers.base import DEFAULT_ELEMENTARY_FPS, VideoReader, _mismatch, resolve_fps
+from vcodec.io.frame import Frame, InputFacts, VideoInfo, require_even
+from vcodec.io.readers.base import DEFAULT_ELEMENTARY_FPS, ReadOptions, VideoReader, resolve_fps
 
 if TYPE_CHECKING:  # PyAV is imported lazily: only FFmpeg inputs need it
     import av
@@ -43,17 +43,13 @@ class AVReader(VideoReader):
         self,
         source: str,
         target: str | BinaryIO,
+        options: ReadOptions | None = None,
         *,
-        fmt: str | None,
-        size: tuple[int, int] | None,
-        fps: Fraction | None,
-        bit_depth: int | None,
-        matrix: str | None,
-        start: int,
-        frames: int | None,
-        count_file: Path | None,
+        fmt: str | None = None,
+        count_file: Path | None = None,
+        **legacy: Any,
     ) -> None:
-        super().__init__(source, start, frames)
+        super().__init__(source, options, **legacy)
         import av
         from av.video.reformatter import VideoReformatter
 
@@ -66,22 +62,14 @@ class AVReader(VideoReader):
                 f"Annex-B .264/.265, raw .yuv (with --size), .y4m and image folders"
             ) from None
         try:
-            self._setup(fmt, size, fps, bit_depth, matrix, count_file)
+            self._setup(fmt, count_file)
         except BaseException:
             self._container.close()
             raise
         self._reformatter = VideoReformatter()
         self._frames_iter: Iterator[object] | None = None
 
-    def _setup(
-        self,
-        fmt: str | None,
-        size: tuple[int, int] | None,
-        fps: Fraction | None,
-        bit_depth: int | None,
-        matrix: str | None,
-        count_file: Path | None,
-    ) -> None:
+    def _setup(self, fmt: str | None, count_file: Path | None) -> None:
         source = self.source
         if not self._container.streams.video:
             raise InputError(f"{source}: the container has no video stream")
@@ -95,25 +83,26 @@ class AVReader(VideoReader):
             )
         require_even(w, h, f"{source}: decoded pictures", f"crop first, e.g. "
                      f"`ffmpeg -i IN -vf crop={w - w % 2}:{h - h % 2}:0:0 OUT.mp4`")
-        if size is not None and size != (w, h):
-            raise _mismatch(source, "size", f"{w}x{h}", f"{size[0]}x{size[1]}")
+        self._check_stated_size(w, h)
         fmt_name = self._container.format.name
         elementary = fmt_name in ("h264", "hevc") or fmt in ("h264", "hevc")
-        extra: dict[str, object] = {"format": fmt_name, "codec": cc.name}
-        rate = None if elementary else (stream.average_rate or stream.guessed_rate)
+        stated_rate = None if elementary else (stream.average_rate or stream.guessed_rate)
         what = "an elementary stream carries" if elementary else "the container states"
-        fps = resolve_fps(fps, Fraction(rate) if rate else None, "container", extra,
-                          missing=f"{what} no frame rate", default=DEFAULT_ELEMENTARY_FPS)
+        rate = resolve_fps(self.options.fps, Fraction(stated_rate) if stated_rate else None, "container",
+                           missing=f"{what} no frame rate", default=DEFAULT_ELEMENTARY_FPS)
         src_bits = 8
         if cc.format is not None and cc.format.components:
             src_bits = int(cc.format.components[0].bits)
-        extra["source_pix_fmt"] = cc.format.name if cc.format is not None else None
-        self._depth = bit_depth or _target_depth(src_bits)
+        self._depth = self.options.bit_depth or _target_depth(src_bits)
         self._av_depth = self._depth if self._depth in _TARGET_FORMATS else _target_depth(self._depth)
         stated = _AV_MATRIX.get(int(cc.colorspace or 2))
-        mat = matrix or stated or default_matrix(w, h)
-        extra["matrix_source"] = "option" if matrix else ("container" if stated else "default")
-        self.info = VideoInfo(w, h, fps, self._depth, None, mat, source, extra)
+        facts = InputFacts(
+            format=fmt_name, codec=cc.name, fps_source=rate.source, fps_note=rate.note,
+            source_pix_fmt=cc.format.name if cc.format is not None else None,
+            matrix_source="option" if self.options.matrix else ("container" if stated else "default"),
+        )
+        mat = self._pick_matrix(w, h, stated)
+        self.info = VideoInfo(w, h, rate.fps, self._depth, None, mat, source, facts)
         count: int | None = int(stream.frames) if stream.frames else None
         if count is None and count_file is not None and count_file.stat().st_size <= _COUNT_SCAN_LIMIT:
             count = self._count_packets(count_file, fmt)

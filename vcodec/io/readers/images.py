@@ -10,12 +10,13 @@ import configparser
 import re
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vcodec.errors import InputError
-from vcodec.io.frame import Frame, VideoInfo, default_matrix, require_even
-from vcodec.io.readers.base import VideoReader, _mismatch, resolve_fps
+from vcodec.io.frame import Frame, InputFacts, VideoInfo, require_even
+from vcodec.io.readers.base import ReadOptions, VideoReader, resolve_fps
 
 __all__ = ["ImageFolderReader", "IMAGE_EXTENSIONS"]
 
@@ -40,18 +41,9 @@ class ImageFolderReader(VideoReader):
     """A folder of numbered pictures (MOTChallenge ``img1/``), read with OpenCV."""
 
     def __init__(
-        self,
-        source: str,
-        folder: Path,
-        *,
-        size: tuple[int, int] | None,
-        fps: Fraction | None,
-        bit_depth: int | None,
-        matrix: str | None,
-        start: int,
-        frames: int | None,
+        self, source: str, folder: Path, options: ReadOptions | None = None, **legacy: Any
     ) -> None:
-        super().__init__(source, start, frames)
+        super().__init__(source, options, **legacy)
         found = _image_folder(folder)
         if found is None:
             raise InputError(
@@ -65,7 +57,6 @@ class ImageFolderReader(VideoReader):
         )
         if not self.files:
             raise InputError(f"{source}: {images} holds no images")
-        extra: dict[str, object] = {"format": "images", "images": str(images)}
         seq_fps: Fraction | None = None
         ini = seq / "seqinfo.ini"
         if ini.is_file():
@@ -79,15 +70,15 @@ class ImageFolderReader(VideoReader):
                 raise InputError(
                     f"{ini}: cannot read frameRate ({exc}); fix the file or pass --fps"
                 ) from None
-        fps = resolve_fps(fps, seq_fps if seq_fps is not None and seq_fps > 0 else None, "seqinfo", extra,
-                          missing="no seqinfo.ini frameRate")
+        rate = resolve_fps(self.options.fps, seq_fps if seq_fps is not None and seq_fps > 0 else None,
+                           "seqinfo", missing="no seqinfo.ini frameRate")
+        facts = InputFacts(format="images", images=str(images), fps_source=rate.source, fps_note=rate.note)
         first = self._load(self.files[0])
         h, w = first.shape[:2]
         require_even(w, h, str(self.files[0]), f"crop the images to {w - w % 2}x{h - h % 2}")
-        if size is not None and size != (w, h):
-            raise _mismatch(source, "size", f"{w}x{h}", f"{size[0]}x{size[1]}")
-        self._depth = bit_depth or 8
-        self.info = VideoInfo(w, h, fps, self._depth, None, matrix or default_matrix(w, h), source, extra)
+        self._check_stated_size(w, h)
+        self._depth = self.options.bit_depth or 8
+        self.info = VideoInfo(w, h, rate.fps, self._depth, None, self._pick_matrix(w, h), source, facts)
         self._pos = 0
         self._finish_info(len(self.files))
 

@@ -11,14 +11,7 @@ from typing import BinaryIO
 
 from vcodec.errors import ConfigError, InputError
 from vcodec.io.naming import ELEMENTARY_FORMATS, RAW_EXTENSIONS
-from vcodec.io.readers.base import (
-    VideoReader,
-    _check_depth,
-    _check_fps,
-    _check_matrix,
-    _check_size,
-    _read_exact,
-)
+from vcodec.io.readers.base import ReadOptions, VideoReader, _read_exact
 from vcodec.io.readers.ffmpeg import AVReader
 from vcodec.io.readers.images import ImageFolderReader
 from vcodec.io.readers.raw import RawYUVReader
@@ -76,35 +69,28 @@ def open_video(
 ) -> VideoReader:
     """Open a video for reading; see the module docstring for the accepted inputs.
 
-    ``size`` (width, height), ``fps`` and ``bit_depth`` describe raw YUV (they
-    override what the name says).  For formats with a header, ``fps``
-    overrides the stated rate, ``bit_depth`` converts the samples and ``size``
-    must match the stated size (vcodec never rescales on input).  ``start``
-    skips that many frames; ``frames`` caps how many are yielded.  ``matrix``
-    ("bt601"/"bt709") overrides the colour matrix the input states.
+    The keywords are those of :class:`~vcodec.io.readers.base.ReadOptions`
+    (what each one means is said there), built and checked once here and
+    handed to the reader the input needs.
     """
+    requested = ReadOptions(size, fps, bit_depth, matrix, start, frames)
     if isinstance(path, (str, os.PathLike)) and os.fspath(path) == "-":
-        return _open_stream(sys.stdin.buffer, "<stdin>", False, size, fps, bit_depth, start, frames, matrix)
+        return _open_stream(sys.stdin.buffer, "<stdin>", False, requested.checked("<stdin>"))
     if not isinstance(path, (str, os.PathLike)):
         if not hasattr(path, "read"):
             raise ConfigError(
                 f"open_video needs a path, '-' or a binary file object, got {type(path).__name__}"
             )
         name = str(getattr(path, "name", "<stream>"))
-        return _open_stream(path, name, False, size, fps, bit_depth, start, frames, matrix)
+        return _open_stream(path, name, False, requested.checked(name))
 
     p = Path(path)
     source = str(p)
-    size = _check_size(size, source)
-    fps_f = _check_fps(fps, source)
-    depth = _check_depth(bit_depth, source)
-    matrix = _check_matrix(matrix, source)
+    options = requested.checked(source)
     if not p.exists():
         raise InputError(f"{source}: no such file or folder")
     if p.is_dir():
-        return ImageFolderReader(
-            source, p, size=size, fps=fps_f, bit_depth=depth, matrix=matrix, start=start, frames=frames
-        )
+        return ImageFolderReader(source, p, options)
     try:
         fh = open(p, "rb")  # noqa: SIM115 - the reader owns and closes it
     except OSError as exc:
@@ -115,17 +101,11 @@ def open_video(
         fh.seek(0)
         suffix = p.suffix.lower()
         if magic == Y4M_MAGIC:
-            return Y4MReader(
-                source, fh, own=True, size=size, fps=fps_f, bit_depth=depth, matrix=matrix,
-                start=start, frames=frames, file_size=file_size,
-            )
+            return Y4MReader(source, fh, options, own=True, file_size=file_size)
         if suffix == ".y4m":
             raise InputError(f"{source}: not a Y4M file (it does not start with YUV4MPEG2)")
         if suffix in RAW_EXTENSIONS:
-            return RawYUVReader(
-                source, fh, own=True, name_hint=p.name, size=size, fps=fps_f, bit_depth=depth,
-                matrix=matrix, start=start, frames=frames, file_size=file_size,
-            )
+            return RawYUVReader(source, fh, options, own=True, name_hint=p.name, file_size=file_size)
     except BaseException:
         fh.close()
         raise
@@ -133,10 +113,7 @@ def open_video(
     if file_size == 0:
         raise InputError(f"{source}: the file is empty")
     fmt = ELEMENTARY_FORMATS.get(p.suffix.lower())
-    return AVReader(
-        source, str(p), fmt=fmt, size=size, fps=fps_f, bit_depth=depth, matrix=matrix,
-        start=start, frames=frames, count_file=p,
-    )
+    return AVReader(source, str(p), options, fmt=fmt, count_file=p)
 
 
 def _looks_like_container(head: bytes) -> str | None:
@@ -150,35 +127,18 @@ def _looks_like_container(head: bytes) -> str | None:
     return None
 
 
-def _open_stream(
-    stream: BinaryIO,
-    name: str,
-    own: bool,
-    size: tuple[int, int] | None,
-    fps: Fraction | float | None,
-    bit_depth: int | None,
-    start: int,
-    frames: int | None,
-    matrix: str | None,
-) -> VideoReader:
-    size = _check_size(size, name)
-    fps_f = _check_fps(fps, name)
-    depth = _check_depth(bit_depth, name)
-    matrix = _check_matrix(matrix, name)
+def _open_stream(stream: BinaryIO, name: str, own: bool, options: ReadOptions) -> VideoReader:
     head, wrapped = _sniff(stream, name)
     if not head:
         raise InputError(f"{name}: the input is empty")
-    common = dict(size=size, fps=fps_f, bit_depth=depth, matrix=matrix, start=start, frames=frames)
     if head.startswith(Y4M_MAGIC):
-        return Y4MReader(name, wrapped, own=own, file_size=None, **common)  # type: ignore[arg-type]
-    if size is not None:
+        return Y4MReader(name, wrapped, options, own=own)
+    if options.size is not None:
         # on a pipe, --size means headerless raw YUV
-        return RawYUVReader(
-            name, wrapped, own=own, name_hint=None, file_size=None, **common  # type: ignore[arg-type]
-        )
+        return RawYUVReader(name, wrapped, options, own=own)
     fmt = _looks_like_container(head)
     if fmt is None:
         raise InputError(
             f"{name}: cannot tell the format of this stream; pass --size WxH for raw YUV, or send Y4M"
         )
-    return AVReader(name, wrapped, fmt=fmt or None, count_file=None, **common)  # type: ignore[arg-type]
+    return AVReader(name, wrapped, options, fmt=fmt or None)

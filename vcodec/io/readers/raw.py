@@ -7,13 +7,12 @@ Size, rate and bit depth come from options or the file name
 from __future__ import annotations
 
 import io
-from fractions import Fraction
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from vcodec.errors import InputError
-from vcodec.io.frame import Frame, VideoInfo, default_matrix, require_even
+from vcodec.io.frame import Frame, InputFacts, VideoInfo, require_even
 from vcodec.io.naming import parse_raw_name
-from vcodec.io.readers.base import _read_exact, _StreamReader, resolve_fps
+from vcodec.io.readers.base import ReadOptions, _read_exact, _StreamReader, resolve_fps
 
 __all__ = ["RawYUVReader"]
 
@@ -25,19 +24,17 @@ class RawYUVReader(_StreamReader):
         self,
         source: str,
         stream: BinaryIO,
+        options: ReadOptions | None = None,
         *,
         own: bool,
-        name_hint: str | None,
-        size: tuple[int, int] | None,
-        fps: Fraction | None,
-        bit_depth: int | None,
-        matrix: str | None,
-        start: int,
-        frames: int | None,
-        file_size: int | None,
+        name_hint: str | None = None,
+        file_size: int | None = None,
+        **legacy: Any,
     ) -> None:
-        super().__init__(source, stream, own, start, frames)
+        super().__init__(source, stream, own, options, legacy)
+        opts = self.options
         named = parse_raw_name(name_hint) if name_hint else None
+        size = opts.size
         if size is None and named is not None and named.width is not None and named.height is not None:
             size, size_src = (named.width, named.height), "name"
         else:
@@ -49,16 +46,18 @@ class RawYUVReader(_StreamReader):
             )
         w, h = size
         require_even(w, h, source, "check --size")
-        extra: dict[str, object] = {"format": "raw", "size_source": size_src}
-        fps = resolve_fps(fps, named.fps if named is not None else None, "name", extra,
-                          missing="raw YUV states no frame rate")
+        rate = resolve_fps(opts.fps, named.fps if named is not None else None, "name",
+                           missing="raw YUV states no frame rate")
+        bit_depth, depth_src = opts.bit_depth, "option"
         if bit_depth is None:
-            bit_depth = named.bit_depth if named is not None and named.bit_depth else 8
-            extra["bit_depth_source"] = "name" if named is not None and named.bit_depth else "default"
+            named_depth = named.bit_depth if named is not None else None
+            bit_depth, depth_src = (named_depth, "name") if named_depth else (8, "default")
+        facts = InputFacts(format="raw", size_source=size_src, bit_depth_source=depth_src,
+                           fps_source=rate.source, fps_note=rate.note)
         self._w, self._h, self._depth = w, h, bit_depth
         bps = 1 if bit_depth == 8 else 2
         self.frame_bytes = (w * h + 2 * (w // 2) * (h // 2)) * bps
-        self.info = VideoInfo(w, h, fps, bit_depth, None, matrix or default_matrix(w, h), source, extra)
+        self.info = VideoInfo(w, h, rate.fps, bit_depth, None, self._pick_matrix(w, h), source, facts)
         count: int | None = None
         if file_size is not None:
             count, rem = divmod(file_size, self.frame_bytes)

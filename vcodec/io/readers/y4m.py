@@ -6,14 +6,13 @@ moved to the limited range of vcodec's :class:`~vcodec.io.frame.Frame`.
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from vcodec.errors import InputError
-from vcodec.io.frame import Frame, VideoInfo, default_matrix
-from vcodec.io.readers.base import _mismatch, _read_exact, _read_line, _StreamReader, resolve_fps
+from vcodec.io.frame import Frame, InputFacts, VideoInfo
+from vcodec.io.readers.base import ReadOptions, _read_exact, _read_line, _StreamReader, resolve_fps
 from vcodec.io.y4m import MAX_HEADER, Y4MHeader, parse_header
 
 __all__ = ["Y4MReader"]
@@ -48,17 +47,13 @@ class Y4MReader(_StreamReader):
         self,
         source: str,
         stream: BinaryIO,
+        options: ReadOptions | None = None,
         *,
         own: bool,
-        size: tuple[int, int] | None,
-        fps: Fraction | None,
-        bit_depth: int | None,
-        matrix: str | None,
-        start: int,
-        frames: int | None,
-        file_size: int | None,
+        file_size: int | None = None,
+        **legacy: Any,
     ) -> None:
-        super().__init__(source, stream, own, start, frames)
+        super().__init__(source, stream, own, options, legacy)
         try:
             line = _read_line(stream, MAX_HEADER)
         except InputError as exc:
@@ -66,18 +61,17 @@ class Y4MReader(_StreamReader):
         if line is None:
             raise InputError(f"{source}: the file is empty")
         hdr: Y4MHeader = parse_header(line, source)
-        if size is not None and size != (hdr.width, hdr.height):
-            raise _mismatch(source, "size", f"{hdr.width}x{hdr.height}", f"{size[0]}x{size[1]}")
+        self._check_stated_size(hdr.width, hdr.height)
         self.header = hdr
-        extra: dict[str, object] = {"format": "y4m", "colorspace": hdr.colorspace}
-        fps = resolve_fps(fps, hdr.fps, "header", extra, missing="Y4M header has no F rate")
-        if hdr.interlace not in ("p", "?"):
-            extra["interlace"] = hdr.interlace
-        if hdr.full_range:
-            extra["converted_from_full_range"] = True
-        self._out_depth = bit_depth or hdr.bit_depth
-        mat = matrix or hdr.matrix or default_matrix(hdr.width, hdr.height)
-        self.info = VideoInfo(hdr.width, hdr.height, fps, self._out_depth, None, mat, source, extra)
+        rate = resolve_fps(self.options.fps, hdr.fps, "header", missing="Y4M header has no F rate")
+        facts = InputFacts(
+            format="y4m", colorspace=hdr.colorspace, fps_source=rate.source, fps_note=rate.note,
+            interlace=None if hdr.interlace in ("p", "?") else hdr.interlace,
+            converted_from_full_range=hdr.full_range,
+        )
+        self._out_depth = self.options.bit_depth or hdr.bit_depth
+        mat = self._pick_matrix(hdr.width, hdr.height, hdr.matrix)
+        self.info = VideoInfo(hdr.width, hdr.height, rate.fps, self._out_depth, None, mat, source, facts)
         self._data_start = len(line) + 1
         count = self._scan(file_size) if file_size is not None else None
         self._finish_info(count)
