@@ -38,11 +38,11 @@ from vcodec.enhancement.avframes import planes_to_avframe
 from vcodec.enhancement.chroma import CHROMA_QP_TABLES
 from vcodec.enhancement.codecs import SVT_LOSSLESS_MAX_PRESET, CodecSpec, get_spec, pix_fmt_for
 from vcodec.enhancement.config import EnhancementConfig, check_fps, time_base
-from vcodec.enhancement.mapping import check_pair, compute_residual, map_residual
+from vcodec.enhancement.mapping import compute_residual, map_residual
 from vcodec.enhancement.packet import EnhancementPacket
 from vcodec.enhancement.roi import apply_roi
 from vcodec.errors import ConfigError, EncoderError, InputError
-from vcodec.io.frame import Frame
+from vcodec.io.frame import Frame, require_same_format
 
 __all__ = ["EnhancementEncoder", "encode_sequence", "DEFAULT_CRF"]
 
@@ -363,13 +363,7 @@ class EnhancementEncoder:
             raise EncoderError("the enhancement encoder was flushed/closed; create a new one for more frames")
         if not isinstance(x, Frame):
             raise InputError(f"encode() needs a vcodec Frame, got {type(x).__name__}")
-        if (x.width, x.height) != (self.width, self.height):
-            raise InputError(
-                f"frame {self._count} is {x.width}x{x.height} but the encoder was set up for "
-                f"{self.width}x{self.height}"
-            )
-        if x.bit_depth != self.bit_depth:
-            raise InputError(f"frame {self._count} is {x.bit_depth}-bit but the encoder expects {self.bit_depth}-bit input")
+        require_same_format(x, f"frame {self._count}", self, "the encoder was set up for")
         if self.anchor:
             if x_base is not None:
                 raise ConfigError("this encoder codes single-layer anchors (anchor=True); pass x_base=None")
@@ -382,8 +376,7 @@ class EnhancementEncoder:
                     "x_base is None but this encoder codes residuals; pass the base reconstruction, "
                     "or build the encoder with anchor=True for single-layer coding"
                 )
-            check_pair(x, x_base)
-            r = compute_residual(x, x_base)
+            r = compute_residual(x, x_base)  # checks x_base against x
             if boxes is not None:
                 r = apply_roi(r, boxes, self.roi_margin)
             planes, clipped = map_residual(r, self.coded_depth)

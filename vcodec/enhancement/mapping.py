@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vcodec.errors import InputError
-from vcodec.io.frame import Frame, default_matrix
+from vcodec.io.frame import Frame, Planes420, default_matrix, require_same_format
 
 __all__ = [
     "Residual",
@@ -45,7 +45,7 @@ class ResidualClippedWarning(UserWarning):
 
 
 @dataclass
-class Residual:
+class Residual(Planes420):
     """A decoded enhancement picture.
 
     ``anchor`` False: ``y``/``u``/``v`` are signed ``int32`` differences to add
@@ -62,31 +62,12 @@ class Residual:
     #: the decoder reported this picture as a key (IDR / intra) frame
     keyframe: bool = False
 
-    @property
-    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.y, self.u, self.v
-
-    @property
-    def width(self) -> int:
-        return int(self.y.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.y.shape[0])
-
 
 def check_pair(x: Frame, x_base: Frame) -> None:
     """Raise :class:`InputError` unless ``x`` and ``x_base`` have the same size and depth."""
-    if (x.width, x.height) != (x_base.width, x_base.height):
-        raise InputError(
-            f"base picture is {x_base.width}x{x_base.height} but the input frame is "
-            f"{x.width}x{x.height}; the base reconstruction must have the input's size"
-        )
-    if x.bit_depth != x_base.bit_depth:
-        raise InputError(
-            f"base picture is {x_base.bit_depth}-bit but the input frame is {x.bit_depth}-bit; "
-            "convert one with Frame.with_bit_depth()"
-        )
+    require_same_format(x_base, "base picture", x, "the input frame is",
+                        size_fix="the base reconstruction must have the input's size",
+                        depth_fix="convert one with Frame.with_bit_depth()")
 
 
 def compute_residual(x: Frame, x_base: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -148,13 +129,7 @@ def reconstruct(x_base: Frame | None, residual: Residual, *, index: int | None =
                      matrix=default_matrix(residual.width, residual.height))
     if x_base is None:
         raise InputError("a residual needs the base picture: pass the base layer's reconstruction as x_base")
-    if (x_base.width, x_base.height) != (residual.width, residual.height):
-        raise InputError(
-            f"base picture is {x_base.width}x{x_base.height} but the residual is "
-            f"{residual.width}x{residual.height}"
-        )
-    if x_base.bit_depth != residual.bit_depth:
-        raise InputError(f"base picture is {x_base.bit_depth}-bit but the residual is for {residual.bit_depth}-bit video")
+    require_same_format(x_base, "base picture", residual, "the residual is")
     planes = [
         np.clip(b.astype(np.int32) + r, 0, top).astype(dtype) for b, r in zip(x_base.planes, residual.planes)
     ]

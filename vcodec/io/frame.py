@@ -17,12 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Protocol
 
 import numpy as np
 
 from vcodec.errors import InputError
 
-__all__ = ["Frame", "VideoInfo", "InputFacts", "default_matrix", "MATRICES", "require_even"]
+__all__ = [
+    "Frame", "VideoInfo", "InputFacts", "Planes420", "PictureFormat", "default_matrix", "MATRICES",
+    "require_even", "require_same_format",
+]
 
 #: supported colour matrices and their (Kr, Kb) luma coefficients
 MATRICES: dict[str, tuple[float, float]] = {
@@ -49,8 +53,62 @@ def require_even(width: int, height: int, where: str, fix: str) -> None:
         prefix = f"{where}: " if where else ""
         raise InputError(f"{prefix}4:2:0 needs even width and height, got {width}x{height}; {fix}")
 
+
+class PictureFormat(Protocol):
+    """Anything with a picture size and a bit depth: a Frame, a VideoInfo, an encoder's setup."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def bit_depth(self) -> int: ...
+
+
+def require_same_format(
+    got: PictureFormat, subject: str, want: PictureFormat, expected: str, *, size_fix: str = "",
+    depth_fix: str = "",
+) -> None:
+    """The one "same size and bit depth" rule between two pictures (vcodec never rescales on the way).
+
+    The message reads ``"<subject> is WxH but <expected> W'xH'; <size_fix>"``
+    (``expected`` says whose size it is, e.g. ``"the output is"``), then the
+    same for the bit depth.
+    """
+    if (got.width, got.height) != (want.width, want.height):
+        fix = f"; {size_fix}" if size_fix else ""
+        raise InputError(
+            f"{subject} is {got.width}x{got.height} but {expected} {want.width}x{want.height}{fix}"
+        )
+    if got.bit_depth != want.bit_depth:
+        fix = f"; {depth_fix}" if depth_fix else ""
+        raise InputError(f"{subject} is {got.bit_depth}-bit but {expected} {want.bit_depth}-bit{fix}")
+
+
+class Planes420:
+    """The geometry of three 4:2:0 planes ``y``, ``u``, ``v`` (a :class:`Frame`, a residual picture)."""
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+
+    @property
+    def width(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.y, self.u, self.v
+
+
 @dataclass
-class Frame:
+class Frame(Planes420):
     """One YUV 4:2:0 picture.  See the module docstring for conventions."""
 
     y: np.ndarray
@@ -82,19 +140,7 @@ class Frame:
         if self.matrix not in MATRICES:
             raise InputError(f"unknown colour matrix {self.matrix!r}; use one of {sorted(MATRICES)}")
 
-    # -- geometry -------------------------------------------------------
-    @property
-    def width(self) -> int:
-        return int(self.y.shape[1])
-
-    @property
-    def height(self) -> int:
-        return int(self.y.shape[0])
-
-    @property
-    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.y, self.u, self.v
-
+    # -- geometry (width, height, planes: Planes420) ----------------------
     @property
     def max_value(self) -> int:
         return (1 << self.bit_depth) - 1

@@ -27,7 +27,7 @@ import numpy as np
 
 from vcodec._atomic import AtomicOutput
 from vcodec.errors import CodecUnavailableError, ConfigError, EncoderError, InputError, OutputError
-from vcodec.io.frame import Frame, VideoInfo
+from vcodec.io.frame import Frame, VideoInfo, require_same_format
 from vcodec.io.naming import RAW_EXTENSIONS
 from vcodec.io.y4m import format_header
 
@@ -76,17 +76,9 @@ class VideoWriter(ABC):
     def _check(self, frame: Frame) -> None:
         if self._done:
             raise OutputError(f"{self.path}: the writer is closed")
-        i = self.info
-        if (frame.width, frame.height) != (i.width, i.height):
-            raise InputError(
-                f"{self.path}: frame {frame.index} is {frame.width}x{frame.height} but the output is "
-                f"{i.width}x{i.height}; writers do not rescale"
-            )
-        if frame.bit_depth != i.bit_depth:
-            raise InputError(
-                f"{self.path}: frame {frame.index} is {frame.bit_depth}-bit but the output is "
-                f"{i.bit_depth}-bit; convert with frame.with_bit_depth({i.bit_depth})"
-            )
+        require_same_format(frame, f"{self.path}: frame {frame.index}", self.info, "the output is",
+                            size_fix="writers do not rescale",
+                            depth_fix=f"convert with frame.with_bit_depth({self.info.bit_depth})")
 
     def write(self, frame: Frame) -> None:
         self._check(frame)
