@@ -28,13 +28,15 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor, nn
 
-from vcodec.detection.base import COCO80, SplitDetector, postprocess_dense
-from vcodec.detection.weights import load_state_dict_strict, read_state_dict, sha256_of
+from vcodec.detection.base import COCO80, postprocess_dense
+from vcodec.detection.weights import sha256_of
 from vcodec.detection.yolox import (
     BaseConv,
+    BaseConvDetector,
     CSPLayer,
     DWConv,
     Focus,
+    fuse_base_convs,
     levels_to_raw,
     raw_to_dense,
 )
@@ -50,7 +52,7 @@ SHIPPED_WEIGHTS = _WEIGHTS_DIR / "vcodec-det.pt"
 SHIPPED_RECORD = _WEIGHTS_DIR / "vcodec-det.json"
 
 
-class VcodecDet(SplitDetector):
+class VcodecDet(BaseConvDetector):
     """Compact split detector for traffic/surveillance classes.  See the module docstring."""
 
     name = "vcodec-det"
@@ -77,9 +79,7 @@ class VcodecDet(SplitDetector):
         self.dark3 = nn.Sequential(DWConv(32, 64, 3, 2), CSPLayer(64, 64, 3, depthwise=True))
         # the front is frozen teacher weights that come BatchNorm-folded (from the ONNX
         # export), so it is built in conv-with-bias form from the start
-        for m in self.front_modules().modules():
-            if isinstance(m, BaseConv):
-                m.fuse()
+        fuse_base_convs(self.front_modules())
         # back: light pyramid
         c16, c32 = 2 * width, 3 * width
         self.down16 = nn.Sequential(DWConv(64, c16, 3, 2), CSPLayer(c16, c16, 1, depthwise=True))
@@ -137,20 +137,9 @@ class VcodecDet(SplitDetector):
             [self.down16, self.down32, self.lat32, self.lat16, self.fuse16, self.fuse8, self.head_convs, self.preds]
         )
 
-    def fuse(self) -> VcodecDet:
-        """Fold BatchNorm into convolutions for inference."""
-        for m in self.modules():
-            if isinstance(m, BaseConv):
-                m.fuse()
-        self.fused = True
-        return self
-
     def load(self, path: str | Path) -> VcodecDet:
         """Load a vcodec-det state dict (``.pt``) and fuse."""
-        if self.fused:
-            raise WeightsError(f"vcodec-det: load weights before fuse(), not after ({path})")
-        state = read_state_dict(path, "vcodec-det")
-        load_state_dict_strict(self, state, path, "vcodec-det")
+        self._load_unfused(path, "vcodec-det")
         self.weights_sha256 = sha256_of(path)
         return self.fuse()
 

@@ -24,6 +24,7 @@ nano, 96 for tiny); ``back`` = dark4 + dark5 + PAFPN neck + decoupled head + NMS
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -34,7 +35,8 @@ from vcodec.detection.weights import load_state_dict_strict, read_state_dict, re
 from vcodec.errors import ConfigError, WeightsError
 
 __all__ = [
-    "YOLOX", "YOLOX_VARIANTS", "FRONT_PREFIXES", "BaseConv", "DWConv", "fuse_conv_bn", "decode_dense", "make_grids",
+    "YOLOX", "YOLOX_VARIANTS", "FRONT_PREFIXES", "BaseConv", "BaseConvDetector", "DWConv", "fuse_conv_bn",
+    "fuse_base_convs", "decode_dense", "make_grids",
 ]
 
 #: variant -> (depth multiplier, width multiplier, depthwise convolutions)
@@ -84,6 +86,39 @@ def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
         fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
     return fused
+
+
+def fuse_base_convs(module: nn.Module) -> None:
+    """Fold the BatchNorm of every :class:`BaseConv` inside ``module`` into its convolution."""
+    for m in module.modules():
+        if isinstance(m, BaseConv):
+            m.fuse()
+
+
+_D = TypeVar("_D", bound="BaseConvDetector")
+
+
+class BaseConvDetector(SplitDetector):
+    """A split detector built of :class:`BaseConv` blocks (YOLOX, vcodec-det).
+
+    What such a model does with its BatchNorms is written once here: weights
+    load strictly into the unfused model, then :meth:`fuse` folds every
+    BatchNorm into its convolution for inference.
+    """
+
+    fused: bool = False
+
+    def fuse(self: _D) -> _D:
+        """Fold every BatchNorm into its convolution (inference only; faster, same outputs)."""
+        fuse_base_convs(self)
+        self.fused = True
+        return self
+
+    def _load_unfused(self, path: str | Path, what: str) -> None:
+        """Load a state dict file strictly (``what`` names the model in errors); refused once fused."""
+        if self.fused:
+            raise WeightsError(f"{self.name}: load weights before fuse(), not after ({path})")
+        load_state_dict_strict(self, read_state_dict(path, what), path, what)
 
 
 class DWConv(nn.Module):
@@ -278,7 +313,7 @@ def raw_to_dense(raw: Tensor, features: Tensor, strides: list[int]) -> Tensor:
     return decode_dense(raw, [(h, w), (h // 2, w // 2), (h // 4, w // 4)], strides)
 
 
-class YOLOX(SplitDetector):
+class YOLOX(BaseConvDetector):
     """A YOLOX detector (variant ``nano``, ``tiny``, ``s``, ``m``, ``l`` or ``x``) with the split interface."""
 
     input_format = "BGR float32 0..255 (no normalisation), letterbox/pad grey 114, N x 3 x H x W"
@@ -344,15 +379,7 @@ class YOLOX(SplitDetector):
         """Input tensor -> ``raw_outputs`` (what the ONNX export computes)."""
         return self.raw_outputs(self.front(x))
 
-    # -- weights ----------------------------------------------------------
-    def fuse(self) -> YOLOX:
-        """Fold every BatchNorm into its convolution (inference only; faster, same outputs)."""
-        for m in self.modules():
-            if isinstance(m, BaseConv):
-                m.fuse()
-        self.fused = True
-        return self
-
+    # -- weights (fuse(): BaseConvDetector) -------------------------------
     def conv_execution_order(self) -> list[nn.Conv2d]:
         """Every Conv2d in the order a forward pass runs them (the order of an ONNX export)."""
         order: list[nn.Conv2d] = []
@@ -371,10 +398,7 @@ class YOLOX(SplitDetector):
 
     def load_pth(self, path: str | Path) -> YOLOX:
         """Load an official YOLOX ``.pth`` checkpoint (``{'model': state_dict, ...}``) and fuse."""
-        if self.fused:
-            raise WeightsError(f"{self.name}: load weights before fuse(), not after ({path})")
-        state = read_state_dict(path, f"YOLOX-{self.variant}")
-        load_state_dict_strict(self, state, path, f"YOLOX-{self.variant}")
+        self._load_unfused(path, f"YOLOX-{self.variant}")
         return self.fuse()
 
     def load_onnx(self, path: str | Path) -> YOLOX:
