@@ -21,15 +21,8 @@ class RawYUVReader(_StreamReader):
     """Headerless planar YUV 4:2:0: Y plane, then U, then V, frame after frame."""
 
     def __init__(
-        self,
-        source: str,
-        stream: BinaryIO,
-        options: ReadOptions | None = None,
-        *,
-        own: bool,
-        name_hint: str | None = None,
-        file_size: int | None = None,
-        **legacy: Any,
+        self, source: str, stream: BinaryIO, options: ReadOptions | None = None, *, own: bool,
+        name_hint: str | None = None, file_size: int | None = None, **legacy: Any,
     ) -> None:
         super().__init__(source, stream, own, options, legacy)
         opts = self.options

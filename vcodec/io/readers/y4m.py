@@ -44,14 +44,8 @@ class Y4MReader(_StreamReader):
     """YUV4MPEG2: a text header, then ``FRAME`` lines each followed by one picture."""
 
     def __init__(
-        self,
-        source: str,
-        stream: BinaryIO,
-        options: ReadOptions | None = None,
-        *,
-        own: bool,
-        file_size: int | None = None,
-        **legacy: Any,
+        self, source: str, stream: BinaryIO, options: ReadOptions | None = None, *, own: bool,
+        file_size: int | None = None, **legacy: Any,
     ) -> None:
         super().__init__(source, stream, own, options, legacy)
         try:
