@@ -19,7 +19,6 @@ See docs/FEATURES.md.
 
 from __future__ import annotations
 
-from vcodec.baselayer.protocol import BASE_MODES
 from vcodec.baselayer.features.codec import (
     FEATURE_KIND,
     FeatureBase,
@@ -30,6 +29,7 @@ from vcodec.baselayer.features.codec import (
     design_from_features,
     quality_to_levels,
 )
+from vcodec.baselayer.protocol import BASE_MODES
 
 __all__ = [
     "FEATURE_KIND",
