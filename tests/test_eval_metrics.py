@@ -303,40 +303,43 @@ def test_bd_result_dropped_anchor_points_and_na_only_without_overlap() -> None:
 
 
 def test_runner_bd_entries_report_the_envelope() -> None:
+    from vcodec.eval.curves import bd_entries
+    from vcodec.eval.points import EvalPoint
     from vcodec.eval.report import replace_bd_section
-    from vcodec.eval.runner import bd_entries
 
     base = [(107.7, 0.587), (180.8, 0.657), (323.9, 0.708), (538.5, 0.699)]
     x265 = [(26.0, 0.563), (46.2, 0.652), (81.7, 0.767), (146.2, 0.824), (268.3, 0.87), (509.7, 0.925)]
     rows = [
-        {
-            "system": "vcodec-base",
-            "kbps_base": r,
-            "kbps_total": r,
-            "map50": q,
-            "map": q / 2,
-            "base_quality": 0.5,
-        }
-        for r, q in base
+        EvalPoint(f"b{i}", "vcodec-base", kbps_base=r, kbps_total=r, map50=q, map=q / 2, base_quality=0.5)
+        for i, (r, q) in enumerate(base)
     ]
-    rows += [{"system": "x265", "kbps_total": r, "map50": q, "map": q / 2} for r, q in x265]
-    rows.append({"system": "x265", "kbps_total": 20.0, "map50": float("nan"), "map": None})
+    rows += [EvalPoint(f"a{i}", "x265", kbps_total=r, map50=q, map=q / 2) for i, (r, q) in enumerate(x265)]
+    rows.append(EvalPoint("x265_nan", "x265", kbps_total=20.0, map50=float("nan"), map=None))
     entries = bd_entries(rows)
-    e = next(x for x in entries if x["metric"] == "map50" and x["method"] == "pchip")
-    assert (e["test"], e["anchor"]) == ("vcodec-base", "x265")
-    assert e["dropped_test"] == [[538.5, 0.699]] and e["dropped_anchor"] == []
-    assert e["points"] == [3, 6] and e["bd_rate_strict"] is None
-    assert e["bd_rate"] == pytest.approx(
+    e = next(x for x in entries if x.metric == "map50" and x.method == "pchip")
+    assert (e.test, e.anchor) == ("vcodec-base", "x265")
+    assert e.result.dropped_test == ((538.5, 0.699),) and e.result.dropped_anchor == ()
+    assert e.points == (3, 6) and e.result.strict_value is None
+    assert e.value == pytest.approx(
         bd_rate(
             [r for r, _ in x265], [q for _, q in x265], [r for r, _ in base[:3]], [q for _, q in base[:3]]
         )
     )
-    cubic = next(x for x in entries if x["metric"] == "map50" and x["method"] == "cubic")
-    assert cubic["bd_rate"] is None and "at least 4" in cubic["reason"]
+    cubic = next(x for x in entries if x.metric == "map50" and x.method == "cubic")
+    assert cubic.value is None and "at least 4" in cubic.result.reason
+    # results.json's form of the entry
+    j = e.to_json()
+    assert j["dropped_test"] == [[538.5, 0.699]] and j["points"] == [3, 6] and j["bd_rate_strict"] is None
     summary = "# x\n\nBD-rate: negative old note\n\n## BD-rate\n\n| old |\n\n## Points\n\n| p |\n"
     new = replace_bd_section(summary, entries)
     assert new.startswith("# x\n\nBD-rate: negative") and new.endswith("## Points\n\n| p |\n")
     assert "| old |" not in new
-    assert f"{e['bd_rate']:+.1f} % (envelope; dropped test point at 538.5 kbit/s; strict n/a" in new
+    assert f"{e.value:+.1f} % (envelope; dropped test point at 538.5 kbit/s; strict n/a" in new
     with pytest.raises(InputError, match="Points"):
         replace_bd_section("# no tables\n", entries)
+    # the old dict form, kept one release behind a DeprecationWarning: the same entries
+    from vcodec.eval.runner import bd_entries as old_bd_entries
+
+    with pytest.warns(DeprecationWarning, match="curves.bd_entries"):
+        old = old_bd_entries([r.to_json() for r in rows])
+    assert old == [x.to_json() for x in entries]

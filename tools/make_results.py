@@ -23,8 +23,12 @@ import math
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vcodec.eval.points import BDEntry, EvalResults
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -97,6 +101,7 @@ def run_all(args: argparse.Namespace) -> None:
 
     from vcodec.detection.clips import list_clips
     from vcodec.errors import VcodecError
+    from vcodec.eval.output import write_json, write_text
     from vcodec.eval.runner import EvalConfig, run_eval
 
     torch.set_num_threads(1)
@@ -151,19 +156,19 @@ def run_all(args: argparse.Namespace) -> None:
                 dest.mkdir(parents=True, exist_ok=True)
                 for name in ("rd_map50.png", "rd_psnr.png", "rd_msssim.png", "summary.md"):
                     shutil.copy2(out / name, dest / name)
-                slim = {k: v for k, v in res.items() if k != "provenance"}
-                slim["provenance"] = {
-                    k: res["provenance"][k] for k in ("vcodec_version", "detector", "libavcodec")
-                }
-                slim["base_model"] = _model_record(cfg["base_model"])
-                (dest / "results.json").write_text(json.dumps(slim, indent=1, sort_keys=True) + "\n")
+                slim = replace(
+                    res,
+                    provenance={k: res.provenance[k] for k in ("vcodec_version", "detector", "libavcodec")},
+                    base_model=_model_record(cfg["base_model"]),
+                )
+                write_json(dest / "results.json", slim.to_json())
                 state["runs"][key] = {
                     "status": "done",
                     "minutes": round((time.time() - t0) / 60, 1),
                     "results": str(dest / "results.json"),
                 }
             work.mkdir(parents=True, exist_ok=True)
-            state_path.write_text(json.dumps(state, indent=1) + "\n")
+            write_text(state_path, json.dumps(state, indent=1) + "\n")
             write_results_md(state, args.docs)
     if not args.skip_bench and not args.anchors_only:
         cfg = _configs(args)[0]
@@ -191,65 +196,60 @@ def run_all(args: argparse.Namespace) -> None:
             except VcodecError as exc:
                 state["bench"] = {"status": "failed", "reason": str(exc)}
         work.mkdir(parents=True, exist_ok=True)
-        state_path.write_text(json.dumps(state, indent=1) + "\n")
+        write_text(state_path, json.dumps(state, indent=1) + "\n")
     write_results_md(state, args.docs)
 
 
-def _bd(
-    res: dict[str, Any], test: str, anchor: str, metric: str, method: str = "pchip"
-) -> dict[str, Any] | None:
-    """The BD entry (see ``vcodec.eval.bdrate.BDResult.to_dict``) of one comparison, if computed."""
-    for e in res["bd_rate"]:
-        if e["test"] == test and e["anchor"] == anchor and e["metric"] == metric and e["method"] == method:
+def _bd(res: EvalResults, test: str, anchor: str, metric: str, method: str = "pchip") -> BDEntry | None:
+    """The BD entry of one comparison, if computed."""
+    for e in res.bd_rate:
+        if e.test == test and e.anchor == anchor and e.metric == metric and e.method == method:
             return e
     return None
 
 
-def _value(e: dict[str, Any] | None) -> float | None:
-    v = e.get("bd_rate") if e else None
+def _value(e: BDEntry | None) -> float | None:
+    v = e.value if e else None
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
-def _cell(e: dict[str, Any] | None) -> str:
+def _cell(e: BDEntry | None) -> str:
     """The RESULTS.md cell: the number, with the envelope's caveat where it needed one."""
     from vcodec.eval.report import bd_cell
 
     return "n/a" if _value(e) is None else bd_cell(e, strict=False)
 
 
-def _load(path: str | Path) -> dict[str, Any]:
+def _load(path: str | Path) -> EvalResults:
     """A stored results.json with its BD entries recomputed from its points by the current rules
     (cheap, and the only way a report rebuilt from old results follows a BD rule change)."""
-    from vcodec.eval.runner import bd_entries
+    from vcodec.eval.curves import bd_entries
+    from vcodec.eval.points import EvalResults
 
-    res: dict[str, Any] = json.loads(Path(path).read_text())
-    res["bd_rate"] = bd_entries(res["points"])
-    return res
+    res = EvalResults.from_json(json.loads(Path(path).read_text()))
+    return replace(res, bd_rate=tuple(bd_entries(res.points)))
 
 
-def _plain_comparison(res: dict[str, Any], anchor: str, entry: dict[str, Any] | None = None) -> str:
+def _plain_comparison(res: EvalResults, anchor: str, entry: BDEntry | None = None) -> str:
     """Without a BD-rate: the base layer's best mAP@0.5 against the anchor's cheapest point."""
     from vcodec.eval.report import short_reason
 
-    why = short_reason(str(entry.get("reason") or "")) if entry else "not computed"
-
-    def ok(v: Any) -> bool:
-        return isinstance(v, (int, float)) and math.isfinite(v)
-
-    base = [p for p in res["points"] if p["system"] == "vcodec-base" and ok(p.get("map50"))]
-    anc = [p for p in res["points"] if p["system"] == anchor and ok(p.get("map50"))]
+    why = short_reason(entry.result.reason) if entry else "not computed"
+    # (kbit/s, mAP@0.5) of each point with both
+    base = [r for r in (p.rd("kbps_base", "map50") for p in res.points if p.system == "vcodec-base") if r]
+    anc = [r for r in (p.rd("kbps_total", "map50") for p in res.points if p.system == anchor) if r]
     if not base or not anc:
         return f"base layer vs {anchor}: no mAP to compare (the ground truth holds no object)."
-    b = max(base, key=lambda p: (p["map50"], -p["kbps_base"]))
-    a = min(anc, key=lambda p: p["kbps_total"])
+    b_rate, b_map = max(base, key=lambda r: (r[1], -r[0]))
+    a_rate, a_map = min(anc, key=lambda r: r[0])
     head = (
         f"no BD-rate vs {anchor} ({why}, even on the upper envelopes); the base layer's best mAP@0.5 "
-        f"is {b['map50']:.3f} at {b['kbps_base']:.1f} kbit/s, {anchor}'s cheapest point gives "
-        f"{a['map50']:.3f} at {a['kbps_total']:.1f} kbit/s"
+        f"is {b_map:.3f} at {b_rate:.1f} kbit/s, {anchor}'s cheapest point gives "
+        f"{a_map:.3f} at {a_rate:.1f} kbit/s"
     )
-    if b["map50"] < a["map50"] and b["kbps_base"] >= a["kbps_total"]:
+    if b_map < a_map and b_rate >= a_rate:
         return head + ": **vcodec loses** outright."
-    if b["map50"] >= a["map50"] and b["kbps_base"] <= a["kbps_total"]:
+    if b_map >= a_map and b_rate <= a_rate:
         return head + ": vcodec's base layer is both cheaper and at least as accurate."
     return head + ": mixed (more points are needed for a BD-rate)."
 
@@ -303,13 +303,15 @@ def write_results_md(state: dict[str, Any], docs: str | Path = DOCS) -> None:
             not_run.append(f"- {clip} with {det}: {run['status']} ({run['reason'][:200]})")
             continue
         res = _load(run["results"])
-        bm = res.get("base_model") or {}
-        if isinstance(bm, dict) and bm.get("id"):
+        bm = res.base_model or {}
+        if bm.get("id"):
             models.add(
                 f"- {det}: base model `{bm['id']}` sha256 {bm['sha256'][:16]}, trained "
                 f"{bm.get('cpu_minutes')} CPU minutes ({bm.get('steps')} steps), from {bm['source']}"
             )
-        qs = sorted({p["base_quality"] for p in res["points"] if p["system"] == "vcodec-full"})
+        qs = sorted(
+            {p.base_quality for p in res.points if p.system == "vcodec-full" and p.base_quality is not None}
+        )
         full_x265 = [_bd(res, f"vcodec-full q={q:.2f}", "x265", "psnr_y") for q in qs]
         full_ms = [_bd(res, f"vcodec-full q={q:.2f}", "x265", "ms_ssim") for q in qs]
         full_sim = [_bd(res, f"vcodec-full q={q:.2f}", f"simulcast q={q:.2f}", "psnr_y") for q in qs]
@@ -324,10 +326,8 @@ def write_results_md(state: dict[str, Any], docs: str | Path = DOCS) -> None:
             v = _value(e)
             if v is None:
                 losses.append(f"- {clip} ({det}): {_plain_comparison(res, name, e)}")
-            elif v > 0:
-                from vcodec.eval.bdrate import BDResult
-
-                caveat = BDResult.from_dict(e or {}).caveat()
+            elif v > 0 and e is not None:
+                caveat = e.result.caveat()
                 caveat = f" ({caveat})" if caveat else ""
                 losses.append(
                     f"- {clip} ({det}): the base layer needs {v:+.1f} % bits vs {name} for the same "
@@ -386,8 +386,10 @@ def write_results_md(state: dict[str, Any], docs: str | Path = DOCS) -> None:
     if not_run:
         lines += ["", "## Not run", "", *not_run]
     lines.append("")
+    from vcodec.eval.output import write_text
+
     Path(docs).mkdir(parents=True, exist_ok=True)
-    (Path(docs) / "RESULTS.md").write_text("\n".join(lines))
+    write_text(Path(docs) / "RESULTS.md", "\n".join(lines))
 
 
 def _md_sections(text: str) -> dict[str, list[str]]:
@@ -411,6 +413,7 @@ def report_only(docs: str | Path = DOCS) -> list[Path]:
     import re
 
     from vcodec.errors import InputError
+    from vcodec.eval.output import write_text
     from vcodec.eval.report import replace_bd_section
 
     docs = Path(docs)
@@ -445,7 +448,7 @@ def report_only(docs: str | Path = DOCS) -> list[Path]:
         summary = path.parent / "summary.md"
         if summary.is_file():
             res = _load(path)
-            summary.write_text(replace_bd_section(summary.read_text(), res["bd_rate"]))
+            write_text(summary, replace_bd_section(summary.read_text(), res.bd_rate))
             written.append(summary)
     write_results_md(state, docs)
     written.append(docs / "RESULTS.md")

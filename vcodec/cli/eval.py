@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
     results = run_eval(cfg)
     out = Path(args.output)
     plots = ", ".join(str(out / p) for p in ("rd_map50.png", "rd_psnr.png", "rd_msssim.png"))
-    print(f"{len(results['points'])} points; summary: {out / 'summary.md'} (plots linked there: {plots})")
+    print(f"{len(results.points)} points; summary: {out / 'summary.md'} (plots linked there: {plots})")
     return 0
 
 

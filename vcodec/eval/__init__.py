@@ -6,7 +6,12 @@
 * :mod:`vcodec.eval.tracking` -- IoU/Kalman tracker, MOTA and IDF1 (motmetrics);
 * :mod:`vcodec.eval.quality` -- PSNR-Y, PSNR-YUV (6:1:1), MS-SSIM;
 * :mod:`vcodec.eval.bdrate` -- Bjontegaard BD-rate (cubic and PCHIP);
-* :mod:`vcodec.eval.runner` -- the ``vcodec eval`` driver; :mod:`vcodec.eval.bench` ``vcodec bench``.
+* :mod:`vcodec.eval.runner` -- the ``vcodec eval`` driver over :mod:`~vcodec.eval.config`,
+  :mod:`~vcodec.eval.units` (work units), :mod:`~vcodec.eval.scoring`, :mod:`~vcodec.eval.curves`
+  (BD entries), :mod:`~vcodec.eval.provenance` and :mod:`~vcodec.eval.output` (atomic files);
+* :mod:`vcodec.eval.points` -- the typed results: :class:`EvalPoint` (a row of results.json),
+  :class:`BDEntry`, :class:`EvalResults`;
+* :mod:`vcodec.eval.bench` -- ``vcodec bench``.
 
 See docs/EVAL.md.
 """
@@ -24,6 +29,7 @@ from vcodec.eval.groundtruth import (
     read_mot,
     read_sfu,
 )
+from vcodec.eval.points import BDEntry, EvalPoint, EvalResults
 from vcodec.eval.quality import QualityAccumulator, frame_quality, plane_psnr
 from vcodec.eval.tracking import Tracker, ground_truth_tracks, mot_metrics, track_detections
 
@@ -49,4 +55,7 @@ __all__ = [
     "ground_truth_tracks",
     "mot_metrics",
     "track_detections",
+    "BDEntry",
+    "EvalPoint",
+    "EvalResults",
 ]

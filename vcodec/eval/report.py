@@ -1,13 +1,19 @@
-"""Plots (matplotlib, Agg) and the markdown summary of a ``vcodec eval`` results folder."""
+"""Plots (matplotlib, Agg) and the markdown summary of a ``vcodec eval`` results folder.
+
+Both are written through the atomic writer: a failed plot leaves no half-written PNG."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vcodec._atomic import atomic_output
 from vcodec.errors import InputError
 from vcodec.eval.bdrate import BDResult
+from vcodec.eval.output import write_text
+from vcodec.eval.points import BDEntry, EvalPoint, EvalResults
 
 __all__ = [
     "write_plots",
@@ -33,29 +39,28 @@ def _ok(v: Any) -> bool:
 
 
 def _series(
-    rows: list[dict[str, Any]], system: str, y: str, rate: str = "kbps_total", q: float | None = None
+    rows: Sequence[EvalPoint], system: str, y: str, rate: str = "kbps_total", q: float | None = None
 ) -> tuple[list[float], list[float]]:
     pts = sorted(
-        (r[rate], r[y])
-        for r in rows
-        if r["system"] == system
-        and _ok(r.get(y))
-        and _ok(r.get(rate))
-        and (q is None or r.get("base_quality") == q)
+        p
+        for p in (r.rd(rate, y) for r in rows if r.system == system and (q is None or r.base_quality == q))
+        if p is not None
     )
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
+def write_plots(results: EvalResults, out: Path) -> list[Path]:
     """``rd_map50.png`` (rate vs mAP@0.5, all systems), ``rd_psnr.png`` and ``rd_msssim.png``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = results["points"]
-    qualities = sorted({r["base_quality"] for r in rows if r["system"] == "vcodec-base"})
-    gt = "pseudo ground truth" if results.get("pseudo_ground_truth") else "ground truth"
+    rows = results.points
+    qualities = sorted(
+        {r.base_quality for r in rows if r.system == "vcodec-base" and r.base_quality is not None}
+    )
+    gt = "pseudo ground truth" if results.pseudo_ground_truth else "ground truth"
     written = []
     for y, fname, label in (
         ("map50", "rd_map50.png", f"mAP@0.5 ({gt})"),
@@ -64,7 +69,7 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
     ):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         # x265@N / x264@N: the anchors with the detector at another long side (mAP only)
-        sized = sorted({r["system"] for r in rows if "@" in r["system"]}) if y == "map50" else []
+        sized = sorted({r.system for r in rows if "@" in r.system}) if y == "map50" else []
         for system in ("vcodec-base", "x265", "x264", *sized):
             rate = "kbps_base" if system == "vcodec-base" else "kbps_total"
             xs, ys = _series(rows, system, y, rate)
@@ -92,9 +97,9 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
             if xs and y != "map50":
                 ax.plot(xs, ys, "d--", color="tab:purple", alpha=alpha, label=f"simulcast, base q={q:.2f}")
         if y == "map50":
-            ref = [r for r in rows if r["system"] == "reference" and _ok(r.get("map50"))]
+            ref = [p[1] for p in (r.rd("map50", "map50") for r in rows if r.system == "reference") if p]
             if ref:
-                ax.axhline(ref[0]["map50"], color="grey", ls=":", label="uncompressed")
+                ax.axhline(ref[0], color="grey", ls=":", label="uncompressed")
         if ax.get_legend_handles_labels()[0]:
             ax.set_xscale("log")
             ax.legend(fontsize=7, loc="lower right")
@@ -102,12 +107,15 @@ def write_plots(results: dict[str, Any], out: Path) -> list[Path]:
             ax.text(0.5, 0.5, f"no {label} values to plot", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("kbit/s (base layer for vcodec base; whole stream otherwise)")
         ax.set_ylabel(label)
-        ax.set_title(f"{Path(str(results['input'])).name}: {results['frames']} frames")
+        ax.set_title(f"{Path(results.input).name}: {results.frames} frames")
         ax.grid(True, which="both", alpha=0.3)
         fig.tight_layout()
         p = out / fname
-        fig.savefig(p, dpi=110)
-        plt.close(fig)
+        try:
+            with atomic_output(p, what="vcodec eval plot") as f:
+                fig.savefig(f, dpi=110, format="png")
+        finally:
+            plt.close(fig)
         written.append(p)
     return written
 
@@ -122,21 +130,21 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def points_table(rows: list[dict[str, Any]]) -> str:
+def points_table(rows: Sequence[EvalPoint]) -> str:
     body = []
     for r in rows:
         body.append(
             [
-                r["id"],
-                _f(r.get("kbps_base"), 1),
-                _f(r.get("kbps_total"), 1),
-                _f(r.get("map50")),
-                _f(r.get("map")),
-                _f(r.get("map50_full")),
-                _f(r.get("mota")),
-                _f(r.get("idf1")),
-                _f(r.get("psnr_y"), 2),
-                _f(r.get("ms_ssim"), 4),
+                r.id,
+                _f(r.kbps_base, 1),
+                _f(r.kbps_total, 1),
+                _f(r.map50),
+                _f(r.map),
+                _f(r.map50_full),
+                _f(r.mota),
+                _f(r.idf1),
+                _f(r.psnr_y, 2),
+                _f(r.ms_ssim, 4),
             ]
         )
     return markdown_table(
@@ -169,13 +177,20 @@ def short_reason(reason: str) -> str:
     return reason[:40]
 
 
-def bd_cell(entry: dict[str, Any] | None, strict: bool = True) -> str:
+def bd_cell(entry: BDEntry | BDResult | Mapping[str, Any] | None, strict: bool = True) -> str:
     """One BD-rate as a table cell: ``"+12.3 %"``, ``"+12.3 % (envelope; dropped test point at
     120.5 kbit/s; strict n/a)"`` when the number rests on an upper envelope, or ``"n/a (no overlap)"``
-    only when not even the envelopes give one.  ``strict`` adds the strict (all points) value."""
+    only when not even the envelopes give one.  ``strict`` adds the strict (all points) value.
+
+    (A JSON dict entry is still read, for one release.)"""
     if entry is None:
         return "-"
-    r = BDResult.from_dict(entry)
+    if isinstance(entry, BDEntry):
+        r = entry.result
+    elif isinstance(entry, BDResult):
+        r = entry
+    else:
+        r = BDResult.from_dict(entry)
     if not _ok(r.value):
         return f"n/a ({short_reason(r.reason)})"
     if not r.uses_envelope:
@@ -190,11 +205,11 @@ def bd_cell(entry: dict[str, Any] | None, strict: bool = True) -> str:
     return f"{r.value:+.1f} % ({note})"
 
 
-def bd_table(entries: list[dict[str, Any]]) -> str:
+def bd_table(entries: Sequence[BDEntry]) -> str:
     body = []
-    pairs: dict[tuple[str, str, str], dict[str, Any]] = {}
+    pairs: dict[tuple[str, str, str], dict[str, BDEntry]] = {}
     for e in entries:
-        pairs.setdefault((e["test"], e["anchor"], e["metric"]), {})[e["method"]] = e
+        pairs.setdefault((e.test, e.anchor, e.metric), {})[e.method] = e
     for (test, anchor, metric), m in pairs.items():
         body.append([test, anchor, metric, bd_cell(m.get("pchip")), bd_cell(m.get("cubic"))])
     return markdown_table(["test", "anchor", "metric", "BD-rate (PCHIP)", "BD-rate (cubic)"], body)
@@ -209,12 +224,12 @@ _BD_NOTE = (
 )
 
 
-def bd_section(entries: list[dict[str, Any]]) -> list[str]:
+def bd_section(entries: Sequence[BDEntry]) -> list[str]:
     """The summary's BD-rate part (note, heading, table), shared with :func:`replace_bd_section`."""
     return [_BD_NOTE, "", "## BD-rate", "", bd_table(entries), ""]
 
 
-def replace_bd_section(summary: str, entries: list[dict[str, Any]]) -> str:
+def replace_bd_section(summary: str, entries: Sequence[BDEntry]) -> str:
     """``summary`` (a summary.md) with its BD-rate note and table rebuilt from ``entries``.
 
     For reports rebuilt from a stored results.json, which keeps only part of the provenance the
@@ -226,7 +241,7 @@ def replace_bd_section(summary: str, entries: list[dict[str, Any]]) -> str:
     return summary[:start] + "\n".join(bd_section(entries)) + "\n" + summary[end:]
 
 
-def _geometry_lines(geo: dict[str, Any] | None) -> list[str]:
+def _geometry_lines(geo: Mapping[str, Any] | None) -> list[str]:
     if not geo:
         return []
     lines = [
@@ -242,11 +257,11 @@ def _geometry_lines(geo: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def write_summary(results: dict[str, Any], path: Path) -> None:
-    prov = results["provenance"]
+def write_summary(results: EvalResults, path: Path) -> None:
+    prov = results.provenance
     det = prov["detector"]
     lines = [
-        f"# vcodec eval: {Path(str(results['input'])).name}",
+        f"# vcodec eval: {Path(results.input).name}",
         "",
         *(
             [
@@ -254,21 +269,21 @@ def write_summary(results: dict[str, Any], path: Path) -> None:
                 "and MOTA measure agreement with it, not accuracy against human labels.",
                 "",
             ]
-            if results.get("pseudo_ground_truth")
+            if results.pseudo_ground_truth
             else []
         ),
-        f"- {results['frames']} frames, {results['size'][0]}x{results['size'][1]} at {results['fps']:g} fps",
-        f"- **{results['ground_truth']}**",
+        f"- {results.frames} frames, {results.size[0]}x{results.size[1]} at {results.fps:g} fps",
+        f"- **{results.ground_truth}**",
         f"- detector {det['name']} (weights {det['weights']}, sha256 {det['sha256'][:16] or 'n/a'}), "
         f"predictions scored from {det['score_threshold']}",
-        *_geometry_lines(results.get("detector_geometry")),
+        *_geometry_lines(results.detector_geometry),
         f"- vcodec {prov['vcodec_version']}, libavcodec {prov['libavcodec']}, torch {prov['torch']}, "
         f"preset {prov['settings']['preset']}, intra period {prov['settings']['intra_period']}",
         "",
-        *bd_section(results["bd_rate"]),
+        *bd_section(results.bd_rate),
         "## Points",
         "",
-        points_table(results["points"]),
+        points_table(results.points),
         "",
         "## Plots",
         "",
@@ -278,4 +293,4 @@ def write_summary(results: dict[str, Any], path: Path) -> None:
         "![rate vs MS-SSIM](rd_msssim.png)",
         "",
     ]
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
