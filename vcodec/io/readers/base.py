@@ -143,10 +143,10 @@ class ReadOptions:
 
 
 def _reader_options(options: ReadOptions | None, legacy: dict[str, Any]) -> ReadOptions:
-    """The options a reader was given: a :class:`ReadOptions`, or (until 0.3) the old keywords.
+    """The options a reader was given: a :class:`ReadOptions`, or the old keywords (kept one release).
 
     The keywords (``size=``, ``fps=``, ...) are the readers' API before
-    ReadOptions; they still work and say so once with a DeprecationWarning.
+    ReadOptions; they still work, with a DeprecationWarning.
     """
     if not legacy:
         return options if options is not None else ReadOptions()
