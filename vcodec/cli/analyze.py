@@ -26,13 +26,15 @@ shipped.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
+from vcodec._atomic import AtomicOutput
 from vcodec.cli.main import subcommand_main
-from vcodec.errors import ConfigError, OutputError
+from vcodec.errors import ConfigError
 
 HELP = "detect (and track) objects on a served stream's base layer as it arrives"
 
@@ -69,27 +71,22 @@ def run(args: argparse.Namespace) -> int:
         token = os.environ.get(args.token_env)
         if not token:
             raise ConfigError(f"--token-env {args.token_env}: the variable is empty or not set")
-    if args.output == "-":
-        out = sys.stdout
-        close = False
-    else:
-        target = Path(args.output)
-        if target.is_dir():
-            raise OutputError(f"{args.output}: is a directory; give a .txt file")
-        try:
-            out = open(target, "w")  # noqa: SIM115 - closed below; written per frame so others can follow it
-        except OSError as exc:
-            raise OutputError(f"{args.output}: cannot write ({exc.strerror or exc})") from None
-        close = True
+    # MOT lines go to the final name frame by frame (others may follow them); a failed run removes it
+    sink = AtomicOutput(args.output, what="analyze output", in_place=True)
+    out = io.TextIOWrapper(sink.stream, encoding="utf-8", newline="\n", write_through=True)
     show = None if args.quiet or not sys.stderr.isatty() else progress_printer(sys.stderr)
     try:
         stats = analyze_url(args.url, token=token, out=out, track=args.track, weights=args.weights,
-                            base_model=args.base_model, score_threshold=args.score_threshold, threads=args.threads, retries=args.retries,
-                            retry_wait=args.retry_wait, timeout=args.timeout, max_frames=args.frames,
-                            progress=show)
-    finally:
-        if close:
-            out.close()
+                            base_model=args.base_model, score_threshold=args.score_threshold,
+                            threads=args.threads, retries=args.retries, retry_wait=args.retry_wait,
+                            timeout=args.timeout, max_frames=args.frames, progress=show)
+        out.detach()  # the text layer lets go: closing stdout or the sink's file is not its job
+    except BaseException:
+        sink.abort()
+        with contextlib.suppress(OSError, ValueError):  # text that can no longer go out: the run failed
+            out.detach()
+        raise
+    sink.commit()
     if not args.quiet:
         if show is not None:
             sys.stderr.write("\n")

@@ -14,6 +14,12 @@ vcodec and converted where a format wants otherwise.
   ``<stem>_seq_<frame:03d>.txt`` holding ``cls xc yc w h`` per object
   (COCO80 class id, centre and size normalised to [0, 1] by the picture
   size); ``with_scores=True`` appends the confidence as a sixth column.
+
+Files are written through :mod:`vcodec._atomic` with the rule
+:class:`vcodec.codec.analytics.DetectionOutput` follows: a COCO document and
+each SFU file appear complete or not at all; MOT lines go to the final name
+as they come (a user may follow them) and the file is removed if the run
+fails.  A failed SFU run also removes the files it wrote.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
+from vcodec._atomic import AtomicOutput
 from vcodec.detection.base import COCO80_TO_CATEGORY_ID, Detections
 from vcodec.errors import ConfigError, OutputError
 
@@ -74,20 +81,20 @@ def coco_results(items: Iterable[tuple[int, Detections]]) -> list[dict[str, obje
     return out
 
 
-def _open_for_write(path: Path):
+def _output(path: Path, *, in_place: bool = False) -> AtomicOutput:
+    """The atomic writer for ``path``, its folder created first (as the writers always did)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "w")
     except OSError as exc:
         raise OutputError(f"cannot write detections to {str(path)!r}: {exc.strerror or exc}") from None
+    return AtomicOutput(path, what="detection output", in_place=in_place)
 
 
 def write_coco(path: str | Path, items: Iterable[tuple[int, Detections]]) -> int:
     """Write COCO results JSON; returns the number of detections."""
     results = coco_results(items)
-    with _open_for_write(Path(path)) as f:
-        json.dump(results, f)
-        f.write("\n")
+    with _output(Path(path)) as out:
+        out.stream.write((json.dumps(results) + "\n").encode())
     return len(results)
 
 
@@ -101,10 +108,11 @@ def mot_lines(items: Iterable[tuple[int, Detections]]) -> Iterable[str]:
 
 
 def write_mot(path: str | Path, items: Iterable[tuple[int, Detections]]) -> int:
+    """Write MOTChallenge lines as ``items`` come (the file is removed if they fail); returns the count."""
     n = 0
-    with _open_for_write(Path(path)) as f:
+    with _output(Path(path), in_place=True) as out:
         for line in mot_lines(items):
-            f.write(line + "\n")
+            out.stream.write((line + "\n").encode())
             n += 1
     return n
 
@@ -129,13 +137,24 @@ def write_sfu(
     d = Path(directory)
     if d.exists() and not d.is_dir():
         raise OutputError(f"SFU output {str(d)!r} exists and is not a directory")
-    written = []
-    for index, det in items:
-        p = d / f"{stem}_seq_{int(index):03d}.txt"
-        with _open_for_write(p) as f:
-            for line in sfu_lines(det, with_scores):
-                f.write(line + "\n")
-        written.append(p)
+    created = not d.exists()
+    written: list[Path] = []
+    try:
+        for index, det in items:
+            p = d / f"{stem}_seq_{int(index):03d}.txt"
+            with _output(p) as out:
+                out.stream.write("".join(line + "\n" for line in sfu_lines(det, with_scores)).encode())
+            written.append(p)
+    except BaseException:
+        # a failed run leaves no part of its output: the files it wrote, the folder it made
+        for p in written:
+            p.unlink(missing_ok=True)
+        if created:
+            try:
+                d.rmdir()
+            except OSError:  # not ours alone any more (or already gone): leave it
+                pass
+        raise
     return written
 
 

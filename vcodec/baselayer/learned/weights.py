@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from vcodec._atomic import atomic_output
 from vcodec.errors import WeightsError, WeightsMismatchError
 from vcodec.hashing import file_sha256
 from vcodec.baselayer.learned.base_codec import BaseCodec
@@ -45,11 +46,15 @@ def save_base_weights(net: BaseNet, model_id: str, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     pt = out_dir / f"{model_id}.pt"
     state = _trainable_state(net)
-    torch.save({"format": "vcodec-base-weights", "version": 1, "state_dict": state}, pt)
+    # through the one atomic writer: a killed training run leaves no half-written .pt or .json
+    # (a file object, not the temporary's path: torch names the archive inside after the path)
+    with atomic_output(pt, what="base weights") as f:
+        torch.save({"format": "vcodec-base-weights", "version": 1, "state_dict": state}, f)
     sha = file_sha256(pt)
     desc = {"model_id": model_id, "kind": "base", "config": net.cfg.to_dict(), "sha256": sha,
             "weights_file": pt.name, "training": record or {}}
-    (out_dir / f"{model_id}.json").write_text(json.dumps(desc, indent=2, sort_keys=True) + "\n")
+    with atomic_output(out_dir / f"{model_id}.json", what="base model descriptor") as f:
+        f.write((json.dumps(desc, indent=2, sort_keys=True) + "\n").encode())
     return pt
 
 
