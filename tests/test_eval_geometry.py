@@ -218,7 +218,7 @@ class _Recorder(SplitDetector):
 
 
 def test_detect_at_scales_like_the_base_layer_and_maps_boxes_back() -> None:
-    from vcodec.baselayer.learned.base_codec import BaseGeometry
+    from vcodec.baselayer.geometry import BaseGeometry
 
     det = _Recorder()
     rgb = np.zeros((720, 1280, 3), np.uint8)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # types only: importing them would load torch for every vcode
 
     from vcodec.bitstream import LayerConfig
     from vcodec.detection.base import Detections, SplitDetector
-    from vcodec.baselayer.learned.geometry import BaseGeometry
+    from vcodec.baselayer.geometry import BaseGeometry
 
 __all__ = [
     "BaseLayer",

@@ -38,7 +38,7 @@ class WorkingSize:
 
     def geometry(self, width: int, height: int) -> Any:
         """The :class:`~vcodec.baselayer.learned.base_codec.BaseGeometry` of a ``width x height`` picture."""
-        from vcodec.baselayer.learned.base_codec import BaseGeometry
+        from vcodec.baselayer.geometry import BaseGeometry
 
         return BaseGeometry.for_size(width, height, self.long_side, self.multiple)
 

@@ -58,8 +58,8 @@ __all__ = [
 
 
 def feature_geometry(width: int, height: int, max_long_side: int, multiple: int) -> Any:
-    """The learned base layer's geometry (scale to ``max_long_side``, pad to ``multiple``)."""
-    from vcodec.baselayer.learned.base_codec import BaseGeometry
+    """The base-layer geometry (scale to ``max_long_side``, pad to ``multiple``), as the learned mode uses it."""
+    from vcodec.baselayer.geometry import BaseGeometry
 
     return BaseGeometry.for_size(width, height, max_long_side, multiple)
 
@@ -252,7 +252,7 @@ class FeatureBaseFactory:
                               "--base-mode learned")
         if base_size is None:
             return FeatureBase(model or "vcodec-det")
-        from vcodec.baselayer.learned.base_codec import check_long_side
+        from vcodec.baselayer.geometry import check_long_side
 
         check_long_side(base_size)
         return FeatureBase(model or "vcodec-det", max_long_side=base_size)
