@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from collections.abc import Callable
 
 from vcodec.cli._args import add_input_size
 from vcodec.cli.main import subcommand_main
@@ -48,22 +49,21 @@ from vcodec.cli.main import subcommand_main
 HELP = "evaluate rate vs detection accuracy / quality against x265, x264 and simulcast"
 
 
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, e.g. 0.2,0.5, got {text!r}"
-        ) from None
+def _number_list(kind: type, example: str) -> Callable[[str], list]:
+    """An argparse type for comma-separated numbers of ``kind`` (the error shows ``example``)."""
+    what = "numbers" if kind is float else "integers"
+
+    def parse(text: str) -> list:
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, e.g. {example}, got {text!r}") from None
+
+    return parse
 
 
-def _ints(text: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, e.g. 27,32, got {text!r}"
-        ) from None
+_floats = _number_list(float, "0.2,0.5")
+_ints = _number_list(int, "27,32")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

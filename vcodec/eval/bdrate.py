@@ -99,6 +99,13 @@ def _integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float, method: str) -
     return float(PchipInterpolator(x, y).integrate(lo, hi))
 
 
+def _curves(anchor_rates: Values, anchor_quality: Values, test_rates: Values, test_quality: Values,
+            method: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Both curves checked and prepared: ((log10 rate, quality) of the anchor, the same of the test)."""
+    return (_prepare(anchor_rates, anchor_quality, method, "anchor"),
+            _prepare(test_rates, test_quality, method, "test"))
+
+
 def bd_rate(
     anchor_rates: Values,
     anchor_quality: Values,
@@ -107,8 +114,7 @@ def bd_rate(
     method: str = "pchip",
 ) -> float:
     """BD-rate of the test curve against the anchor, in percent (negative = test saves bits)."""
-    la, qa = _prepare(anchor_rates, anchor_quality, method, "anchor")
-    lt, qt = _prepare(test_rates, test_quality, method, "test")
+    (la, qa), (lt, qt) = _curves(anchor_rates, anchor_quality, test_rates, test_quality, method)
     lo, hi = max(qa.min(), qt.min()), min(qa.max(), qt.max())
     if hi <= lo:
         raise BDRateError(
@@ -127,8 +133,7 @@ def bd_quality(
     method: str = "pchip",
 ) -> float:
     """BD-quality (e.g. BD-PSNR in dB): mean quality gain of the test curve over the common rate range."""
-    la, qa = _prepare(anchor_rates, anchor_quality, method, "anchor")
-    lt, qt = _prepare(test_rates, test_quality, method, "test")
+    (la, qa), (lt, qt) = _curves(anchor_rates, anchor_quality, test_rates, test_quality, method)
     lo, hi = max(la.min(), lt.min()), min(la.max(), lt.max())
     if hi <= lo:
         raise BDRateError("the curves do not overlap in rate")
