@@ -88,3 +88,15 @@ def test_unusable_targets_raise_typed_errors(tmp_path: Path) -> None:
         finally:
             ro.chmod(0o700)
     assert [p.name for p in tmp_path.iterdir()] == ["ro"] or os.geteuid() == 0
+
+
+def test_make_output_folder_creates_or_names_the_problem(tmp_path: Path) -> None:
+    from vcodec._atomic import make_output_folder
+
+    made = make_output_folder(tmp_path / "a" / "b", what="--out")
+    assert made.is_dir() and make_output_folder(made, what="--out") == made  # existing folder: fine
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match=r"^--out .*file exists and is not a folder; choose a folder name$"):
+        make_output_folder(tmp_path / "file", what="--out")
+    with pytest.raises(OutputError, match=r"^SFU output .*file/sub: cannot create the folder"):
+        make_output_folder(tmp_path / "file" / "sub", what="SFU output")

@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 from vcodec.errors import ConfigError, OutputError
 
-__all__ = ["AtomicOutput", "OutputTarget", "atomic_output", "temporary_name"]
+__all__ = ["AtomicOutput", "OutputTarget", "atomic_output", "make_output_folder", "temporary_name"]
 
 #: what every writer accepts: a path, ``"-"`` for stdout, or a binary file object
 OutputTarget = str | os.PathLike[str] | BinaryIO
@@ -177,3 +177,17 @@ def atomic_output(target: OutputTarget, *, what: str = "output") -> Iterator[Bin
     """``with atomic_output(path) as f:`` the file appears on a clean exit, nothing on an exception."""
     with AtomicOutput(target, what=what) as out:
         yield out.stream
+
+
+def make_output_folder(folder: Path, *, what: str) -> Path:
+    """Create ``folder`` (and its parents) for outputs, or raise one actionable OutputError.
+
+    ``what`` names it in the message (e.g. ``"--out"``).  An existing folder is fine; an
+    existing file of that name is not: the caller would otherwise fail later, mid-run."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{what} {folder} exists and is not a folder; choose a folder name")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{what} {folder}: cannot create the folder ({exc.strerror or exc})") from None
+    return folder

@@ -35,8 +35,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from vcodec._atomic import make_output_folder
 from vcodec.cli.main import subcommand_main
-from vcodec.errors import ConfigError, OutputError
+from vcodec.errors import ConfigError
 
 HELP = "run encode -> extract base layer -> detect -> full decode on a sample clip and report"
 
@@ -78,13 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sheet_rows <= 0:
         raise ConfigError(f"--sheet-rows must be positive, got {args.sheet_rows}")
     source = Path(args.input) if args.input else (demo_clip() or bundled_sequence())
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} exists and is not a folder; choose a folder name")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    out = make_output_folder(Path(args.out), what="--out")
     stream, base_stream = out / "stream.vcs", out / "base.vcs"
     dets_path, decoded_path = out / "detections.json", out / "decoded.y4m"
 

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vcodec._atomic import AtomicOutput
+from vcodec._atomic import AtomicOutput, make_output_folder
 from vcodec.codec.decoder import Decoder, StreamInput
-from vcodec.errors import ConfigError, OutputError
+from vcodec.errors import ConfigError
 
 __all__ = ["detect_stream", "is_stream"]
 
@@ -79,13 +79,7 @@ class _Writer:
         if output == "-" and self.fmt == "sfu":
             raise ConfigError("--format sfu writes one file per frame; give -o DIR")
         if self.fmt == "sfu":
-            d = Path(output)
-            if d.exists() and not d.is_dir():
-                raise OutputError(f"SFU output {output!r} exists and is not a directory")
-            try:
-                d.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise OutputError(f"cannot create {output!r}: {exc.strerror or exc}") from None
+            make_output_folder(Path(output), what="SFU output")
         else:
             # opened now, not at the end: an unwritable output fails before any decoding
             self.out = AtomicOutput(output, what="detection output", in_place=self.fmt == "mot")
