@@ -1,7 +1,7 @@
 """Regenerate docs/RESULTS.md: vcodec eval on the shared real clips, and vcodec bench.
 
-    /work/venv2/bin/python tools/make_results.py                    # everything (long: hours on 2 cores)
-    /work/venv2/bin/python tools/make_results.py --frames 16 --only cars_320x240.i420 --skip-bench
+    python tools/make_results.py                    # everything (long: hours on 2 cores)
+    python tools/make_results.py --frames 16 --only cars_320x240.i420 --skip-bench
     python tools/make_results.py --report-only   # rebuild the reports from docs/results/*/results.json
 
 For every clip in ../shared/data/clips/ and every detector configuration
@@ -112,7 +112,7 @@ def run_all(args: argparse.Namespace) -> None:
     state_path = work / "make_results.json"
     state: dict[str, Any] = json.loads(state_path.read_text()) if state_path.is_file() else {"runs": {}}
     state["command"] = " ".join(["tools/make_results.py", *sys.argv[1:]])
-    for cfg in _configs(args):
+    for cfg in [c for c in _configs(args) if c["name"] in args.detectors]:
         why = cfg["missing"] or _check_model(cfg["base_model"], cfg["detector"])
         for clip in clips:
             key = f"{clip.name}__{cfg['name']}"
@@ -476,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         "--base-model", default="base-yolox-nano-v2", help="base model for YOLOX-Nano (id or .json)"
     )
     p.add_argument("--det-base-model", default="base-vcodec-det-v2", help="base model for vcodec-det")
+    p.add_argument("--detectors", type=lambda s: s.split(","), default=["yolox-nano", "vcodec-det"],
+                   help="detector configurations to run, comma-separated (default yolox-nano,vcodec-det); "
+                   "the others keep their stored results")
     p.add_argument("--bench-clip", default="cars_320x240.i420")
     p.add_argument("--bench-frames", type=int, default=30)
     p.add_argument("--skip-bench", action="store_true")
