@@ -5,7 +5,9 @@ For each clip and variant (payload v1 = vcodec 0.1; v2 with hyperprior reuse,
 RDOQ, skip blocks): mean bits per I- and P-frame, the P/I ratio, the share of
 skipped blocks, mAP@0.5 of the base-layer detections (the detector's back end on
 T(y_hat)) against the same detector on the uncompressed frames in the base
-layer's geometry, the feature error MSE(T(y_hat), F(x)) / var(F(x)) (stabler
+layer's geometry, and of the back end adapted to the model's features (what
+base-layer analytics run by default; ``map50_adapted``, scored as
+``tools/bench_backend.py`` does), the feature error MSE(T(y_hat), F(x)) / var(F(x)) (stabler
 than mAP on a few dozen objects), and a decode check (the decoder's y_hat equals the
 encoder's, bit for bit).
 
@@ -60,6 +62,13 @@ VARIANTS: dict[str, CodingTools] = {
     "p-0.2": CodingTools(p_quality_offset=-0.2),
     "dz-0.5": CodingTools(p_deadzone=0.5),
     "dz-0.75": CodingTools(p_deadzone=0.75),
+    # the change gate: lossy decisions (rd skip, dead zone) only where the source pixels did not change
+    "gate-4": CodingTools(p_gate=4.0),
+    "gate-8": CodingTools(p_gate=8.0),
+    "gate-16": CodingTools(p_gate=16.0),
+    "gate-8-dz": CodingTools(p_gate=8.0, p_deadzone=0.75),
+    "gate-16-dz": CodingTools(p_gate=16.0, p_deadzone=0.75),
+    "gate-8-p0": CodingTools(p_gate=8.0, p_quality_offset=0.0),
 }
 
 
@@ -74,6 +83,17 @@ def load_model_and_detector(args: argparse.Namespace) -> tuple[BaseCodec, Any]:
     torch.set_num_threads(args.threads)
     codec = BaseCodec.from_weights(args.model)
     return codec, load_detector(codec.cfg.detector).eval()
+
+
+def shipped_detectors(codec: BaseCodec) -> tuple[Any, Any] | None:
+    """(the shipped detector, its back end adapted to ``codec``'s features), as base-layer analytics
+    run them and ``tools/bench_backend.py`` scores them; None when no adapted back end ships."""
+    from vcodec.detection import get_detector
+    from vcodec.detection.backends import for_base_layer
+
+    det = get_detector(codec.detector, score_threshold=0.01)
+    adapted = for_base_layer(det, codec.model_id, codec.sha256, codec.detector)
+    return None if adapted is det else (det, adapted)
 
 
 def read_frames(name: str, start: int, count: int) -> list[Frame]:
@@ -94,12 +114,13 @@ def clean_features(codec: BaseCodec, det: Any, frames: list[Frame]) -> list[torc
 
 
 def run_variant(codec: BaseCodec, det: Any, frames: list[Frame], quality: float, intra_period: int,
-                tools: CodingTools, clean: list[torch.Tensor]) -> dict[str, Any]:
+                tools: CodingTools, clean: list[torch.Tensor], adapted: Any = None) -> dict[str, Any]:
     enc, dec = codec.encoder(quality, intra_period, tools), codec.decoder()
     bits_i: list[int] = []
     bits_p: list[int] = []
     skipped = blocks = 0
     dets = []
+    dets_adapted = []
     exact = True
     feat_err: list[float] = []
     t0 = time.perf_counter()
@@ -113,6 +134,8 @@ def run_variant(codec: BaseCodec, det: Any, frames: list[Frame], quality: float,
         y = dec.decode_frame(payload)
         exact &= bool(torch.equal(y, enc.last_y_hat))
         dets.append(codec.detect(y, det, dec.last_geometry))
+        if adapted is not None:
+            dets_adapted.append(codec.detect(y, adapted, dec.last_geometry))
         ref = clean[len(dets) - 1]
         feat_err.append(float((codec.features(y) - ref).pow(2).mean() / ref.var()))
     seconds = time.perf_counter() - t0
@@ -121,7 +144,7 @@ def run_variant(codec: BaseCodec, det: Any, frames: list[Frame], quality: float,
             "skipped_share": round(skipped / blocks, 4) if blocks else 0.0, "decode_exact": exact,
             "feature_error": round(float(np.mean(feat_err)), 4),
             "feature_error_p": round(float(np.mean(feat_err[1:])), 4) if len(feat_err) > 1 else None,
-            "dets": dets, "seconds": round(seconds, 2)}
+            "dets": dets, "dets_adapted": dets_adapted, "seconds": round(seconds, 2)}
 
 
 def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualities: list[float],
@@ -142,6 +165,7 @@ def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualiti
             rows[label] = []
             for q in qualities:
                 r = run_variant(codec, det, frames, q, args.intra_period, tools, clean)
+                r.pop("dets_adapted")
                 m50 = float(map_against(refs, r.pop("dets"))["map50"])
                 n_p = max(len(frames) - 1, 0)
                 bits = (r["bits_i"] + r["bits_p"] * n_p) / len(frames) if n_p else r["bits_i"]
@@ -196,8 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         return curves(codec, det, variants, [float(q) for q in args.curves.split(",")], args, starts)
     report: dict[str, Any] = {"model": codec.model_id, "quality": args.quality, "frames": args.frames,
                               "intra_period": args.intra_period, "threads": args.threads, "clips": {}}
+    shipped = shipped_detectors(codec)
     print(f"{'clip':34} {'variant':14} {'bits/I':>7} {'bits/P':>7} {'P/I':>6} {'skip':>5} {'mAP50':>6} "
-          f"{'Df':>6} exact  s")
+          f"{'adapt':>6} {'Df':>6} exact  s")
     for name in args.clips.split(","):
         if not (CLIPS / name).exists():
             print(f"{name}: not in {CLIPS}, skipped")
@@ -205,16 +230,23 @@ def main(argv: list[str] | None = None) -> int:
         frames = read_frames(name, starts.get(name, 0), args.frames)
         refs = reference_detections(codec, det, frames)
         clean = clean_features(codec, det, frames)
+        refs_shipped = None if shipped is None else reference_detections(codec, shipped[0], frames)
         report["clips"][name] = {"start": starts.get(name, 0), "variants": {}}
         for label, tools in variants.items():
-            r = run_variant(codec, det, frames, args.quality, args.intra_period, tools, clean)
+            r = run_variant(codec, det, frames, args.quality, args.intra_period, tools, clean,
+                            None if shipped is None else shipped[1])
             m = map_against(refs, r.pop("dets"))
             r["map50"] = round(float(m["map50"]), 4)
             r["num_ref"] = m["num_ref"]
+            dets_adapted = r.pop("dets_adapted")
+            r["map50_adapted"] = None if refs_shipped is None else \
+                round(float(map_against(refs_shipped, dets_adapted)["map50"]), 4)
             r["tools"] = tools.to_dict()
             report["clips"][name]["variants"][label] = r
             print(f"{name[:34]:34} {label:14} {r['bits_i']:7d} {r['bits_p']:7d} {r['p_over_i']:6.3f} "
-                  f"{r['skipped_share']:5.2f} {r['map50']:6.3f} {r['feature_error']:6.4f} "
+                  f"{r['skipped_share']:5.2f} {r['map50']:6.3f} "
+                  f"{float('nan') if r['map50_adapted'] is None else r['map50_adapted']:6.3f} "
+                  f"{r['feature_error']:6.4f} "
                   f"{str(r['decode_exact']):5} {r['seconds']}",
                   flush=True)
     if args.json:

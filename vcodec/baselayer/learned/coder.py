@@ -31,7 +31,7 @@ from vcodec.baselayer.learned.skipmap import (
     expand_blocks,
     flag_bits_estimate,
 )
-from vcodec.baselayer.learned.tools import CodingTools, FrameReport
+from vcodec.baselayer.learned.tools import CodingTools, FrameDetail, FrameReport
 
 if TYPE_CHECKING:
     from vcodec.baselayer.learned.base_codec import BaseCodec
@@ -59,10 +59,15 @@ class BaseEncoder:
         self.last_y_hat: torch.Tensor | None = None
         self.last_geometry: BaseGeometry | None = None
         self.last_report: FrameReport | None = None
+        #: keep the frame's arrays in last_detail (analyses such as tools/bench_pbits.py; off: memory)
+        self.keep_detail = False
+        self.last_detail: FrameDetail | None = None
         self._skip_model = SkipContextModel()
         self.last_refinement: dict[str, float] | None = None
         self._weights: np.ndarray | None = None
         self._last_skip_share = 0.5
+        #: change gate: per pixel, the source picture its latent position was last coded from
+        self._gate_source: np.ndarray | None = None
 
     @property
     def quality(self) -> float:
@@ -168,14 +173,21 @@ class BaseEncoder:
 
         sym, bits, dist = rdo.rdoq(residual, bits_of, offset, weights,
                                    float(tools.rdo_lambda) if tools.rdoq else 0.0)
+        pixels = x[0].numpy()
+        moved: np.ndarray | None = None  # Hy x Wy positions the change gate saw change (P-frames only)
+        if tools.p_gate > 0 and prev is not None and self._gate_source is not None \
+                and self._gate_source.shape == pixels.shape:
+            moved = rdo.changed_positions(rdo.pixel_change(self._gate_source, pixels), float(tools.p_gate))
         if prev is not None and tools.p_deadzone > 0:
             prev_residual = ((prev.double() - means) * gain).numpy()
             sym, bits, dist = rdo.hold_stable(residual, prev_residual, sym, bits, dist, bits_of, offset,
-                                              weights, float(tools.p_deadzone))
+                                              weights, float(tools.p_deadzone),
+                                              None if moved is None else ~moved)
         changed = int(np.count_nonzero(sym != np.round(residual)))
         lh, lw = geom.latent_size
         skip_pos = np.zeros((lh, lw), dtype=bool)
         flags: np.ndarray | None = None
+        flag_indexes: list[int] = []
         enc = BufferedRansEncoder()
         symbols_written = False  # CompressAI's coder aborts the process on empty input: never give it one
         if intra:
@@ -187,10 +199,12 @@ class BaseEncoder:
             if tools.rdo_lambda > 0:
                 copy_dist = weights.reshape(1, -1, 1, 1) * (((y - prev.double()) * gain).numpy()) ** 2
                 allowed = None if tools.skip_mode == "rd" else rdo.zero_blocks(sym, tools.skip_block)
+                if moved is not None:  # lossy copies only where nothing changed
+                    allowed = rdo.zero_blocks(sym, tools.skip_block) | ~rdo.block_any(moved, tools.skip_block)
                 flags = rdo.decide_skip(bits, dist, copy_dist, tools.skip_block, float(tools.rdo_lambda),
                                         flag_bits_estimate(self._last_skip_share), allowed).skip
-            enc.encode_with_indexes(flags.reshape(-1).astype(np.int64).tolist(),
-                                    self._skip_model.indexes(flags),
+            flag_indexes = self._skip_model.indexes(flags)
+            enc.encode_with_indexes(flags.reshape(-1).astype(np.int64).tolist(), flag_indexes,
                                     BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)
             symbols_written = True
             self._skip_model.finish_frame(flags)
@@ -214,11 +228,22 @@ class BaseEncoder:
         y_hat = path.reconstruct(sym_t, means, idx, gain, off)
         if flags is not None and prev is not None:
             y_hat = torch.where(torch.from_numpy(skip_pos)[None, None], prev, y_hat)
+        if tools.p_gate > 0:
+            if moved is None:  # intra frame (or the gate's first frame): every position is coded
+                self._gate_source = pixels.copy()
+            else:
+                assert self._gate_source is not None
+                stride = rdo.LATENT_STRIDE
+                renewed = np.repeat(np.repeat(~skip_pos, stride, axis=0), stride, axis=1)
+                self._gate_source[:, renewed] = pixels[:, renewed]
         payload = BasePayload(intra, self._frame_qcode, frame.width if intra else 0,
                               frame.height if intra else 0,
                               lh if intra else 0, lw if intra else 0, z_string, y_string,
                               skip_block=tools.skip_block if flags is not None else 0).to_bytes()
         blocks = 0 if flags is None else int(flags.size)
+        self.last_detail = None if not self.keep_detail else FrameDetail(
+            y.numpy(), None if prev is None else prev.double().numpy(), means.numpy(), float(gain), sym,
+            idx_np, ~skip_pos, flags, tuple(flag_indexes))
         self.last_report = FrameReport(intra, 8 * len(payload), 8 * len(z_string or b""), blocks,
                                        0 if flags is None else int(flags.sum()), changed)
         return payload, y_hat
@@ -238,6 +263,7 @@ class BaseEncoder:
         self.reference = None
         self.reference_hyper = None
         self.frame_count = 0
+        self._gate_source = None
         self._skip_model.reset()
 
 

@@ -19,6 +19,9 @@ machine and thread count.
   come from the discretised Gaussian the entropy coder uses.
 * **Skip blocks**: per ``B x B`` block of a P-frame, copy y_hat(t-1)
   (distortion of the copy, one flag) or code it (its RDOQ cost, one flag).
+* **Change gate**: which latent positions sit where the source pixels changed
+  (:func:`pixel_change`, :func:`changed_positions`); lossy decisions are kept away
+  from them.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-__all__ = ["RdoDecision", "SymbolCosts", "channel_weights", "decide_skip", "hold_stable", "rdoq",
-           "symbol_bits", "zero_blocks"]
+__all__ = ["LATENT_STRIDE", "RdoDecision", "SymbolCosts", "block_any", "changed_positions", "channel_weights",
+           "decide_skip", "hold_stable", "pixel_change", "rdoq", "symbol_bits", "zero_blocks"]
 
 _MIN_P = 2.0 ** -16  # the coder's smallest probability
+#: pixels per latent position (the base layer's y is stride 16)
+LATENT_STRIDE = 16
 _WEIGHT_GRID = 256.0
 
 
@@ -94,7 +99,8 @@ def rdoq(residual: np.ndarray, bits_of: Callable[[np.ndarray], np.ndarray], offs
 
 def hold_stable(residual: np.ndarray, prev_residual: np.ndarray, sym: np.ndarray, bits: np.ndarray,
                 dist: np.ndarray, bits_of: Callable[[np.ndarray], np.ndarray], offset: np.ndarray,
-                weights: np.ndarray, deadzone: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                weights: np.ndarray, deadzone: float, where: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Temporal dead zone of P-frames: where the source latent moved by less than ``deadzone``
     quantisation steps since the reference (``prev_residual = (y_hat(t-1) - mean) * gain``), code
     the symbol that reconstructs the reference instead of re-quantising the source.
@@ -102,10 +108,13 @@ def hold_stable(residual: np.ndarray, prev_residual: np.ndarray, sym: np.ndarray
     Why: most non-zero P-frame symbols sit where nothing moved -- elements the intra frame
     quantised near a bin edge, flipping with the source's noise (tools/train_base.py's
     measurements); holding them costs a fraction of a step of distortion and no bits.
+    ``where`` (H x W bool) limits the zone to those positions (the change gate's static ones).
     Returns (symbols, bits, weighted distortion) like :func:`rdoq`.
     """
     held = np.round(prev_residual)
     take = (np.abs(residual - prev_residual) < deadzone) & (held != sym)
+    if where is not None:
+        take &= where[None, None]
     if not take.any():
         return sym, bits, dist
     recon = np.where(held != 0, np.sign(held) * (np.abs(held) + offset), 0.0)
@@ -150,6 +159,36 @@ def zero_blocks(symbols: np.ndarray, block: int) -> np.ndarray:
     """rows x cols: True where every symbol of the block (all channels) is 0."""
     nonzero = (symbols[0] != 0).any(axis=0).astype(np.float64)
     return _block_sum(nonzero, block) == 0
+
+
+def pixel_change(reference: np.ndarray, current: np.ndarray, stride: int = LATENT_STRIDE) -> np.ndarray:
+    """Mean absolute difference in 8-bit levels (all colour channels) of the ``stride x stride``
+    patch behind every latent position: 3 x H x W pictures in [0, 1] -> H/stride x W/stride.
+
+    float64 numpy with a fixed order: the same pictures give the same map on every machine.
+    """
+    d = np.abs(current.astype(np.float64) - reference.astype(np.float64)).mean(axis=0) * 255.0
+    h, w = d.shape
+    return d.reshape(h // stride, stride, w // stride, stride).mean(axis=(1, 3))
+
+
+def changed_positions(change: np.ndarray, threshold: float) -> np.ndarray:
+    """Positions whose change exceeds ``threshold``, grown by one position in every direction:
+    g_a's receptive field reaches beyond a position's own patch, so a moving edge next to a
+    block changes that block's latent too."""
+    hit = change > threshold
+    padded = np.pad(hit, 1)
+    out = np.zeros_like(hit)
+    h, w = hit.shape
+    for dy in range(3):
+        for dx in range(3):
+            out |= padded[dy: dy + h, dx: dx + w]
+    return out
+
+
+def block_any(per_position: np.ndarray, block: int) -> np.ndarray:
+    """H x W bool -> ceil(H/B) x ceil(W/B): True where any position of the block is True."""
+    return _block_sum(per_position.astype(np.float64), block) > 0
 
 
 def channel_weights(T: torch.nn.Module, y_hat: torch.Tensor, step: float, crop: int = 16,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from vcodec.errors import ConfigError
 from vcodec.baselayer.learned.payload import PAYLOAD_VERSION, SKIP_BLOCK_SIZES
 
-__all__ = ["CodingTools", "EFFORTS", "FrameReport", "SKIP_MODES", "Z_REFRESH"]
+__all__ = ["CodingTools", "EFFORTS", "FrameDetail", "FrameReport", "SKIP_MODES", "Z_REFRESH"]
 
 #: how P-frame blocks may be skipped (see CodingTools)
 SKIP_MODES = ("zero", "rd")
@@ -44,6 +46,13 @@ class CodingTools:
     ``p_deadzone``: in P-frames, elements whose source latent moved by less than this many
     quantisation steps since the reference keep the reference's value (0 = off; see
     :func:`vcodec.baselayer.learned.rdo.hold_stable`);
+    ``p_gate``: a change gate for P-frames (0 = off): a latent position counts as changed when
+    the mean absolute difference (8-bit levels) of the 16 x 16 source patch behind it, against
+    the source it was last coded from, exceeds ``p_gate``, and so do its 8 neighbours (g_a sees
+    beyond its own patch).  Blocks with a changed position are coded as without the gate
+    (zero-skip only, no dead zone); the others may be copied whenever the rate-distortion cost
+    says so (``rd`` skip) and take the dead zone, so the lossy decisions never touch a block
+    where something moved (:func:`vcodec.baselayer.learned.rdo.pixel_change`);
     ``payload_version``: 2, or 1 to write streams that vcodec 0.1 reads (no tools).
     """
 
@@ -56,6 +65,7 @@ class CodingTools:
     p_quality_offset: float = -0.1
     p_deadzone: float = 0.0
     payload_version: int = PAYLOAD_VERSION
+    p_gate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.payload_version not in (1, 2):
@@ -71,6 +81,10 @@ class CodingTools:
                 or not 0.0 <= self.p_deadzone <= 4.0:
             raise ConfigError(f"P-frame dead zone {self.p_deadzone!r} is invalid; use 0 (off) to 4 "
                               "quantisation steps (e.g. 0.5)")
+        if isinstance(self.p_gate, bool) or not isinstance(self.p_gate, (int, float)) \
+                or not 0.0 <= self.p_gate <= 255.0:
+            raise ConfigError(f"P-frame change gate {self.p_gate!r} is invalid; use 0 (off) to 255 "
+                              "(8-bit levels of mean absolute difference, e.g. 8)")
         if self.effort not in EFFORTS:
             raise ConfigError(f"base effort {self.effort!r} is invalid; use one of {', '.join(EFFORTS)}")
         if self.skip_mode not in SKIP_MODES:
@@ -80,7 +94,7 @@ class CodingTools:
         if self.z_refresh not in Z_REFRESH:
             raise ConfigError(f"z refresh {self.z_refresh!r} is invalid; use one of {', '.join(Z_REFRESH)}")
         if self.payload_version == 1 and (self.skip_block or self.z_refresh != "always" or self.rdoq
-                                          or self.p_quality_offset or self.p_deadzone):
+                                          or self.p_quality_offset or self.p_deadzone or self.p_gate):
             raise ConfigError("payload version 1 has no coding tools; use CodingTools.version1()")
 
     @classmethod
@@ -93,10 +107,11 @@ class CodingTools:
         return self.payload_version == 2 and self.skip_block > 0
 
     def to_dict(self) -> dict[str, Any]:
+        gate = {"p_gate": float(self.p_gate)} if self.p_gate else {}  # absent when off: records as before
         return {"skip_block": self.skip_block, "skip_mode": self.skip_mode, "z_refresh": self.z_refresh,
                 "rdo_lambda": float(self.rdo_lambda), "rdoq": self.rdoq, "effort": self.effort,
                 "p_quality_offset": float(self.p_quality_offset), "p_deadzone": float(self.p_deadzone),
-                "payload_version": self.payload_version}
+                "payload_version": self.payload_version, **gate}
 
 
 @dataclass
@@ -109,3 +124,25 @@ class FrameReport:
     blocks: int = 0
     skipped_blocks: int = 0
     changed_by_rdoq: int = 0  # symbols other than plain rounding (RDOQ and the temporal dead zone)
+
+
+@dataclass(frozen=True)
+class FrameDetail:
+    """The encoder's arrays for the frame just coded (``BaseEncoder.keep_detail``; for bit analyses).
+
+    ``source`` is the source latent y and ``reference`` y_hat(t-1) (None for intra frames), both
+    1 x M x Hy x Wy float64; ``symbols`` the symbols chosen for every element (also where the
+    block was skipped, where they were not sent), ``scale_index`` their scale-table indexes;
+    ``coded`` (Hy x Wy) where symbols were sent; ``flag_indexes`` the skip flags' probability
+    states in raster order (k - 1 for P(skip) = k / 64), empty without a skip map.
+    """
+
+    source: np.ndarray
+    reference: np.ndarray | None
+    means: np.ndarray
+    gain: float
+    symbols: np.ndarray
+    scale_index: np.ndarray
+    coded: np.ndarray
+    flags: np.ndarray | None
+    flag_indexes: tuple[int, ...]
