@@ -93,8 +93,14 @@ class BaseCodec:
         self.sha256 = sha256
         self.record = record or {}
         self._path = EntropyPath(self.net)
+        # T's float64 copy runs its convolutions as faster exact equivalents (same numerics up
+        # to summation order); g_s keeps PyTorch's layers, which measured faster for its
+        # few-channel full-size transposed convolutions.  Imported here: vcodec.detection's
+        # package pulls in OpenCV.
+        from vcodec.detection.float64 import to_float64
+
+        self._T64 = to_float64(self.net.T)
         with torch.no_grad():
-            self._T64 = copy.deepcopy(self.net.T).double().eval()
             self._gs64 = copy.deepcopy(self.net.g_s).double().eval()
         self._det64: dict[int, tuple[Any, Any]] = {}
 
@@ -179,7 +185,9 @@ class BaseCodec:
         """A float64 copy of the detector (cached): its float32 head gives thread-dependent bits."""
         hit = self._det64.get(id(detector))
         if hit is None or hit[0] is not detector:
-            hit = (detector, copy.deepcopy(detector).double().eval())
+            from vcodec.detection.float64 import to_float64
+
+            hit = (detector, to_float64(detector))
             self._det64 = {id(detector): hit}  # keep one: a codec serves one detector at a time
         return hit[1]
 

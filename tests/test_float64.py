@@ -1,0 +1,233 @@
+"""vcodec.detection.float64: fast exact float64 equivalents of layers PyTorch runs slowly in float64.
+
+Layer by layer against PyTorch's own float64 kernels (random weights, odd sizes, batches of
+two); on a real clip with the shipped base model and YOLOX-Nano: T(y_hat) and the detector's
+head within 1e-12 of a plain ``copy.deepcopy(net).double()``, rounded features and detections
+identical; and features and detections bit-identical with 1, 2, 3 and 4 torch threads in
+separate processes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from tests.conftest import REPO
+from vcodec.detection.float64 import (
+    DenseConv64,
+    DepthwiseConv64,
+    PointwiseConv64,
+    SeparableMaxPool64,
+    SubPixelConvTranspose64,
+    to_float64,
+)
+
+#: a real clip that ships with the repository (first frames: a person walking)
+CLIP = REPO / "sequences" / "demo_person_768x432.mp4"
+REL_TOL = 1e-12
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-300))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread: Iterator[None]) -> None:
+    """One torch thread (CI shares 2 cores); the thread matrix runs in its own processes."""
+
+
+DECONV = SubPixelConvTranspose64
+LAYERS: list[tuple[str, nn.Module, tuple[int, ...], type[nn.Module]]] = [
+    ("depthwise 3x3 s1", nn.Conv2d(6, 6, 3, 1, 1, groups=6), (2, 6, 7, 9), DepthwiseConv64),
+    ("depthwise 3x3 s2", nn.Conv2d(6, 6, 3, 2, 1, groups=6, bias=False), (2, 6, 7, 9), DepthwiseConv64),
+    ("depthwise 5x5 s2", nn.Conv2d(4, 4, 5, 2, 2, groups=4), (1, 4, 10, 11), DepthwiseConv64),
+    ("pointwise", nn.Conv2d(6, 5, 1), (2, 6, 7, 9), PointwiseConv64),
+    ("pointwise no bias", nn.Conv2d(6, 5, 1, bias=False), (1, 6, 7, 9), PointwiseConv64),
+    ("dense 3x3", nn.Conv2d(6, 5, 3, 1, 1), (2, 6, 7, 9), DenseConv64),
+    ("dense 5x5 pad 1", nn.Conv2d(6, 5, 5, 1, 1, bias=False), (2, 6, 8, 9), DenseConv64),
+    ("dense 3x2 pad 0", nn.Conv2d(6, 5, (3, 2), 1, 0), (1, 6, 7, 9), DenseConv64),
+    ("deconv 3 s2 op1", nn.ConvTranspose2d(6, 5, 3, 2, 1, output_padding=1), (2, 6, 7, 9), DECONV),
+    ("deconv 5 s2 op1", nn.ConvTranspose2d(6, 3, 5, 2, 2, output_padding=1), (1, 6, 7, 9), DECONV),
+    ("deconv 4 s2 p1", nn.ConvTranspose2d(6, 5, 4, 2, 1, bias=False), (2, 6, 7, 9), SubPixelConvTranspose64),
+    ("deconv 2 s3 (empty phases)", nn.ConvTranspose2d(6, 5, 2, 3, 1, output_padding=1), (1, 6, 7, 9),
+     SubPixelConvTranspose64),
+    ("deconv 5 s1", nn.ConvTranspose2d(6, 5, 5, 1, 2), (1, 6, 7, 9), SubPixelConvTranspose64),
+]
+
+
+@pytest.mark.parametrize(("name", "layer", "shape", "kind"), LAYERS, ids=[c[0] for c in LAYERS])
+def test_layer_matches_pytorch_float64(name: str, layer: nn.Module, shape: tuple[int, ...],
+                                       kind: type[nn.Module]) -> None:
+    torch.manual_seed(1)
+    for p in layer.parameters():
+        nn.init.normal_(p)
+    fast = to_float64(layer)
+    assert isinstance(fast, kind), f"{name} was not converted"
+    x = torch.randn(shape, dtype=torch.float64)
+    with torch.no_grad():
+        want = copy.deepcopy(layer).double()(x)
+        got = fast(x)
+    assert got.dtype == torch.float64 and got.shape == want.shape
+    assert _rel(got, want) < REL_TOL
+
+
+@pytest.mark.parametrize("k", [5, 9, 13])
+def test_stride1_max_pool_is_bit_identical(k: int) -> None:
+    pool = nn.MaxPool2d(k, 1, k // 2)
+    fast = to_float64(pool)
+    assert isinstance(fast, SeparableMaxPool64)
+    x = torch.randn(2, 3, 8, 14, dtype=torch.float64)
+    x[0, 0] = -5.0  # a constant plane: the -inf padding must never win
+    assert torch.equal(fast(x), pool(x))
+
+
+def test_other_layers_keep_pytorch_and_the_source_is_untouched() -> None:
+    net = nn.Sequential(
+        nn.Conv2d(4, 4, 3, 2, 1),  # dense strided: kept
+        nn.Conv2d(4, 4, 3, 1, 1, groups=2),  # grouped, not depthwise: kept
+        nn.Conv2d(4, 4, 3, 1, 1, dilation=1, padding_mode="reflect", groups=4),  # reflect padding: kept
+        nn.MaxPool2d(2, 2),  # strided pool: kept
+        nn.Sequential(nn.Conv2d(4, 4, 3, 1, 1, groups=4), nn.SiLU()),  # nested: converted
+    )
+    fast = to_float64(net)
+    kinds = [type(m) for m in fast]
+    assert kinds[:4] == [nn.Conv2d, nn.Conv2d, nn.Conv2d, nn.MaxPool2d]
+    assert isinstance(fast[4][0], DepthwiseConv64)
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # the caller's copy stays float32
+    assert isinstance(net[4][0], nn.Conv2d)
+    x = torch.randn(1, 4, 12, 10, dtype=torch.float64)
+    with torch.no_grad():
+        assert _rel(fast(x), copy.deepcopy(net).double()(x)) < REL_TOL
+
+
+# -- the shipped models on a real clip -------------------------------------------------------
+
+
+def _shipped() -> Any:
+    from vcodec.baselayer import get_base_factory, kind_for_mode
+    from vcodec.baselayer.learned import BASE_MODELS
+
+    if "base-yolox-nano-v2" not in BASE_MODELS:
+        pytest.skip("the shipped base model base-yolox-nano-v2 is not installed")
+    return get_base_factory(kind_for_mode("learned")).for_encoding("base-yolox-nano-v2")
+
+
+def _payloads(base: Any, frames: int) -> list[tuple[bool, bytes]]:
+    from vcodec.io import open_video
+
+    with open_video(CLIP, frames=frames) as reader:
+        clip = list(reader)
+    enc = base.encoder(0.5, 32)
+    return [(i == 0, enc.encode_frame(f, i == 0)[0]) for i, f in enumerate(clip)]
+
+
+@pytest.fixture(scope="module")
+def shipped_decoded() -> tuple[Any, Any, list[tuple[torch.Tensor, Any]]]:
+    """(base layer, YOLOX-Nano, [(y_hat, geometry)]) for three frames of the real clip."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        base = _shipped()
+        detector = base.build_detector()
+        dec = base.decoder()
+        decoded = [(dec.decode_frame(p, intra).clone(), dec.last_geometry) for intra, p in _payloads(base, 3)]
+        return base, detector, decoded
+    finally:
+        torch.set_num_threads(before)
+
+
+def _detection_bytes(d: Any) -> bytes:
+    return d.boxes.tobytes() + d.scores.tobytes() + d.class_ids.tobytes()
+
+
+def test_real_clip_matches_a_plain_float64_copy(shipped_decoded: tuple[Any, Any, list[Any]]) -> None:
+    base, detector, decoded = shipped_decoded
+    codec = base.codec
+    analytics = base.analytics_detector(detector)
+    plain_t = copy.deepcopy(codec.net.T).double().eval()
+    plain_det = copy.deepcopy(analytics).double().eval()
+    fast_det = to_float64(analytics)
+    # the conversion did happen: no float64 depthwise conv or max pool left to PyTorch
+    assert not [m for m in fast_det.modules() if isinstance(m, nn.MaxPool2d)
+                or (isinstance(m, nn.Conv2d) and m.groups > 1)]
+    assert not [m for m in codec._T64.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    found = 0
+    with torch.no_grad():
+        for y, geometry in decoded:
+            got, want = codec._T64(y.double()), plain_t(y.double())
+            assert _rel(got, want) < REL_TOL
+            feat = codec.features(y)
+            assert torch.equal(feat, (torch.round(want * 4096.0) / 4096.0).float())
+            f64 = feat.double()
+            for a, b in zip(fast_det.head_levels(f64), plain_det.head_levels(f64), strict=True):
+                assert _rel(a, b) < REL_TOL
+            want_det = plain_det.back(f64, geometry.to_detector())[0]
+            assert _detection_bytes(codec.detect(y, analytics, geometry)) == _detection_bytes(want_det)
+            found += len(want_det)
+    assert found > 0, "the clip should give detections to compare"
+
+
+WORKER = textwrap.dedent(
+    r"""
+    import hashlib, json, sys
+    from pathlib import Path
+    import torch
+    threads = int(sys.argv[1])
+    torch.set_num_threads(threads)
+    from vcodec.baselayer import get_base_factory, kind_for_mode
+    base = get_base_factory(kind_for_mode("learned")).for_encoding("base-yolox-nano-v2")
+    detector = base.build_detector()
+    units = [(u["intra"], bytes.fromhex(u["payload"])) for u in json.loads(Path(sys.argv[2]).read_text())]
+    dec = base.decoder()
+    feats, dets = hashlib.md5(), hashlib.md5()
+    for intra, payload in units:
+        y = dec.decode_frame(payload, intra)
+        feats.update(base.codec.features(y).numpy().tobytes())
+        d = base.detect(y, detector, dec.last_geometry)
+        dets.update(d.boxes.tobytes() + d.scores.tobytes() + d.class_ids.tobytes())
+    print(json.dumps({"threads": torch.get_num_threads(), "features": feats.hexdigest(),
+                      "detections": dets.hexdigest()}))
+    """
+)
+
+
+def _worker(threads: int, units: Path) -> dict[str, Any]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONPATH=str(REPO))
+    res = subprocess.run([sys.executable, "-c", WORKER, str(threads), str(units)],
+                         env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+@pytest.mark.slow
+def test_features_and_detections_do_not_depend_on_threads(shipped_decoded: tuple[Any, Any, list[Any]],
+                                                          tmp_path: Path) -> None:
+    base, detector, decoded = shipped_decoded
+    units = tmp_path / "units.json"
+    payloads = _payloads(base, 2)
+    units.write_text(json.dumps([{"intra": i, "payload": p.hex()} for i, p in payloads]))
+    # this process's own results (one thread) are the reference: the workers must match them
+    dec = base.decoder()
+    feats, dets = hashlib.md5(), hashlib.md5()
+    for intra, p in payloads:
+        y = dec.decode_frame(p, intra)
+        feats.update(base.codec.features(y).numpy().tobytes())
+        dets.update(_detection_bytes(base.detect(y, detector, dec.last_geometry)))
+    for threads in (1, 2, 3, 4):
+        got = _worker(threads, units)
+        assert got["threads"] == threads
+        assert got["features"] == feats.hexdigest(), f"features differ with {threads} torch threads"
+        assert got["detections"] == dets.hexdigest(), f"detections differ with {threads} torch threads"

@@ -1,0 +1,285 @@
+"""A float64 copy of a network whose grouped convolutions, pools and transposed convolutions run fast
+and deterministically.
+
+Why: analytics results must be bit-exact whatever the machine's thread count, and float32
+convolutions are not (their reduction order follows the threads), so the decoder runs T and
+the detector's back end in float64.  PyTorch's CPU float64 kernels are the generic ones,
+though: a depthwise convolution runs one channel at a time (``_slow_conv2d_forward`` per
+group, with slice/copy overhead around each call), ``max_pool2d`` is a scalar loop and a
+transposed convolution pays a zero-filled col2im.  :func:`to_float64` swaps those layers for
+exact equivalents built from ops whose float64 results do not depend on the thread count:
+
+* depthwise convolutions: a fixed-order sum of ``k * k`` shifted products (each tap one
+  multiply and one add, both element-wise and correctly rounded, never fused);
+* stride-1 max pools: a separable max over -inf padding (max is exact and order-free, so
+  the result is bit-identical to ``max_pool2d``);
+* transposed convolutions: one regular convolution per sub-pixel phase, interleaved
+  (the same products as the transposed convolution, summed in another order);
+* 1x1 convolutions: one matrix product (what ``_slow_conv2d_forward`` runs, without its
+  unfold copy).
+
+Dense convolutions keep PyTorch's kernel (im2col + BLAS gemm, which splits its work over
+output rows/columns, never over the reduction).  Results differ from a plain
+``copy.deepcopy(net).double()`` only by summation order (~1e-16 relative per layer).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "to_float64", "DenseConv64", "DepthwiseConv64", "PointwiseConv64", "SeparableMaxPool64",
+    "SubPixelConvTranspose64",
+]
+
+
+def _flat_padded(x: Tensor, left: int, right: int, top: int, bottom: int) -> tuple[Tensor, int]:
+    """``x`` (N x C x H x W) zero-padded and flattened to N x C x (rows * Wp), plus Wp.
+
+    One spare row at the bottom: a window that starts on the last output row reads up to
+    ``k - 1`` elements past it, which must be zeros, not the end of the buffer.
+    """
+    xp = F.pad(x, (left, right, top, bottom + 1))
+    return xp.reshape(x.shape[0], x.shape[1], -1), int(xp.shape[-1])
+
+
+def _batch(images: list[Tensor]) -> Tensor:
+    """Per-image results as one batch (one image: a view, not a copy)."""
+    return images[0].unsqueeze(0) if len(images) == 1 else torch.stack(images)
+
+
+def _shifted_matmul(flat: Tensor, taps: list[tuple[int, Tensor]], length: int) -> Tensor:
+    """sum over taps of ``weight @ flat[:, offset:offset + length]``, taps in the given order.
+
+    A stride-1 convolution on a flattened padded picture: each tap is a plain matrix product
+    on a shifted window (a strided view BLAS reads in place), accumulated by the gemm itself
+    (beta = 1) -- no im2col buffer k*k times the input's size.
+    """
+    (off, w), rest = taps[0], taps[1:]
+    out = torch.mm(w, flat[:, off:off + length])
+    for off, w in rest:
+        out.addmm_(w, flat[:, off:off + length])
+    return out
+
+
+class DenseConv64(nn.Module):
+    """``nn.Conv2d`` with one group, stride 1 and a k x k kernel (k > 1) as shifted matrix products."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        kh, kw = (int(k) for k in conv.kernel_size)
+        pad = conv.padding
+        assert not isinstance(pad, str)  # to_float64 only converts numeric padding
+        self.kernel, self.padding = (kh, kw), (int(pad[0]), int(pad[1]))
+        w = conv.weight.detach().to(torch.float64)
+        self.taps = [(i, j, w[:, :, i, j].clone()) for i in range(kh) for j in range(kw)]
+        self.bias = None if conv.bias is None else conv.bias.detach().to(torch.float64).reshape(-1, 1).clone()
+
+    def forward(self, x: Tensor) -> Tensor:
+        (kh, kw), (ph, pw) = self.kernel, self.padding
+        flat, wp = _flat_padded(x, pw, pw, ph, ph)
+        ho, wo = x.shape[-2] + 2 * ph - kh + 1, x.shape[-1] + 2 * pw - kw + 1
+        taps = [(i * wp + j, w) for i, j, w in self.taps]
+        outs = []
+        for b in range(x.shape[0]):
+            out = _shifted_matmul(flat[b], taps, ho * wp)
+            if self.bias is not None:
+                out.add_(self.bias)
+            outs.append(out.view(-1, ho, wp)[:, :, :wo])
+        return _batch(outs)
+
+
+class DepthwiseConv64(nn.Module):
+    """``nn.Conv2d`` with ``groups == in_channels == out_channels`` as shifted products."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        kh, kw = conv.kernel_size
+        self.kernel = (int(kh), int(kw))
+        self.stride = (int(conv.stride[0]), int(conv.stride[1]))
+        pad = conv.padding
+        assert not isinstance(pad, str)  # to_float64 only converts numeric padding
+        self.padding = (int(pad[0]), int(pad[1]))
+        # one per-channel weight per tap, row-major: the order the taps are summed in
+        w = conv.weight.detach().to(torch.float64)
+        self.taps = [w[:, 0, i, j].reshape(-1, 1).clone() for i in range(kh) for j in range(kw)]
+        self.bias = None if conv.bias is None else conv.bias.detach().to(torch.float64).reshape(-1, 1).clone()
+
+    def forward(self, x: Tensor) -> Tensor:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
+        ho = (x.shape[-2] + 2 * ph - kh) // sh + 1
+        wo = (x.shape[-1] + 2 * pw - kw) // sw + 1
+        if (sh, sw) == (1, 1):
+            # flattened padded picture: every tap reads one contiguous window
+            flat, wp = _flat_padded(x, pw, pw, ph, ph)
+            n = ho * wp
+            windows = [flat[..., i * wp + j:i * wp + j + n] for i in range(kh) for j in range(kw)]
+            shape = (x.shape[0], x.shape[1], n)
+        else:
+            xp = F.pad(x, (pw, pw, ph, ph))
+            windows = [xp[..., i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+                       for i in range(kh) for j in range(kw)]
+            windows = [v.reshape(x.shape[0], x.shape[1], ho * wo) for v in windows]
+            shape = (x.shape[0], x.shape[1], ho * wo)
+        out = torch.empty(shape, dtype=x.dtype, device=x.device)
+        tmp = torch.empty_like(out)
+        for t, (win, w) in enumerate(zip(windows, self.taps, strict=True)):
+            # separate mul and add: a fused multiply-add could round differently in the
+            # vectorised body and the scalar tail, whose split follows the thread count
+            torch.mul(win, w, out=out if t == 0 else tmp)
+            if t:
+                out.add_(tmp)
+        if self.bias is not None:
+            out.add_(self.bias)
+        if (sh, sw) == (1, 1):
+            return out.view(x.shape[0], x.shape[1], ho, -1)[..., :wo]
+        return out.view(x.shape[0], x.shape[1], ho, wo)
+
+
+class PointwiseConv64(nn.Module):
+    """``nn.Conv2d`` 1x1, stride 1, no padding, one group: a matrix product per image."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        w = conv.weight.detach().to(torch.float64)
+        self.weight = w.reshape(conv.out_channels, conv.in_channels).clone()
+        self.bias = None if conv.bias is None else conv.bias.detach().to(torch.float64).reshape(-1, 1).clone()
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        flat = x.reshape(n, c, h * w)
+        outs = []
+        for b in range(n):
+            out = torch.mm(self.weight, flat[b])
+            if self.bias is not None:
+                out.add_(self.bias)
+            outs.append(out.view(-1, h, w))
+        return _batch(outs)
+
+
+class SeparableMaxPool64(nn.Module):
+    """``nn.MaxPool2d(k, stride=1, padding=k // 2)`` (odd k) as a row max then a column max."""
+
+    def __init__(self, pool: nn.MaxPool2d) -> None:
+        super().__init__()
+        k = pool.kernel_size
+        self.kernel = int(k if isinstance(k, int) else k[0])
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, p = self.kernel, self.kernel // 2
+        # -inf padding is what max_pool2d's implicit padding means
+        xp = F.pad(x, (p, p, p, p), value=float("-inf"))
+        rows = xp.unfold(-1, k, 1).amax(-1)  # N x C x (H + 2p) x W
+        return rows.unfold(-2, k, 1).amax(-1)
+
+
+class SubPixelConvTranspose64(nn.Module):
+    """``nn.ConvTranspose2d`` (one group, no dilation) as one convolution per output phase.
+
+    Output pixel ``o = s * m + r`` receives input ``i = m - d`` through tap ``s * d + r + p``;
+    for a fixed phase ``r`` those taps form a small stride-1 convolution on the input, so the
+    transposed convolution is ``s * s`` such convolutions (shifted matrix products on one
+    padded copy of the input), interleaved.
+    """
+
+    def __init__(self, conv: nn.ConvTranspose2d) -> None:
+        super().__init__()
+        self.stride = (int(conv.stride[0]), int(conv.stride[1]))
+        self.padding = (int(conv.padding[0]), int(conv.padding[1]))
+        self.output_padding = (int(conv.output_padding[0]), int(conv.output_padding[1]))
+        self.kernel = (int(conv.kernel_size[0]), int(conv.kernel_size[1]))
+        self.out_channels = int(conv.out_channels)
+        w = conv.weight.detach().to(torch.float64)  # Cin x Cout x kh x kw
+        axes = [self._phase_offsets(self.kernel[a], self.stride[a], self.padding[a]) for a in range(2)]
+        # the input is padded by the largest offset d of any phase: index m - d + pad >= 0
+        self.pad_before = tuple(max([0] + [d for ds in axes[a] for d, _ in ds]) for a in range(2))
+        self.min_offset = tuple(min([0] + [d for ds in axes[a] for d, _ in ds]) for a in range(2))
+        # per phase (r0, r1): [(d0, d1, Cout x Cin weight)], row-major over the kernel
+        self.phases: list[tuple[int, int, list[tuple[int, int, Tensor]]]] = []
+        for r0, taps0 in enumerate(axes[0]):
+            for r1, taps1 in enumerate(axes[1]):
+                taps = [(d0, d1, w[:, :, k0, k1].t().contiguous())
+                        for d0, k0 in sorted(taps0, key=lambda t: t[1])
+                        for d1, k1 in sorted(taps1, key=lambda t: t[1])]
+                if taps:  # a phase without taps (stride > kernel) holds the bias alone
+                    self.phases.append((r0, r1, taps))
+        self.bias = None if conv.bias is None else conv.bias.detach().to(torch.float64).clone()
+
+    @staticmethod
+    def _phase_offsets(k: int, s: int, p: int) -> list[list[tuple[int, int]]]:
+        """Per phase r: the (input offset d, kernel tap s*d + r + p) pairs with a tap in the kernel."""
+        return [[(d, s * d + r + p) for d in range(-k - p - s, k + s) if 0 <= s * d + r + p < k]
+                for r in range(s)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, _, h, w = x.shape
+        (s0, s1), (p0, p1), (o0, o1) = self.stride, self.padding, self.output_padding
+        kh, kw = self.kernel
+        ho, wo = (h - 1) * s0 - 2 * p0 + kh + o0, (w - 1) * s1 - 2 * p1 + kw + o1
+        m0, m1 = -(-ho // s0), -(-wo // s1)  # outputs per phase, at most
+        (a0, a1), (b0, b1) = self.pad_before, self.min_offset
+        # after the phase's last output m - 1 the window still reads index m - 1 - min_offset
+        flat, wp = _flat_padded(x, a1, max(0, m1 - b1 - w), a0, max(0, m0 - b0 - h))
+        out = torch.zeros(n, self.out_channels, ho, wo, dtype=x.dtype, device=x.device)
+        for r0, r1, taps in self.phases:
+            c0, c1 = len(range(r0, ho, s0)), len(range(r1, wo, s1))  # outputs of this phase
+            if not c0 or not c1:
+                continue
+            shifted = [((a0 - d0) * wp + (a1 - d1), wt) for d0, d1, wt in taps]
+            for b in range(n):
+                res = _shifted_matmul(flat[b], shifted, c0 * wp).view(-1, c0, wp)
+                out[b, :, r0::s0, r1::s1] = res[:, :, :c1]
+        if self.bias is not None:
+            out.add_(self.bias.reshape(1, -1, 1, 1))
+        return out
+
+
+def _replacement(child: nn.Module) -> nn.Module | None:
+    """The fast float64 equivalent of ``child``, or None to keep it."""
+    if type(child) is nn.Conv2d and child.padding_mode == "zeros" and not isinstance(child.padding, str) \
+            and tuple(child.dilation) == (1, 1):
+        if child.groups > 1 and child.groups == child.in_channels == child.out_channels:
+            return DepthwiseConv64(child)
+        if child.groups == 1 and tuple(child.stride) == (1, 1):
+            if tuple(child.kernel_size) == (1, 1) and tuple(child.padding) == (0, 0):
+                return PointwiseConv64(child)
+            return DenseConv64(child)
+    if type(child) is nn.MaxPool2d:
+        k, s, p, d = (child.kernel_size, child.stride, child.padding, child.dilation)
+        if isinstance(k, int) and k % 2 == 1 and s in (1, (1, 1)) and p == k // 2 and d == 1 \
+                and not child.ceil_mode and not child.return_indices:
+            return SeparableMaxPool64(child)
+    if type(child) is nn.ConvTranspose2d and child.groups == 1 and tuple(child.dilation) == (1, 1) \
+            and child.padding_mode == "zeros":
+        return SubPixelConvTranspose64(child)
+    return None
+
+
+def to_float64(module: nn.Module) -> nn.Module:
+    """A float64 deep copy of ``module`` (eval mode, no gradients) with the layers above replaced.
+
+    The caller's module is untouched.  Layers this module does not know run as PyTorch's
+    float64 kernels.
+    """
+    net = copy.deepcopy(module).double().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        top = _replacement(net)
+        if top is not None:
+            return top
+        _convert(net)
+    return net
+
+
+def _convert(module: nn.Module) -> None:
+    for name, child in list(module.named_children()):
+        new = _replacement(child)
+        if new is None:
+            _convert(child)
+        else:
+            setattr(module, name, new)
