@@ -67,8 +67,12 @@ MODE_MODULES: dict[str, str] = {LEARNED_KIND: "vcodec.baselayer.learned.plugin",
 class BaseLayerEncoder(Protocol):
     """Codes frames of one sequence in order (it holds its own temporal reference)."""
 
-    def encode_frame(self, frame: Frame, intra: bool) -> tuple[bytes, Frame | None]:
-        """One frame -> (payload, x_base or None). ``intra`` resets the temporal chain."""
+    def encode_frame(self, frame: Frame, intra: bool, picture: bool = True) -> tuple[bytes, Frame | None]:
+        """One frame -> (payload, x_base or None). ``intra`` resets the temporal chain.
+
+        ``picture=False``: the caller has no use for x_base this frame (e.g. a full-frame GOP), so a
+        mode may skip making it and return None; the payload and the coder's state are the same.
+        """
         ...
 
     @property

@@ -32,41 +32,21 @@ from vcodec.bitstream.gop import (
     GopRecord,
     per_gop_params,
 )
+from vcodec.codec.lane import EnhancementLane
+from vcodec.codec.pipeline import LayerOverlap
+from vcodec.codec.probe import (  # the probe's names stay importable from here
+    DB_PER_RATE_DOUBLING,
+    PROBE_MARGIN,
+    ProbePicture,
+    choose_inter_layer,
+    probe_picture,
+)
 from vcodec.codec.ratecontrol import BaseRateController
 from vcodec.codec.stats import EncodeSummary, FrameStats, mean_psnr
 from vcodec.errors import ConfigError, EncoderError, InputError
 from vcodec.io.frame import Frame, VideoInfo
 
 __all__ = ["Encoder", "OutputTarget", "choose_inter_layer", "DB_PER_RATE_DOUBLING", "PROBE_MARGIN"]
-
-#: PSNR-Y gained per doubling of the enhancement rate, used to compare the two probe
-#: pictures at equal quality; measured with libx265 (QP 27 -> 37 on the shared clips:
-#: 3.8-5.6 dB per doubling), so 5 dB is a middle value
-DB_PER_RATE_DOUBLING = 5.0
-
-#: the GOP's first frame, coded as one intra picture, understates what the residual costs over the
-#: GOP: its inter frames also carry the base picture's frame-to-frame changes.  Measured on 16-frame
-#: GOPs (docs/CODEC.md, tools/bench_inter_layer.py: 2 clips x 2 base qualities x 2 QPs) the
-#: residual/full-frame byte ratio of the GOP was 1.5-2.4x that of the probe, so a GOP takes the
-#: residual only when it wins the probe by the smallest of those factors
-PROBE_MARGIN = 1.5
-
-
-def choose_inter_layer(residual_bytes: int, residual_psnr: float, full_bytes: int, full_psnr: float,
-                       margin: float = 1.0) -> bool:
-    """True when the residual is the cheaper enhancement at equal PSNR-Y (ties go to the residual).
-
-    Each picture's bytes are moved to a common quality with :data:`DB_PER_RATE_DOUBLING`:
-    ``cost = bytes * 2 ** (-psnr / DB_PER_RATE_DOUBLING)``.  When a PSNR is infinite
-    (lossless) only the bytes are compared.  ``margin``: the residual's cost is multiplied by it
-    first (the encoder uses :data:`PROBE_MARGIN`).
-    """
-    import math
-
-    if not (math.isfinite(residual_psnr) and math.isfinite(full_psnr)):
-        return residual_bytes * margin <= full_bytes
-    gap = (full_psnr - residual_psnr) / DB_PER_RATE_DOUBLING
-    return residual_bytes * margin * 2.0 ** gap <= full_bytes
 
 
 class Encoder:
@@ -125,6 +105,14 @@ class Encoder:
     an encoder given one GOP writes the same units as the serial encoder does
     for it; ``base_layer``: an already loaded base layer (weights loaded once
     per worker process) instead of ``base_model``.
+
+    ``overlap`` (default True): where layer 1 does not need the frame's base
+    picture (full-frame GOPs, the full-frame half of the probe), it is coded in
+    a second thread while the base layer codes the frame
+    (:mod:`vcodec.codec.pipeline`); the stream is the same byte for byte as with
+    ``overlap=False`` (everything in the caller's thread).  The base picture
+    (g_s) is only made for frames whose layer 1 uses it (residual GOPs, probes,
+    ``psnr``).
     """
 
     def __init__(
@@ -154,6 +142,7 @@ class Encoder:
         closed_gops: bool = False,
         first_frame: int = 0,
         base_layer: BaseLayer | None = None,
+        overlap: bool = True,
     ) -> None:
         from vcodec import __version__
         from vcodec.enhancement import CODECS
@@ -222,7 +211,6 @@ class Encoder:
         #: per-GOP mode: one record per GOP with the probe's numbers (bytes, PSNR-Y, seconds, choice)
         self.gops: list[dict[str, Any]] = []
         self._probe_seconds = 0.0
-        self._lane_start = first_frame  # first frame of the running enhancement encoder
         self.roi = bool(roi)
         self._detector = self.base.build_detector(detector_weights) if roi else None
         self._enh_kwargs: dict[str, Any] = dict(
@@ -231,19 +219,14 @@ class Encoder:
         )
         self.enh_codec = enh_codec
         self._psnr = bool(psnr)
-        self._psnr_dec: Any = None
-        self._enh: Any = None
-        self._enh_params: dict[str, Any] = {}
+        self._lane = EnhancementLane(info.width, info.height, self._enh_kwargs, self._psnr)
+        self._overlap = LayerOverlap(overlap)
         # settings errors surface here, before any file exists
         self._lanes: dict[str, tuple[dict[str, Any], bytes]] = {}
-        if self.per_gop:
-            for mode in (RESIDUAL, FULL_FRAME):
-                self._open_enhancement(mode == RESIDUAL)
-                self._lanes[mode] = (self._enh.config(), self._enh.extradata)
-            self._enh.close()
-            self._enh = None
+        if self.per_gop:  # the running encoder is opened by the first GOP's probe
+            self._lanes = {mode: self._lane.configs(mode == RESIDUAL) for mode in (RESIDUAL, FULL_FRAME)}
         else:
-            self._open_enhancement(self.inter_layer)
+            self._lane.open(self.inter_layer, first_frame)
         props: dict[str, Any] = {
             "encoder": "vcodec", "vcodec_version": __version__, "intra_period": intra_period,
             "base_mode": self.kind, "source": Path(info.source).name if info.source else "",
@@ -256,12 +239,10 @@ class Encoder:
             info.num_frames, props,
         )
         self._header.validate()
-        self._pending: dict[int, tuple[Frame, Frame | None]] = {}
         self._psnr_base: list[float] = []
-        self._psnr_full: dict[int, tuple[float, float]] = {}
         self._count = first_frame
         self._closed = False
-        self._last_dts: int | None = None
+        self._base_seconds = 0.0  # the base layer's share of the frame being coded (probe_s)
         # modes that derive their stream parameters from the first frames (the feature mode's
         # clipping ranges) see those frames before the header is written
         self._calibrating = bool(self.base.needs_calibration)
@@ -283,89 +264,43 @@ class Encoder:
         self.setup_seconds = time.perf_counter() - t0
         self._seconds = 0.0
 
-    def _open_enhancement(self, predict: bool) -> None:
-        """(Re)build the enhancement encoder: residual over x_base (predict) or full frames."""
-        from vcodec.enhancement import EnhancementDecoder, EnhancementEncoder
-
-        if self._enh is not None:
-            self._enh.close()
-        if self._psnr_dec is not None:
-            self._psnr_dec.close()
-            self._psnr_dec = None
-        self.inter_layer = predict
-        self._enh = EnhancementEncoder(self.info.width, self.info.height, anchor=not predict, **self._enh_kwargs)
-        if self.per_gop:
-            self._enh_params = {}  # the layer's record is per_gop_params(self._lanes) (_layers)
-        else:
-            self._enh_params = dict(self._enh.config())
-            # whether the base layer carries a picture; params["anchor"] says what the enhancement
-            # codes: full frames (no base picture, or inter-layer prediction off) or the residual
-            self._enh_params["base_picture"] = self.has_picture
-            self._enh_params["roi"] = self.roi
-        if self._psnr:
-            self._psnr_dec = EnhancementDecoder(self.enh_codec, self._enh.config(), self._enh.extradata)
-
-    def _probe_inter_layer(self, frame: Frame, x_base: Frame) -> dict[str, Any]:
-        """Code ``frame`` as one intra picture both ways; measure bytes and PSNR-Y of each."""
-        from vcodec.enhancement import EnhancementDecoder, EnhancementEncoder, frame_psnr, reconstruct
-
-        kw = self._enh_kwargs | {"intra_period": 1}
-        measured: dict[str, Any] = {}
-        for name, predict in (("residual", True), ("full_frame", False)):
-            with EnhancementEncoder(self.info.width, self.info.height, anchor=not predict, **kw) as enc:
-                packets = enc.encode(frame, x_base if predict else None) + enc.flush()
-                with EnhancementDecoder(self.enh_codec, enc.config(), enc.extradata) as dec:
-                    pics: dict[int, Any] = {}
-                    for p in packets:
-                        pics.update(dec.decode(p))
-                    pics.update(dec.flush())
-            x_hat = reconstruct(x_base if predict else None, pics[0], index=frame.index)
-            measured[f"{name}_bytes"] = sum(len(p.data) for p in packets)
-            measured[f"{name}_psnr_y"] = round(float(frame_psnr(frame, x_hat)[0]), 4)
-        predict = choose_inter_layer(measured["residual_bytes"], measured["residual_psnr_y"],
-                                     measured["full_frame_bytes"], measured["full_frame_psnr_y"],
-                                     margin=PROBE_MARGIN)
-        return measured | {"mode": RESIDUAL if predict else FULL_FRAME}
-
-    def _start_gop(self, frame: Frame, index: int, x_base: Frame) -> GopRecord:
-        """Per-GOP mode, at an intra frame: probe both modes, switch encoders when the mode changes."""
+    def _probe_gop(self, frame: Frame, index: int, intra: bool) -> tuple[bytes, Frame | None, GopRecord]:
+        """A GOP's first frame: base layer, probe both modes (the full-frame half beside the base layer)."""
         t0 = time.perf_counter()
-        probe = self._probe_inter_layer(frame, x_base)
-        seconds = time.perf_counter() - t0
+
+        def base_then_residual() -> tuple[bytes, Frame | None, ProbePicture]:
+            payload, x_base = self._base_frame(frame, index, intra, True)
+            return payload, x_base, probe_picture(frame, x_base, self._enh_kwargs)
+
+        full, (payload, x_base, residual) = self._overlap.run(
+            lambda: probe_picture(frame, None, self._enh_kwargs), base_then_residual)
+        probe: dict[str, Any] = {"residual_bytes": residual.bytes, "residual_psnr_y": residual.psnr_y,
+                                 "full_frame_bytes": full.bytes, "full_frame_psnr_y": full.psnr_y}
+        # looked up here (not in the probe module) so that tests can force the decision
+        predict = choose_inter_layer(residual.bytes, residual.psnr_y, full.bytes, full.psnr_y,
+                                     margin=PROBE_MARGIN)
+        probe["mode"] = RESIDUAL if predict else FULL_FRAME
+        # the probe's time: what the frame took beyond its base layer (the part it added)
+        seconds = time.perf_counter() - t0 - self._base_seconds
         self._probe_seconds += seconds
-        record = GopRecord(index, probe["mode"])
         self.gops.append({"frame": index, **probe, "probe_s": round(seconds, 4)})
-        if self._enh is None or self.inter_layer != record.predicts or self.closed_gops:
-            if self._enh is not None:
-                # a GOP is closed: the old encoder's last frames go out before the new GOP's base unit
-                packets = self._lane_packets(self._enh.flush())
-                self._write_packets(packets)
-                if self._psnr:
-                    self._measure(packets, final=True)
-            self._open_enhancement(record.predicts)
-            self._lane_start = index
+        record = GopRecord(index, probe["mode"])
+        lane = self._lane
+        if lane.enc is None or lane.predict != record.predicts or self.closed_gops:
+            # a GOP is closed: the old encoder's last frames go out before the new GOP's base unit
             if self.closed_gops:
-                self._last_dts = None  # nothing carries over from the previous GOP
-        return record
+                lane.restart(self._writer, record.predicts, index)
+            else:
+                lane.finish(self._writer)
+                lane.open(record.predicts, index)
+        self.inter_layer = record.predicts
+        return payload, x_base, record
 
-    def _restart_enhancement(self, index: int) -> None:
-        """Closed GOPs (fixed mode): the old encoder's last frames go out, a new one starts at ``index``."""
-        packets = self._lane_packets(self._enh.flush())
-        self._write_packets(packets)
-        if self._psnr:
-            self._measure(packets, final=True)
-        self._open_enhancement(self.inter_layer)
-        self._lane_start = index
-        self._last_dts = None
-
-    def _lane_packets(self, packets: list[Any]) -> list[Any]:
-        """Per-GOP mode: an encoder opened at frame n numbers its frames from 0; give them stream indexes."""
-        if self._lane_start:
-            for p in packets:
-                p.frame_index += self._lane_start
-                if -(2**31) <= p.dts < 2**31:  # out-of-range values are fixed in _write_packets
-                    p.dts += self._lane_start
-        return packets
+    def _enh_params(self) -> dict[str, Any]:
+        """A fixed-mode layer 1's parameters: the encoder's settings, and what it codes."""
+        # whether the base layer carries a picture; params["anchor"] says what the enhancement
+        # codes: full frames (no base picture, or inter-layer prediction off) or the residual
+        return self._lane.config() | {"base_picture": self.has_picture, "roi": self.roi}
 
     def _layers(self) -> list[LayerConfig]:
         base_params = self.base.layer_config(self.base_quality, self.intra_period)
@@ -376,7 +311,7 @@ class Encoder:
                               per_gop_params(self._lanes, base_picture=True, roi=False), b"")
         else:
             enh = LayerConfig(ENHANCEMENT_LAYER, "residual" if self.inter_layer else "full-frame", self.enh_codec,
-                              b"", self._enh_params, self._enh.extradata)
+                              b"", self._enh_params(), self._lane.extradata)
         return [
             LayerConfig(BASE_LAYER, self.kind, self.base.codec_id,
                         bytes.fromhex(self.base.sha256) if self.base.sha256 else b"", base_params),
@@ -446,6 +381,21 @@ class Encoder:
         self._seconds += time.perf_counter() - t0
         return stats
 
+    def _base_frame(self, frame: Frame, index: int, intra: bool, picture: bool) -> tuple[bytes, Frame | None]:
+        """The base layer's payload and, when ``picture`` (and the mode has one), x_base."""
+        t0 = time.perf_counter()
+        if self._rate is not None:
+            self._base_enc.set_quality(self._rate.next_quality(index))
+        # modes without a picture have nothing to skip (the protocol lets them omit ``picture``)
+        payload, x_base = (self._base_enc.encode_frame(frame, intra, picture=picture) if self.has_picture
+                           else self._base_enc.encode_frame(frame, intra))
+        if self._rate is not None:
+            self._rate.update(intra, 8 * len(payload))
+        if picture and self.has_picture and x_base is None:
+            raise EncoderError(f"base mode {self.kind} gave no picture for frame {index}")
+        self._base_seconds = time.perf_counter() - t0
+        return payload, x_base
+
     def _encode(self, frame: Frame) -> FrameStats:
         from vcodec.enhancement import frame_psnr
 
@@ -455,26 +405,30 @@ class Encoder:
             # a fresh base encoder: its encoder-side state (e.g. the skip-share estimate) would
             # otherwise carry over from the previous GOP and tie the GOPs together
             self._base_enc = self.base.encoder(self.base_quality, self.intra_period)
-        if self._rate is not None:
-            self._base_enc.set_quality(self._rate.next_quality(index))
-        payload, x_base = self._base_enc.encode_frame(frame, intra)
-        if self._rate is not None:
-            self._rate.update(intra, 8 * len(payload))
-        if self.has_picture and x_base is None:
-            raise EncoderError(f"base mode {self.kind} gave no picture for frame {index}")
-        gop = self._start_gop(frame, index, x_base) if self.per_gop and intra else None  # type: ignore[arg-type]
-        if self.closed_gops and intra and not self.per_gop and index != self._first_frame:
-            self._restart_enhancement(index)
+        lane, gop, packets = self._lane, None, None
+        # g_s only where layer 1 (or the PSNR report) uses the base picture
+        picture = self._psnr or self.inter_layer
+        if self.per_gop and intra:
+            payload, x_base, gop = self._probe_gop(frame, index, intra)
+        elif not self.inter_layer and not (intra and self.closed_gops):
+            # layer 1 codes this frame whole: x265 beside the base layer (same units, same order)
+            packets, (payload, x_base) = self._overlap.run(lambda: lane.encode(index, frame, None),
+                                                           lambda: self._base_frame(frame, index, intra, picture))
+        else:
+            payload, x_base = self._base_frame(frame, index, intra, picture)
+            if self.closed_gops and intra and not self.per_gop and index != self._first_frame:
+                lane.restart(self._writer, self.inter_layer, index)
         self._writer.write_frame_unit(UnitType.BASE_FRAME, BASE_LAYER, frame=index, payload=payload, intra=intra)
         if gop is not None:  # right after the base unit: a reader seeking to this intra frame sees it
             self._writer.write_frame_unit(UnitType.ENH_GOP, ENHANCEMENT_LAYER, frame=index,
                                           payload=gop.to_payload(), intra=True)
-        boxes = None
-        if self.roi:
-            dets = self.base.detect(self._base_enc.last_decoded, self._detector, self._base_enc.last_geometry)
-            boxes = [tuple(float(v) for v in b) for b in dets.boxes]
-        packets = self._lane_packets(self._enh.encode(frame, x_base if self.inter_layer else None, boxes=boxes))
-        enh_bytes = self._write_packets(packets)
+        if packets is None:
+            boxes = None
+            if self.roi:
+                dets = self.base.detect(self._base_enc.last_decoded, self._detector, self._base_enc.last_geometry)
+                boxes = [tuple(float(v) for v in b) for b in dets.boxes]
+            packets = lane.encode(index, frame, x_base, boxes)
+        enh_bytes = lane.write(self._writer, packets)
         self._sink.flush()  # pipes: the base unit reaches the reader now, not at the end
         self._count += 1
         stats = FrameStats(index, intra, len(payload), enh_bytes)
@@ -482,39 +436,9 @@ class Encoder:
             if x_base is not None:
                 stats.psnr_base = frame_psnr(frame, x_base)[0]
                 self._psnr_base.append(stats.psnr_base)
-            self._pending[index] = (frame, x_base if self.inter_layer else None)
-            self._measure(packets)
-            if index in self._psnr_full:
-                stats.psnr_full = self._psnr_full[index][0]
+            if index in lane.psnr_full:
+                stats.psnr_full = lane.psnr_full[index][0]
         return stats
-
-    def _write_packets(self, packets: list[Any]) -> int:
-        n = 0
-        for p in packets:
-            if not -(2**31) <= p.dts < 2**31:
-                # measured: libx265 through libav hands out uninitialised dts values for clips
-                # shorter than its reorder depth (1-2 frames); decoders order by pts, so a
-                # monotone stand-in keeps the stream valid
-                p.dts = self._last_dts + 1 if self._last_dts is not None else p.frame_index - 2
-            self._last_dts = p.dts
-            payload = p.to_payload()
-            self._writer.write_frame_unit(UnitType.ENH_PACKET, ENHANCEMENT_LAYER, frame=p.frame_index,
-                                          payload=payload, intra=p.keyframe)
-            n += len(payload)
-        return n
-
-    def _measure(self, packets: list[Any], final: bool = False) -> None:
-        from vcodec.enhancement import frame_psnr, reconstruct
-
-        out = []
-        for p in packets:
-            out += self._psnr_dec.decode(p)
-        if final:
-            out += self._psnr_dec.flush()
-        for idx, residual in out:  # packets carry stream indexes already (_lane_packets)
-            x, x_base = self._pending.pop(idx)
-            x_hat = reconstruct(x_base, residual, index=idx)
-            self._psnr_full[idx] = frame_psnr(x, x_hat)
 
     def close(self) -> None:
         """Flush the enhancement encoder, write the index and end units, and commit the file."""
@@ -527,13 +451,8 @@ class Encoder:
                     raise InputError("no frames were encoded; the feature base layer needs at least one "
                                      "frame to calibrate")
                 self._finish_calibration()
-            if self._enh is not None:  # None: a per-GOP stream without frames
-                packets = self._lane_packets(self._enh.flush())
-                self._write_packets(packets)
-                if self._psnr:
-                    self._measure(packets, final=True)
-                    self._psnr_dec.close()
-                self._enh.close()
+            self._lane.finish(self._writer)  # nothing open: a per-GOP stream without frames
+            self._overlap.close()
             self._writer.close()
             self._sink.commit()
         except BaseException:
@@ -551,10 +470,8 @@ class Encoder:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "closed with frames inside" is the point here
-            if self._enh is not None:
-                self._enh.close()
-            if self._psnr_dec is not None:
-                self._psnr_dec.close()
+            self._lane.close()
+        self._overlap.close()
         self._sink.abort()
 
     # -- reporting ---------------------------------------------------------------
@@ -563,8 +480,8 @@ class Encoder:
         w = self._writer
         if w is None:
             raise EncoderError("no stream yet: the base layer is still calibrating on the first frames")
-        full = [v[0] for _, v in sorted(self._psnr_full.items())]
-        full_yuv = [v[1] for _, v in sorted(self._psnr_full.items())]
+        full = [v[0] for _, v in sorted(self._lane.psnr_full.items())]
+        full_yuv = [v[1] for _, v in sorted(self._lane.psnr_full.items())]
         return EncodeSummary(
             frames=self._count - self._first_frame, fps=float(self.info.fps),
             base_bytes=w.bytes_per_layer.get(BASE_LAYER, 0),

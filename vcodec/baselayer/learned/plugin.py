@@ -58,8 +58,8 @@ class _LearnedEncoder:
     def __init__(self, enc: BaseEncoder) -> None:
         self._enc = enc
 
-    def encode_frame(self, frame: Frame, intra: bool) -> tuple[bytes, Frame | None]:
-        return self._enc.encode_frame(frame, intra=intra, reconstruct=True)
+    def encode_frame(self, frame: Frame, intra: bool, picture: bool = True) -> tuple[bytes, Frame | None]:
+        return self._enc.encode_frame(frame, intra=intra, reconstruct=picture)
 
     def set_quality(self, quality: float) -> None:
         self._enc.set_quality(quality)
