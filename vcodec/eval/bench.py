@@ -12,7 +12,10 @@ Stages (each timed over all frames, models loaded and warmed up beforehand):
 * ``stream_encode`` / ``stream_decode``: the whole codec as users run it: ``Encoder`` with its
   defaults (``inter_layer="auto"``: the mode per GOP, probes included; model loading not
   counted) and ``Decoder.frames()`` of that stream (which skips the base layer in full-frame
-  GOPs); the report's ``stream_gops`` says which mode each GOP got.
+  GOPs); the report's ``stream_gops`` says which mode each GOP got;
+* ``stream_encode_serial``: the same ``Encoder`` with ``overlap=False`` (layer 1 in the caller's
+  thread instead of beside the base layer), so the report shows what the overlap buys in the
+  same run; ``stream_encode_detail`` has both runs' probe seconds and whether the streams match.
 
 Ratios (``ratios``): vcodec time / x265 time for encoding (base + enhancement vs
 x265), full decoding, and analytics (base decode + back end vs x265 decode +
@@ -48,6 +51,7 @@ STAGES = (
     "x265_decode",
     "x265_decode_detect",
     "stream_encode",
+    "stream_encode_serial",
     "stream_decode",
 )
 
@@ -235,19 +239,30 @@ def run_bench(
 
     from vcodec.codec import Decoder, Encoder
 
-    sink = io.BytesIO()
-    enc = Encoder(sink, info, base_model=base_model, base_quality=base_quality, enh_codec=codec,
-                  enh_qp=qp, preset=preset, intra_period=intra_period, threads=threads)  # loads: not timed
+    def stream_encoder(overlap: bool) -> tuple[Encoder, io.BytesIO]:
+        sink = io.BytesIO()
+        return Encoder(sink, info, base_model=base_model, base_quality=base_quality, enh_codec=codec,
+                       enh_qp=qp, preset=preset, intra_period=intra_period, threads=threads,
+                       overlap=overlap), sink
 
-    def stream_encode() -> Any:
+    def stream_encode(enc: Encoder, sink: io.BytesIO) -> bytes:
         with enc:
             for f in clip:
                 enc.encode(f)
         return sink.getvalue()
 
-    stages["stream_encode"], stream = _timed(n, stream_encode)
+    # each Encoder loads its model before its run (not timed), as users' encoders do
+    enc, sink = stream_encoder(True)
+    stages["stream_encode"], stream = _timed(n, lambda: stream_encode(enc, sink))
+    enc_serial, sink_serial = stream_encoder(False)
+    stages["stream_encode_serial"], serial = _timed(n, lambda: stream_encode(enc_serial, sink_serial))
     gops = enc.summary().extra.get("gops", [])
     stream_gops = "".join("R" if g["mode"] == "residual" else "F" for g in gops)
+    stream_detail = {
+        "overlap_probe_seconds": round(enc.summary().extra.get("probe_seconds", 0.0), 4),
+        "serial_probe_seconds": round(enc_serial.summary().extra.get("probe_seconds", 0.0), 4),
+        "same_stream": stream == serial,
+    }
     dec = Decoder(stream, base_model=base_model, threads=threads)  # loads the model: not timed
     stages["stream_decode"], _ = _timed(n, lambda: sum(1 for _ in dec.frames()))
     dec.close()
@@ -303,6 +318,7 @@ def run_bench(
             "stream_decode_vs_x265": ratio(s["stream_decode"], s["x265_decode"]),
         },
         "stream_gops": stream_gops,
+        "stream_encode_detail": stream_detail,
         "memory_method": (
             "peak RSS (VmHWM) reset before each stage"
             if all(v["peak_reset"] for v in stages.values())
