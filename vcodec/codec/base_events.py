@@ -237,16 +237,15 @@ def base_events(
                     err = wrap_error(exc, item, reader.name)
                     if not conceal:
                         raise err from None
-                    damage.append(Damage(item.offset, str(err), ENHANCEMENT_LAYER,
-                                                     item.frame))
+                    damage.append(Damage(item.offset, str(err), ENHANCEMENT_LAYER, item.frame))
                     record = None
                 yield from resolve(record)
                 continue
             if not conceal:
                 raise missing_record(held)
             if not isinstance(item, Damage):  # damage of the record itself is reported by the reader
-                damage.append(Damage(held.offset, str(missing_record(held)),
-                                                 ENHANCEMENT_LAYER, held.frame))
+                damage.append(Damage(held.offset, str(missing_record(held)), ENHANCEMENT_LAYER,
+                                     held.frame))
             yield from resolve(None)
         if isinstance(item, Damage):
             if item.layer in (None, BASE_LAYER):
@@ -296,8 +295,8 @@ def base_events(
                 and item.intra and in_range:
             # a jump too far to fill with repeats: resume at this intra frame, showing nothing between
             damage.append(Damage(item.offset, f"{reader.name}: byte {item.offset}: "
-                                             f"base frames {expected}..{f - 1} are missing; resuming at "
-                                             f"intra frame {f}", BASE_LAYER, f))
+                                 f"base frames {expected}..{f - 1} are missing; resuming at "
+                                 f"intra frame {f}", BASE_LAYER, f))
             expected = f
         if f > expected and not (conceal and plausible_gap(f, item.offset, item.intra)):
             missing = f"frames {expected}..{f - 1} are missing" if f - 1 > expected else \
