@@ -28,6 +28,7 @@ from tests.conftest import REPO
 from vcodec.detection.float64 import (
     DenseConv64,
     DepthwiseConv64,
+    NearestUpsample64,
     PointwiseConv64,
     SeparableMaxPool64,
     SubPixelConvTranspose64,
@@ -101,12 +102,12 @@ def test_other_layers_keep_pytorch_and_the_source_is_untouched() -> None:
         nn.MaxPool2d(2, 2),  # strided pool: kept
         nn.Sequential(nn.Conv2d(4, 4, 3, 1, 1, groups=4), nn.SiLU()),  # nested: converted
     )
-    fast = to_float64(net)
+    fast: Any = to_float64(net)
     kinds = [type(m) for m in fast]
     assert kinds[:4] == [nn.Conv2d, nn.Conv2d, nn.Conv2d, nn.MaxPool2d]
     assert isinstance(fast[4][0], DepthwiseConv64)
     assert all(p.dtype == torch.float32 for p in net.parameters())  # the caller's copy stays float32
-    assert isinstance(net[4][0], nn.Conv2d)
+    assert isinstance(net[4][0], nn.Conv2d)  # type: ignore[index]
     x = torch.randn(1, 4, 12, 10, dtype=torch.float64)
     with torch.no_grad():
         assert _rel(fast(x), copy.deepcopy(net).double()(x)) < REL_TOL
@@ -155,18 +156,19 @@ def _detection_bytes(d: Any) -> bytes:
 def test_real_clip_matches_a_plain_float64_copy(shipped_decoded: tuple[Any, Any, list[Any]]) -> None:
     base, detector, decoded = shipped_decoded
     codec = base.codec
+    fast_t: nn.Module = codec._T64
     analytics = base.analytics_detector(detector)
-    plain_t = copy.deepcopy(codec.net.T).double().eval()
-    plain_det = copy.deepcopy(analytics).double().eval()
-    fast_det = to_float64(analytics)
+    plain_t: nn.Module = copy.deepcopy(codec.net.T).double().eval()
+    plain_det: Any = copy.deepcopy(analytics).double().eval()
+    fast_det: Any = to_float64(analytics)
     # the conversion did happen: no float64 depthwise conv or max pool left to PyTorch
-    assert not [m for m in fast_det.modules() if isinstance(m, nn.MaxPool2d)
+    assert not [m for m in fast_det.modules() if isinstance(m, (nn.MaxPool2d, nn.Upsample))
                 or (isinstance(m, nn.Conv2d) and m.groups > 1)]
-    assert not [m for m in codec._T64.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert not [m for m in fast_t.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     found = 0
     with torch.no_grad():
         for y, geometry in decoded:
-            got, want = codec._T64(y.double()), plain_t(y.double())
+            got, want = fast_t(y.double()), plain_t(y.double())
             assert _rel(got, want) < REL_TOL
             feat = codec.features(y)
             assert torch.equal(feat, (torch.round(want * 4096.0) / 4096.0).float())
@@ -231,3 +233,14 @@ def test_features_and_detections_do_not_depend_on_threads(shipped_decoded: tuple
         assert got["threads"] == threads
         assert got["features"] == feats.hexdigest(), f"features differ with {threads} torch threads"
         assert got["detections"] == dets.hexdigest(), f"detections differ with {threads} torch threads"
+
+
+@pytest.mark.parametrize("scale", [2, 3.0])
+def test_nearest_upsample_is_bit_identical(scale: float) -> None:
+    up = nn.Upsample(scale_factor=scale, mode="nearest")
+    fast = to_float64(up)
+    assert isinstance(fast, NearestUpsample64)
+    x = torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    assert torch.equal(fast(x), up(x))
+    assert isinstance(to_float64(nn.Upsample(scale_factor=1.5, mode="nearest")), nn.Upsample)  # kept
+    assert isinstance(to_float64(nn.Upsample(scale_factor=2, mode="bilinear")), nn.Upsample)  # kept

@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""The analytics path's float64 networks: a plain float64 copy against vcodec.detection.float64.
+
+Encodes and decodes the first frames of a clip with the shipped base model, then on each
+decoded latent times, in one process and one torch thread, alternating round by round:
+
+* **T**: ``copy.deepcopy(net.T).double()`` against ``to_float64(net.T)`` (what
+  ``BaseCodec.features`` runs), and
+* **back end**: the analytics detector's float64 copy made both ways, ``back()`` on the
+  rounded features (what ``BaseCodec.detect`` runs after T).
+
+It also checks that both give the same results: T within 1e-12 (relative to its largest
+value), identical features after the 2**-12 rounding, identical detections.
+
+    python tools/bench_float64.py sequences/synthetic_416x240_30.y4m --frames 8 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _detections(d: Any) -> bytes:
+    return bytes(d.boxes.tobytes() + d.scores.tobytes() + d.class_ids.tobytes())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("input", help="video file")
+    ap.add_argument("--frames", type=int, default=8, help="frames to decode and time (default 8)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default 5)")
+    ap.add_argument("--base-model", default="base-yolox-nano-v2")
+    ap.add_argument("--json", type=Path, help="write the results here too")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from vcodec.baselayer import get_base_factory, kind_for_mode
+    from vcodec.detection.float64 import to_float64
+    from vcodec.io import open_video
+
+    base: Any = get_base_factory(kind_for_mode("learned")).for_encoding(args.base_model)
+    detector = base.analytics_detector(base.build_detector())
+    with open_video(args.input, frames=args.frames) as reader:
+        clip = list(reader)
+    enc, dec = base.encoder(0.5, 32), base.decoder()
+    decoded = []
+    for i, frame in enumerate(clip):
+        payload, _ = enc.encode_frame(frame, i == 0)
+        y, geometry = dec.decode_frame(payload, i == 0), dec.last_geometry
+        assert geometry is not None  # set by decode_frame
+        decoded.append((y.double(), geometry.to_detector()))
+
+    net = base.codec.net
+    with torch.no_grad():
+        t_plain: torch.nn.Module = copy.deepcopy(net.T).double().eval()
+        t_fast = to_float64(net.T)
+        d_plain: Any = copy.deepcopy(detector).double().eval()
+        d_fast: Any = to_float64(detector)
+
+        def rounded(f: torch.Tensor) -> torch.Tensor:
+            return (torch.round(f * 4096.0) / 4096.0).float().double()
+
+        worst, same_features, same_detections = 0.0, True, True
+        features = []
+        for y, geometry in decoded:
+            a, b = t_fast(y), t_plain(y)
+            worst = max(worst, float((a - b).abs().max() / b.abs().max()))
+            same_features &= bool(torch.equal(rounded(a), rounded(b)))
+            features.append((rounded(b), geometry))
+            same_detections &= (_detections(d_fast.back(rounded(b), geometry)[0])
+                                == _detections(d_plain.back(rounded(b), geometry)[0]))
+
+        stages = {
+            "T_plain": lambda: [t_plain(y) for y, _ in decoded],
+            "T_fast": lambda: [t_fast(y) for y, _ in decoded],
+            "back_plain": lambda: [d_plain.back(f, g) for f, g in features],
+            "back_fast": lambda: [d_fast.back(f, g) for f, g in features],
+        }
+        for fn in stages.values():  # warm-up
+            fn()
+        times: dict[str, list[float]] = {k: [] for k in stages}
+        for _ in range(args.rounds):
+            for name, fn in stages.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) / len(decoded) * 1e3)
+
+    med = {k: statistics.median(v) for k, v in times.items()}
+    report = {
+        "input": str(args.input), "frames": len(decoded), "rounds": args.rounds,
+        "size": [clip[0].width, clip[0].height], "threads": torch.get_num_threads(),
+        "ms_per_frame_median": {k: round(v, 2) for k, v in med.items()},
+        "ms_per_frame_min": {k: round(min(v), 2) for k, v in times.items()},
+        "speedup_T": round(med["T_plain"] / med["T_fast"], 3),
+        "speedup_back": round(med["back_plain"] / med["back_fast"], 3),
+        "speedup_T_plus_back": round((med["T_plain"] + med["back_plain"])
+                                     / (med["T_fast"] + med["back_fast"]), 3),
+        "T_max_rel_diff": worst, "features_identical": same_features, "detections_identical": same_detections,
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0 if same_features and same_detections and worst < 1e-12 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
