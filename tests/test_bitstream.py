@@ -550,7 +550,8 @@ def _payload_fuzz(golden_streams: dict[str, tuple[bytes, object]], data: st.Data
     except VcodecError:
         pass
     _decode_everything(blob, conceal=True, detector=detector)  # conceal: nothing raises at all
-    assert time.monotonic() - start < 20.0  # terminates (no runaway decode loop)
+    # terminates (no runaway decode loop); generous: a shared 2-core CI machine can be 5x slower
+    assert time.monotonic() - start < 120.0
 
 
 _PAYLOAD_FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
