@@ -13,8 +13,8 @@ exact equivalents built from ops whose float64 results do not depend on the thre
   multiply and one add, both element-wise and correctly rounded, never fused: ``addcmul``
   was measured to fuse in its vectorised body only, so its result would follow where the
   thread split puts the scalar tail);
-* stride-1 max pools: a separable max over -inf padding (max is exact and order-free, so
-  the result is bit-identical to ``max_pool2d``);
+* stride-1 max pools: a separable max over -inf padding, windows built by doubling (max
+  is exact and order-free, so the result is bit-identical to ``max_pool2d``);
 * transposed convolutions: one regular convolution per sub-pixel phase, interleaved
   (the same products as the transposed convolution, summed in another order);
 * 1x1 convolutions: one matrix product (what ``_slow_conv2d_forward`` runs, without its
@@ -57,15 +57,17 @@ def _batch(images: list[Tensor]) -> Tensor:
     return images[0].unsqueeze(0) if len(images) == 1 else torch.stack(images)
 
 
-def _shifted_matmul(flat: Tensor, taps: list[tuple[int, Tensor]], length: int) -> Tensor:
-    """sum over taps of ``weight @ flat[:, offset:offset + length]``, taps in the given order.
+def _shifted_matmul(flat: Tensor, taps: list[tuple[int, Tensor]], length: int,
+                    bias: Tensor | None = None) -> Tensor:
+    """``bias`` plus the sum over taps of ``weight @ flat[:, offset:offset + length]``, in that order.
 
     A stride-1 convolution on a flattened padded picture: each tap is a plain matrix product
     on a shifted window (a strided view BLAS reads in place), accumulated by the gemm itself
-    (beta = 1) -- no im2col buffer k*k times the input's size.
+    (beta = 1) -- no im2col buffer k*k times the input's size, no separate pass for the bias.
     """
     (off, w), rest = taps[0], taps[1:]
-    out = torch.mm(w, flat[:, off:off + length])
+    first = flat[:, off:off + length]
+    out = torch.mm(w, first) if bias is None else torch.addmm(bias, w, first)
     for off, w in rest:
         out.addmm_(w, flat[:, off:off + length])
     return out
@@ -91,9 +93,7 @@ class DenseConv64(nn.Module):
         taps = [(i * wp + j, w) for i, j, w in self.taps]
         outs = []
         for b in range(x.shape[0]):
-            out = _shifted_matmul(flat[b], taps, ho * wp)
-            if self.bias is not None:
-                out.add_(self.bias)
+            out = _shifted_matmul(flat[b], taps, ho * wp, self.bias)
             outs.append(out.view(-1, ho, wp)[:, :, :wo])
         return _batch(outs)
 
@@ -159,11 +159,26 @@ class PointwiseConv64(nn.Module):
         flat = x.reshape(n, c, h * w)
         outs = []
         for b in range(n):
-            out = torch.mm(self.weight, flat[b])
-            if self.bias is not None:
-                out.add_(self.bias)
+            out = _shifted_matmul(flat[b], [(0, self.weight)], h * w, self.bias)
             outs.append(out.view(-1, h, w))
         return _batch(outs)
+
+
+def _window_max(x: Tensor, k: int, dim: int) -> Tensor:
+    """Max over every window of ``k`` consecutive elements along ``dim`` (length n - k + 1).
+
+    Windows double (2, 4, 8, ...) and the last step joins two overlapping ones; max is exact
+    and idempotent, so overlaps and order cannot change a bit.
+    """
+    w, p = x, 1
+    while 2 * p <= k:
+        n = w.shape[dim] - p
+        w = torch.maximum(w.narrow(dim, 0, n), w.narrow(dim, p, n))
+        p *= 2
+    if p < k:
+        n = w.shape[dim] - (k - p)
+        w = torch.maximum(w.narrow(dim, 0, n), w.narrow(dim, k - p, n))
+    return w
 
 
 class SeparableMaxPool64(nn.Module):
@@ -178,8 +193,7 @@ class SeparableMaxPool64(nn.Module):
         k, p = self.kernel, self.kernel // 2
         # -inf padding is what max_pool2d's implicit padding means
         xp = F.pad(x, (p, p, p, p), value=float("-inf"))
-        rows = xp.unfold(-1, k, 1).amax(-1)  # N x C x (H + 2p) x W
-        return rows.unfold(-2, k, 1).amax(-1)
+        return _window_max(_window_max(xp, k, -1), k, -2)
 
 
 class NearestUpsample64(nn.Module):
