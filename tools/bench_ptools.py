@@ -63,12 +63,10 @@ VARIANTS: dict[str, CodingTools] = {
     "dz-0.5": CodingTools(p_deadzone=0.5),
     "dz-0.75": CodingTools(p_deadzone=0.75),
     # the change gate: lossy decisions (rd skip, dead zone) only where the source pixels did not change
-    "gate-4": CodingTools(p_gate=4.0),
     "gate-8": CodingTools(p_gate=8.0),
     "gate-16": CodingTools(p_gate=16.0),
     "gate-8-dz": CodingTools(p_gate=8.0, p_deadzone=0.75),
     "gate-16-dz": CodingTools(p_gate=16.0, p_deadzone=0.75),
-    "gate-8-p0": CodingTools(p_gate=8.0, p_quality_offset=0.0),
 }
 
 
