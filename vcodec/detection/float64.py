@@ -123,26 +123,29 @@ class DepthwiseConv64(nn.Module):
             flat, wp = _flat_padded(x, pw, pw, ph, ph)
             n = ho * wp
             windows = [flat[..., i * wp + j:i * wp + j + n] for i in range(kh) for j in range(kw)]
-            shape = (x.shape[0], x.shape[1], n)
+            shape: tuple[int, ...] = (x.shape[0], x.shape[1], n)
+            taps, bias = self.taps, self.bias
         else:
+            # strided views, read in place (a reshape would copy each one)
             xp = F.pad(x, (pw, pw, ph, ph))
             windows = [xp[..., i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
                        for i in range(kh) for j in range(kw)]
-            windows = [v.reshape(x.shape[0], x.shape[1], ho * wo) for v in windows]
-            shape = (x.shape[0], x.shape[1], ho * wo)
+            shape = (x.shape[0], x.shape[1], ho, wo)
+            taps = [w.unsqueeze(-1) for w in self.taps]
+            bias = None if self.bias is None else self.bias.unsqueeze(-1)
         out = torch.empty(shape, dtype=x.dtype, device=x.device)
         tmp = torch.empty_like(out)
-        for t, (win, w) in enumerate(zip(windows, self.taps, strict=True)):
+        for t, (win, w) in enumerate(zip(windows, taps, strict=True)):
             # separate mul and add: a fused multiply-add could round differently in the
             # vectorised body and the scalar tail, whose split follows the thread count
             torch.mul(win, w, out=out if t == 0 else tmp)
             if t:
                 out.add_(tmp)
-        if self.bias is not None:
-            out.add_(self.bias)
+        if bias is not None:
+            out.add_(bias)
         if (sh, sw) == (1, 1):
             return out.view(x.shape[0], x.shape[1], ho, -1)[..., :wo]
-        return out.view(x.shape[0], x.shape[1], ho, wo)
+        return out
 
 
 class PointwiseConv64(nn.Module):
