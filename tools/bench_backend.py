@@ -51,13 +51,22 @@ from vcodec.baselayer.learned import BaseCodec  # noqa: E402
 SCORE_FLOOR = 0.01  # predictions kept for mAP ranking (vcodec eval's default)
 
 
-def decode_clip(codec: BaseCodec, frames: list[Frame], quality: float) -> tuple[list[tuple[Any, Any]], float]:
-    """(y_hat, geometry) of every frame through the real decoder, and the mean bits per frame."""
+def decode_clip(codec: BaseCodec, frames: list[Frame], quality: float,
+                bits_by_type: dict[str, list[int]] | None = None) -> tuple[list[tuple[Any, Any]], float]:
+    """(y_hat, geometry) of every frame through the real decoder, and the mean bits per frame.
+
+    ``bits_by_type``, when given, receives each payload's bits under "I" or "P".
+    """
+    from vcodec.baselayer.learned import BasePayload
+
     enc, dec = codec.encoder(quality, 32), codec.decoder()
     out, bits = [], 0
     for f in frames:
         payload, _ = enc.encode_frame(f, reconstruct=False)
         bits += 8 * len(payload)
+        if bits_by_type is not None:
+            bits_by_type.setdefault("I" if BasePayload.from_bytes(payload).intra else "P", []).append(
+                8 * len(payload))
         out.append((dec.decode_frame(payload), dec.last_geometry))
     return out, bits / len(frames)
 
@@ -80,9 +89,12 @@ def bench_model(model: str, qualities: list[float], clips: list[tuple[str, float
         n_ref = sum(len(r.filter(0.3)) for r in refs)
         yolox_refs = reference_detections(codec, yolox, frames) if yolox is not None else None
         for q in qualities:
-            decoded, bits = decode_clip(codec, frames, q)
+            by_type: dict[str, list[int]] = {}
+            decoded, bits = decode_clip(codec, frames, q, by_type)
             plain = [codec.detect(y, det, g) for y, g in decoded]
             row = {"clip": name, "quality": q, "kbps": round(bits * fps / 1000, 1), "ref_objects": n_ref,
+                   "bits_per_i": round(float(np.mean(by_type["I"]))) if by_type.get("I") else None,
+                   "bits_per_p": round(float(np.mean(by_type["P"]))) if by_type.get("P") else None,
                    "plain": round(map_against(refs, plain)["map50"], 3)}
             if has_adapted:
                 ada = [base.detect(y, det, g) for y, g in decoded]
@@ -91,7 +103,8 @@ def bench_model(model: str, qualities: list[float], clips: list[tuple[str, float
                 vs_yolox = map_against(yolox_refs, plain, det.active_classes)["map50"]
                 row["plain_vs_yolox_nano"] = round(vs_yolox, 3)
             rows.append(row)
-            print(f"  {name[:28]:28s} q={q:4.2f} {row['kbps']:7.1f} kbit/s  refs {n_ref:3d}  plain "
+            print(f"  {name[:28]:28s} q={q:4.2f} {row['kbps']:7.1f} kbit/s  I {row['bits_per_i'] or 0:6d} "
+                  f"P {row['bits_per_p'] or 0:6d} bits  refs {n_ref:3d}  plain "
                   f"{row['plain']:.3f}" + (f"  adapted {row['adapted']:.3f}" if has_adapted else "")
                   + (f"  plain vs YOLOX-Nano {row['plain_vs_yolox_nano']:.3f}" if yolox_refs else ""),
                   flush=True)

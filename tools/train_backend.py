@@ -283,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache-only", action="store_true", help="build the feature cache and stop")
     ap.add_argument("--ship", action="store_true", help="write vcodec/weights/backend-<base model>.pt/.json")
+    ap.add_argument("--init", default=None,
+                    help="start from the back end adapted to this shipped base model id (its "
+                         "backend-<id>.json in vcodec/weights) instead of the clean back end; for a base "
+                         "model whose transforms are those of the named one")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -310,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
     student = copy.deepcopy(teacher)
+    if args.init is not None:
+        init = init_backend(args.init, args.teacher)
+        student.load_state_dict({**student.state_dict(), **init.state_dict()})
+        log(args.out, f"student initialised from {init.name} ({init.sha256[:12]})")
     for k, p in student.named_parameters():
         p.requires_grad_(not k.startswith(FRONT_PREFIXES))
     params = [p for p in student.parameters() if p.requires_grad]
@@ -326,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         state["val"]["plain"] = validate(teacher, teacher, val, args.box_weight)
         log(args.out, f"held-out excess loss, plain back end: {state['val']['plain']}")
+        if args.init is not None:
+            state["val"]["init"] = validate(student, teacher, val, args.box_weight)
+            log(args.out, f"held-out excess loss, {args.init}'s back end as is: {state['val']['init']}")
 
     budget = args.minutes * 60
     t_start = time.perf_counter() - state["elapsed"]
@@ -371,6 +382,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def init_backend(base_model_id: str, teacher: Path) -> Any:
+    """The adapted back end shipped for ``base_model_id``, checked against the teacher's weights."""
+    from vcodec.detection.backends import AdaptedBackend, backend_name
+
+    js = WEIGHTS_DIR / f"{backend_name(base_model_id)}.json"
+    if not js.is_file():
+        raise SystemExit(f"--init {base_model_id}: {js} does not exist; name a base model with an adapted "
+                         f"back end")
+    init = AdaptedBackend.from_json(js)
+    if init.detector_weights_sha256 != sha256_of(teacher):
+        raise SystemExit(f"--init {base_model_id}: {init.name} was made from other YOLOX-Nano weights than "
+                         f"{teacher}")
+    return init
+
+
 def held_out_description(name: str, frames: list[int]) -> str:
     """Absolute frame numbers of bench_base's hold-out (it numbers raw/.264 clips from the tail's start)."""
     if not name.endswith(".mp4"):
@@ -397,6 +423,9 @@ def ship(args: argparse.Namespace, codec: Any, student: YOLOX, segments: list[Se
         "parts": "dark4, dark5, PAFPN neck, head (BatchNorm folded); the front end is the clean detector's",
         "training": {
             "script": "tools/train_backend.py", "seed": args.seed, "torch_threads": args.threads,
+            "init": (f"{backend_name(args.init)} (sha256 {init_backend(args.init, args.teacher).sha256})"
+                     if args.init else "the clean YOLOX-Nano back end"),
+            "device": f"cpu, {args.threads} torch thread(s) (this script trains on the CPU only)",
             "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1), "batch": args.batch,
             "lr": args.lr, "warmup": args.warmup, "box_weight": args.box_weight,
             "crop_cells": list(args.crop),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train the learned base layer (layer 0) on CPU or a CUDA GPU, from the clips or a training pack.
 
-Two kinds of run (``--train``):
+Three kinds of run (``--train``):
 
 ``all`` (default): every network, in two stages as in variable-rate post-training
 (Kamisli et al., DCC 2024):
@@ -26,6 +26,14 @@ and costs only its flag (zero-skip, as ``CodingTools()`` does). P-frame rates ar
 discretised Gaussian's -log2 P(symbol) of the coded symbols (what the rANS coder pays).
 Loss per P-frame: ``bpp + lam * gain^2 * (lam_f * Df + lam_x * Dx + lam_t * Dtask)``
 with gain = the model's (frozen) gain at the drawn quality.
+
+``levels``: refit the variable-rate parts only (by default the per-level gains, the
+reconstruction-offset net and the gain -> z step net; every transform frozen and cached as
+in ``p-path``) on the same unrolled GOPs, the intra frame included (its y and z bits and
+distortions count). Each step draws a level l; its distortion weight is fixed at
+``lam * target_l^2`` (``--level-gains``, which also initialise the gains), never at the
+learned gain, so a level cannot buy rate by lowering its own weight; ``--fixed-levels``
+keeps chosen gains exactly where they start.
 
 R is bits per pixel of y and z; Df the MSE between T(y_hat) and the detector's
 own split features F(x), divided by the mean variance of F(x) (the ``--init`` model's
@@ -438,22 +446,39 @@ class GopCache:
 
 def run_gop(net: BaseNet, front: FrontEnd, y: torch.Tensor, f: torch.Tensor, x8: torch.Tensor,
             gain: torch.Tensor, feat_norm: float, skip_block: int, lam_x: float, lam_t: float,
-            detach_chain: bool = False) -> dict[str, torch.Tensor]:
-    """Code B GOPs (B x T latents) as payload v2 does: I-frame, then P-frames on the intra hyperprior."""
+            detach_chain: bool = False, train_intra: bool = False) -> dict[str, torch.Tensor]:
+    """Code B GOPs (B x T latents) as payload v2 does: I-frame, then P-frames on the intra hyperprior.
+
+    ``train_intra`` (``--train levels``): the intra frame is in the graph too (the gain, z step
+    and offsets shape it), and the result adds its z bits (``bpp_z``) and distortions.
+    """
     b, t = y.shape[:2]
     npx = b * x8.shape[-1] * x8.shape[-2]
-    with torch.no_grad():  # the intra frame: frozen path, fixed
+    zero = torch.zeros((), device=y.device)
+    bits_z, dx_i, dt_i = zero, zero, zero
+    # p-path runs: the intra frame is a frozen path, fixed
+    with torch.set_grad_enabled(train_intra and torch.is_grad_enabled()):
         y0 = y[:, 0]
         z = net.h_a(y0)
         zq = net.z_qstep(gain)
         med = net.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
-        z_hat = torch.round((z - med) / zq) * zq + med
+        if train_intra:
+            # rate on noisy z while training, on rounded z when evaluating (no grad); STE for h_s
+            _, z_lik = net.entropy_bottleneck(z, qs=zq, training=torch.is_grad_enabled(), ste=False)
+            bits_z = bits_of(z_lik)
+            z_hat = quantize_ste((z - med) / zq) * zq + med
+        else:
+            z_hat = torch.round((z - med) / zq) * zq + med
         hyper = net.h_s(z_hat)
         means, scales = net.entropy_params(hyper, None)
         prev, bits_el, _ = code_latent(net, y0, means, scales, gain)
         bits_i = bits_el.sum()
-        df_i = F.mse_loss(net.T(prev), f[:, 0]) / feat_norm
-    zero = torch.zeros((), device=y.device)
+        f_hat0 = net.T(prev)
+        df_i = F.mse_loss(f_hat0, f[:, 0]) / feat_norm
+        if train_intra and lam_t > 0:
+            dt_i = front.task_loss(f_hat0, f[:, 0])
+        if train_intra and lam_x > 0:
+            dx_i = F.mse_loss(net.g_s(prev), x8[:, 0].float().div(255.0))
     bits, df, dx, dt = zero, zero, zero, zero
     flag_bits, skipped, blocks = 0.0, 0.0, 0.0
     for k in range(1, t):
@@ -481,22 +506,30 @@ def run_gop(net: BaseNet, front: FrontEnd, y: torch.Tensor, f: torch.Tensor, x8:
         prev = y_hat.detach() if detach_chain else y_hat
     n_p = t - 1
     bpp_p = (bits + flag_bits) / (npx * n_p)
-    return {"bpp_p": bpp_p, "df": df / n_p, "dx": dx / n_p, "dt": dt / n_p, "bpp_i": bits_i / npx,
-            "df_i": df_i, "p_over_i": bpp_p.detach() / (bits_i / npx).clamp_min(1e-9),
-            "skip": torch.tensor(skipped / blocks if blocks else 0.0)}
+    out = {"bpp_p": bpp_p, "df": df / n_p, "dx": dx / n_p, "dt": dt / n_p, "bpp_i": bits_i / npx,
+           "df_i": df_i, "p_over_i": bpp_p.detach() / (bits_i / npx).clamp_min(1e-9),
+           "skip": torch.tensor(skipped / blocks if blocks else 0.0)}
+    if train_intra:
+        # whole-GOP figures: every frame's bits (intra y and z, P with skip flags) and distortions
+        out.update(bpp_z=bits_z / npx, dx_i=dx_i, dt_i=dt_i,
+                   bpp=(bits_i + bits_z) / (npx * t) + bpp_p * (n_p / t),
+                   df_all=(df_i + df) / t, dx_all=(dx_i + dx) / t, dt_all=(dt_i + dt) / t)
+    return out
 
 
 def evaluate_gop(net: BaseNet, front: FrontEnd, cache: GopCache, idx: list[int], feat_norm: float,
                  qualities: list[float], args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    """P-path figures on the validation sequences (whole GOPs), per quality."""
+    """P-path (``--train levels``: whole-GOP) figures on the validation sequences, per quality."""
     out: dict[str, dict[str, float]] = {}
+    levels = args.train == "levels"
     with torch.no_grad():
         for q in qualities:
             gain = net.gain_at(q).detach()
             acc: dict[str, float] = {}
             for c in range(0, len(idx), 8):
                 y, f, x8 = cache.batch(idx[c:c + 8], 0, cache.y.shape[1])
-                r = run_gop(net, front, y, f, x8, gain, feat_norm, args.skip_block, args.lam_x, args.lam_t)
+                r = run_gop(net, front, y, f, x8, gain, feat_norm, args.skip_block, args.lam_x, args.lam_t,
+                            train_intra=levels)
                 for k, v in r.items():
                     acc[k] = acc.get(k, 0.0) + float(v) * len(idx[c:c + 8])
             out[f"q{q:g}"] = {k: round(v / max(1, len(idx)), 5) for k, v in acc.items()}
@@ -507,15 +540,35 @@ def train_p_path(args: argparse.Namespace, device: torch.device, t_start: float)
     from vcodec.baselayer.learned.base_codec import BaseCodec
 
     if args.pack is None:
-        raise SystemExit("--train p-path needs --pack (the latents of the pack are cached once)")
+        raise SystemExit(f"--train {args.train} needs --pack (the latents of the pack are cached once)")
     if args.init is None:
-        raise SystemExit("--train p-path needs --init MODEL (a .json descriptor or a shipped model id)")
+        raise SystemExit(f"--train {args.train} needs --init MODEL (a .json descriptor or a shipped "
+                         f"model id)")
     src = BaseCodec.from_weights(str(args.init))
     net = src.net
     feat_norm = float(src.record.get("feat_var") or 0.0)
+    levels_mode = args.train == "levels"
+    init_gains = [float(g) for g in net.gain.detach()]
+    targets = list(init_gains)
+    fixed: list[int] = []
+    if levels_mode:
+        if args.level_gains:
+            targets = [float(v) for v in args.level_gains.split(",")]
+            rising = all(b > a for a, b in zip(targets[:-1], targets[1:], strict=True))
+            if len(targets) != net.levels or not rising or targets[0] <= 0:
+                raise SystemExit(f"--level-gains needs {net.levels} positive, strictly increasing gains; "
+                                 f"got {args.level_gains!r}")
+            with torch.no_grad():  # overwritten by the checkpoint on --resume
+                net.gain.copy_(torch.tensor(targets))
+        fixed = sorted({int(v) for v in args.fixed_levels.split(",") if v.strip()})
+        if any(not 0 <= lv < net.levels for lv in fixed):
+            raise SystemExit(f"--fixed-levels {args.fixed_levels!r}: levels are 0..{net.levels - 1}")
+        # a level's quality is l / (levels - 1): validate exactly at the levels
+        args.val_qualities = [lv / (net.levels - 1) for lv in range(net.levels)]
     trainable = [s for s in args.trainable.split(",") if s]
     for name, p in net.named_parameters():
-        p.requires_grad_(name.split(".")[0] in trainable)
+        # the entropy bottleneck's quantiles follow its aux loss, never the main loss
+        p.requires_grad_(name.split(".")[0] in trainable and not name.endswith("quantiles"))
     params = [p for p in net.parameters() if p.requires_grad]
     if not params:
         raise SystemExit(f"--trainable {args.trainable!r} names no parameters")
@@ -538,7 +591,9 @@ def train_p_path(args: argparse.Namespace, device: torch.device, t_start: float)
     if feat_norm <= 0:
         feat_norm = float(cache.f[:, 0].var())
     qualities = [float(s) for s in args.qualities.split(",")]
-    opt = torch.optim.Adam(params, lr=args.lr)
+    gain_lr = args.gain_lr if args.gain_lr > 0 else args.lr
+    opt = torch.optim.Adam([{"params": [p for p in params if p is not net.gain]},
+                            {"params": [p for p in params if p is net.gain], "lr": gain_lr}], lr=args.lr)
     args.workdir.mkdir(parents=True, exist_ok=True)
     ckpt = args.workdir / "checkpoint.pt"
     step, history, seconds_before = 0, [], 0.0
@@ -574,18 +629,41 @@ def train_p_path(args: argparse.Namespace, device: torch.device, t_start: float)
             "init": f"{src.model_id} (sha256 {src.sha256})",
             "trainable": trainable, "frozen": "every other tensor (g_a, h_a, h_s, ep_i, T, g_s, gains, "
                                               "offsets, entropy bottleneck) equals the init model's",
+        }
+        if levels_mode:
+            record |= {
+                "kind": "variable-rate refit on unrolled GOPs (payload v2 coding, intra frame included)",
+                "frozen": "every other tensor (g_a, h_a, h_s, ctx, ep_i, ep_p, T, g_s, entropy bottleneck "
+                          "quantiles) equals the init model's",
+                "target_gains": targets, "fixed_levels": fixed, "gain_lr": gain_lr,
+                "init_model_gains": [round(g, 4) for g in init_gains],
+                "gains": [round(float(g), 4) for g in net.gain.detach()],
+                "level_draw": "uniform over the levels, one per step",
+            }
+            if step == 0:  # --steps 0: the levels are only moved to --level-gains, nothing is trained
+                record |= {"kind": "level gains set to --level-gains (no step trained; the validation is "
+                                   "that of the resulting model)",
+                           "trainable": [], "frozen": "every tensor but the gains equals the init model's"}
+        record |= {
             "data": pack_summary(args.pack, pack_record, val_idx), "flip_augmentation": not args.no_flip,
             "gop": f"1 intra + {length - 1} P-frames per sample, P-frames on the intra frame's hyperprior, "
                    f"reference chain through the quantised y_hat (STE)"
                    + (f", zero-skip {args.skip_block}x{args.skip_block} blocks simulated"
                       if args.skip_block else ""),
-            "loss": f"bpp_P + {args.lam}*gain^2*({args.lam_f}*Df/feat_var + {args.lam_x}*Dx "
-                    f"+ {args.lam_t}*Dtask)",
-            "feat_var": feat_norm, "qualities": qualities, "batch": args.batch, "lr": args.lr, "steps": step,
+            "loss": (f"bpp(I y+z, P, skip flags) + {args.lam}*target_gain[level]^2*({args.lam_f}*Df/feat_var "
+                     f"+ {args.lam_x}*Dx + {args.lam_t}*Dtask), distortions averaged over all frames"
+                     if levels_mode else
+                     f"bpp_P + {args.lam}*gain^2*({args.lam_f}*Df/feat_var + {args.lam_x}*Dx "
+                     f"+ {args.lam_t}*Dtask)"),
+            "feat_var": feat_norm, "qualities": None if levels_mode else qualities, "batch": args.batch,
+            "lr": args.lr, "steps": step,
             "seed": args.seed, "device": str(device), "torch_threads": args.threads,
             "minutes": round(elapsed() / 60, 1), "history": history[-3:], "validation_before": history[0],
             "final": final, "lineage": list(src.record.get("lineage", [])) + [
-                f"{args.model_id}: from {src.model_id}, P path (ctx, ep_p) fine-tuned on unrolled GOPs"],
+                f"{args.model_id}: from {src.model_id}, "
+                + ("level gains set to " + ", ".join(f"{g:.4g}" for g in targets) if levels_mode and step == 0
+                   else f"variable-rate parts ({', '.join(trainable)}) refitted at fixed per-level weights"
+                   if levels_mode else "P path (ctx, ep_p) fine-tuned on unrolled GOPs")],
             "parent_record": {k: v for k, v in src.record.items() if k not in ("lineage",)},
         }
         return save_base_weights(net.to("cpu"), args.model_id, args.workdir, record) if device.type == "cpu" \
@@ -594,16 +672,37 @@ def train_p_path(args: argparse.Namespace, device: torch.device, t_start: float)
     while step < args.steps and time.time() < deadline:
         idx = [rng.randrange(len(cache)) for _ in range(args.batch)]
         t0 = rng.randrange(cache.y.shape[1] - length + 1)
-        q = qualities[rng.randrange(len(qualities))]
-        gain = net.gain_at(q).detach()
+        if levels_mode:
+            level = rng.randrange(net.levels)
+            gain = net.gain[level].abs()  # differentiable: the gains themselves are refitted
+        else:
+            q = qualities[rng.randrange(len(qualities))]
+            gain = net.gain_at(q).detach()
         y, f, x8 = cache.batch(idx, t0, length)
-        r = run_gop(net, front, y, f, x8, gain, feat_norm, args.skip_block, args.lam_x, args.lam_t)
-        lam = args.lam * float(gain) ** 2
-        loss = r["bpp_p"] + lam * (args.lam_f * r["df"] + args.lam_x * r["dx"] + args.lam_t * r["dt"])
+        r = run_gop(net, front, y, f, x8, gain, feat_norm, args.skip_block, args.lam_x, args.lam_t,
+                    train_intra=levels_mode)
+        if levels_mode:
+            # the level's distortion weight is fixed by its TARGET gain: tied to the learned gain, a
+            # lower gain also lowered its own weight and base-yolox-nano-v2's levels 0-1 collapsed
+            lam = args.lam * targets[level] ** 2
+            loss = r["bpp"] + lam * (args.lam_f * r["df_all"] + args.lam_x * r["dx_all"]
+                                     + args.lam_t * r["dt_all"])
+        else:
+            lam = args.lam * float(gain) ** 2
+            loss = r["bpp_p"] + lam * (args.lam_f * r["df"] + args.lam_x * r["dx"] + args.lam_t * r["dt"])
         opt.zero_grad()
         loss.backward()
+        if net.gain.grad is not None and fixed:
+            net.gain.grad[fixed] = 0.0  # Adam then leaves them exactly where they are
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
+        if levels_mode:
+            with torch.no_grad():  # gains positive and strictly increasing (lowest rate first)
+                g = net.gain.data.abs().clamp_min(0.05)
+                for lv in range(net.levels - 2, -1, -1):
+                    if lv not in fixed:
+                        g[lv] = torch.minimum(g[lv], g[lv + 1] / 1.05)
+                net.gain.data.copy_(g)
         for k, v in r.items():
             acc[k] = acc.get(k, 0.0) + float(v.detach())
         acc["loss"] = acc.get("loss", 0.0) + float(loss.detach())
@@ -621,7 +720,8 @@ def train_p_path(args: argparse.Namespace, device: torch.device, t_start: float)
             # quality among those whose P-frame feature error is not above the init model's
             q0 = f"q{args.val_qualities[0]:g}"
             first = history[0]["val"][q0]
-            if ev[q0]["df"] <= first["df"] and ev[q0]["p_over_i"] < best.get("p_over_i", first["p_over_i"]):
+            if (not levels_mode and ev[q0]["df"] <= first["df"]
+                    and ev[q0]["p_over_i"] < best.get("p_over_i", first["p_over_i"])):
                 best.update(ev[q0], step=step)
                 (args.workdir / "best").mkdir(exist_ok=True)
                 for suffix in (".pt", ".json"):
@@ -681,8 +781,9 @@ def derive(detector: str, source_json: Path, out: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--detector", default="yolox-nano", help="split detector (yolox-nano, vcodec-det, standin)")
-    ap.add_argument("--train", choices=("all", "p-path"), default="all",
-                    help="all: every network (two stages); p-path: fine-tune ctx and ep_p on unrolled GOPs")
+    ap.add_argument("--train", choices=("all", "p-path", "levels"), default="all",
+                    help="all: every network (two stages); p-path: fine-tune ctx and ep_p on unrolled GOPs; "
+                         "levels: refit the variable-rate parts (or only move the gains, --steps 0)")
     ap.add_argument("--pack", type=Path, default=None, help="training pack from tools/make_train_pack.py "
                     "(default for --train all: the clips in ../shared/data/clips)")
     ap.add_argument("--val-every", type=int, default=10, help="every N-th pack sequence is for validation")
@@ -705,7 +806,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lam-t", type=float, default=0.0,
                     help="weight of the task term: distillation through the detector's frozen back end "
                          "(0 = off; needs a detector with a YOLOX head)")
-    ap.add_argument("--trainable", default="ctx,ep_p", help="p-path: top-level modules that train")
+    ap.add_argument("--trainable", default=None,
+                    help="p-path / levels: top-level modules that train (default ctx,ep_p for p-path; "
+                         "gain,quant_offset,gain2zqstep for levels)")
+    ap.add_argument("--level-gains", default=None,
+                    help="levels: target gain per level, lowest first: each level's gain starts there and "
+                         "its distortion weight is fixed at lam * target^2 (default: the init model's gains)")
+    ap.add_argument("--fixed-levels", default="", help="levels: level indexes whose gain does not train")
+    ap.add_argument("--gain-lr", type=float, default=0.0, help="levels: Adam step of the gains (0 = --lr)")
     ap.add_argument("--qualities", default="0.25,0.5,0.5,0.5,0.625,0.75,0.875,1.0",
                     help="p-path: qualities drawn per step (repeat one to draw it more often)")
     ap.add_argument("--val-qualities", default="0.5,0.75", help="p-path: qualities of the validation figures")
@@ -741,9 +849,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     t_start = time.time()
-    if args.train == "p-path":
+    if args.train in ("p-path", "levels"):
+        args.trainable = args.trainable or ("ctx,ep_p" if args.train == "p-path"
+                                            else "gain,quant_offset,gain2zqstep")
         args.val_qualities = [float(s) for s in args.val_qualities.split(",")]
-        args.model_id = args.model_id or "base-p-path-candidate"
+        args.model_id = args.model_id or f"base-{args.train}-candidate"
         if args.pack is not None:
             from make_train_pack import load_pack  # noqa: F401  (fail early when tools/ is not importable)
         if args.gop is None:
