@@ -640,6 +640,11 @@ def train_p_path(args: argparse.Namespace, device: torch.device, t_start: float)
                 "gains": [round(float(g), 4) for g in net.gain.detach()],
                 "level_draw": "uniform over the levels, one per step",
             }
+            # a shipped model's record says how many steps trained its tensors: the init model's plus these
+            ref = f"q{args.val_qualities[int(np.argmin([abs(g - 1.0) for g in targets]))]:g}"
+            record |= {"run_steps": step, "init_steps": int(src.record.get("steps", 0)),
+                       "variable_rate": True, "final_val_ref_level": history[-1]["val"][ref],
+                       "val_levels": history[-1]["val"]}
             if step == 0:  # --steps 0: the levels are only moved to --level-gains, nothing is trained
                 record |= {"kind": "level gains set to --level-gains (no step trained; the validation is "
                                    "that of the resulting model)",
@@ -656,7 +661,7 @@ def train_p_path(args: argparse.Namespace, device: torch.device, t_start: float)
                      f"bpp_P + {args.lam}*gain^2*({args.lam_f}*Df/feat_var + {args.lam_x}*Dx "
                      f"+ {args.lam_t}*Dtask)"),
             "feat_var": feat_norm, "qualities": None if levels_mode else qualities, "batch": args.batch,
-            "lr": args.lr, "steps": step,
+            "lr": args.lr, "steps": step + (int(src.record.get("steps", 0)) if levels_mode else 0),
             "seed": args.seed, "device": str(device), "torch_threads": args.threads,
             "minutes": round(elapsed() / 60, 1), "history": history[-3:], "validation_before": history[0],
             "final": final, "lineage": list(src.record.get("lineage", [])) + [
