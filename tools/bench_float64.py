@@ -7,7 +7,9 @@ decoded latent times, in one process and one torch thread, alternating round by 
 * **T**: ``copy.deepcopy(net.T).double()`` against ``to_float64(net.T)`` (what
   ``BaseCodec.features`` runs), and
 * **back end**: the analytics detector's float64 copy made both ways, ``back()`` on the
-  rounded features (what ``BaseCodec.detect`` runs after T).
+  rounded features (what ``BaseCodec.detect`` runs after T);
+* for scale, the float32 originals (``T_f32``, ``back_f32``: what float64 costs; their last
+  bits follow the thread count, which is why the decoder does not run them).
 
 It also checks that both give the same results: T within 1e-12 (relative to its largest
 value), identical features after the 2**-12 rounding, identical detections.
@@ -87,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             "T_fast": lambda: [t_fast(y) for y, _ in decoded],
             "back_plain": lambda: [d_plain.back(f, g) for f, g in features],
             "back_fast": lambda: [d_fast.back(f, g) for f, g in features],
+            "T_f32": lambda: [net.T(y.float()) for y, _ in decoded],
+            "back_f32": lambda: [detector.back(f.float(), g) for f, g in features],
         }
         for fn in stages.values():  # warm-up
             fn()
