@@ -182,7 +182,11 @@ class BaseCodec:
             return back.back(self.features(y_hat).double(), geometry.to_detector())[0]
 
     def _double_detector(self, detector: Any) -> Any:
-        """A float64 copy of the detector (cached): its float32 head gives thread-dependent bits."""
+        """A float64 copy of the detector (cached): its float32 head gives thread-dependent bits.
+
+        Made by :func:`vcodec.detection.float64.to_float64`, whose depthwise convolutions and
+        pools run as fast exact equivalents of PyTorch's float64 layers.
+        """
         hit = self._det64.get(id(detector))
         if hit is None or hit[0] is not detector:
             from vcodec.detection.float64 import to_float64
