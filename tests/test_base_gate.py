@@ -20,12 +20,15 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import CLIPS
 from vcodec.baselayer.learned import BaseCodec, CodingTools, load_base_model, rdo
+from vcodec.baselayer.learned.geometry import frame_to_tensor
 from vcodec.baselayer.learned.skipmap import block_grid
 from vcodec.errors import ConfigError
 from vcodec.io.frame import Frame
 
 REPO = Path(__file__).resolve().parents[1]
+PERSON_CLIP = CLIPS / "one-by-one-person-detection.mp4"
 SIZE = 128
 SQUARE = 24
 
@@ -141,19 +144,32 @@ WORKER = textwrap.dedent(
         y = dec.decode_frame(p)
         assert torch.equal(y, enc.last_y_hat)
         lat.append(y.numpy().tobytes())
+    clip = sys.argv[3]
+    if clip:  # a person the detector finds: object protection on real frames
+        from vcodec.io import open_video
+        with open_video(clip, start=64, frames=3) as reader:
+            real = list(reader)
+        enc, dec = codec.encoder(0.5, 32, CodingTools(p_roi=0.1, p_deadzone=0.75)), codec.decoder()
+        for f in real:
+            p, _ = enc.encode_frame(f, reconstruct=False)
+            payloads.append(p)
+            y = dec.decode_frame(p)
+            assert torch.equal(y, enc.last_y_hat)
+            lat.append(y.numpy().tobytes())
     md5 = lambda b: hashlib.md5(b).hexdigest()
     print(json.dumps({"threads": torch.get_num_threads(), "stream": md5(b"".join(payloads)),
-                      "latents": md5(b"".join(lat))}))
+                      "latents": md5(b"".join(lat)), "real": bool(clip)}))
     """
 )
 
 
-def test_gated_streams_decode_bit_exactly_with_one_and_two_threads() -> None:
+def test_gated_and_protected_streams_decode_bit_exactly_with_one_and_two_threads() -> None:
     out = []
     for threads in (1, 2):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(REPO))
-        res = subprocess.run([sys.executable, "-c", WORKER, str(threads), str(REPO / "tests")], env=env,
-                             capture_output=True, text=True, timeout=300, cwd=REPO)
+        clip = PERSON_CLIP if PERSON_CLIP.exists() else ""
+        res = subprocess.run([sys.executable, "-c", WORKER, str(threads), str(REPO / "tests"), str(clip)],
+                             env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
         assert res.returncode == 0, res.stderr[-3000:]
         out.append(json.loads(res.stdout.strip().splitlines()[-1]))
     assert [o["threads"] for o in out] == [1, 2]
@@ -182,3 +198,61 @@ def test_gate_setting_is_validated_and_recorded_only_when_on() -> None:
     with pytest.raises(ConfigError, match="version 1"):
         CodingTools(skip_block=0, z_refresh="always", rdo_lambda=0.0, p_quality_offset=0.0, p_gate=8.0,
                     payload_version=1)
+
+
+def test_box_positions_cover_boxes_plus_one_position() -> None:
+    boxes = np.array([[20.0, 40.0, 50.0, 47.0]])  # columns 1..3, row 2 at stride 16
+    got = rdo.box_positions(boxes, 1.0, (6, 8))
+    expected = np.zeros((6, 8), dtype=bool)
+    expected[1:4, 0:5] = True
+    assert np.array_equal(got, expected)
+    assert np.array_equal(rdo.box_positions(boxes * 2, 0.5, (6, 8)), expected)  # source twice the coded size
+    assert not rdo.box_positions(np.zeros((0, 4)), 1.0, (6, 8)).any()
+
+
+def test_protected_positions_are_never_copied_lossily(codec: BaseCodec,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    frames = _square_frames(4)
+    enc = codec.encoder(0.5, 32, replace(LOSSY, p_roi=0.1))
+    enc.keep_detail = True
+    # stand-in for the detector: a box around the square's path (the detector path is tested below)
+    region = np.zeros((SIZE // 16, SIZE // 16), dtype=bool)
+    region[2:6, 0:6] = True
+    monkeypatch.setattr(enc, "_object_positions", lambda x, geom, score: region.copy())
+    for i, f in enumerate(frames):
+        enc.encode_frame(f, reconstruct=False)
+        d = enc.last_detail
+        assert d is not None
+        if i:
+            assert d.flags is not None
+            protected = rdo.block_any(region, 2)
+            nonzero = ~rdo.zero_blocks(d.symbols, 2)
+            # a protected block is copied only when all its symbols are 0; the rest is all copied
+            assert not (d.flags.astype(bool) & protected & nonzero).any()
+            assert (protected & nonzero).any() and d.flags[~protected].all()
+
+
+@pytest.mark.skipif(not PERSON_CLIP.exists(), reason=f"{PERSON_CLIP} is not available")
+def test_the_person_the_detector_finds_is_protected(codec: BaseCodec) -> None:
+    from vcodec.io import open_video
+
+    with open_video(PERSON_CLIP, start=64, frames=4) as reader:
+        frames = list(reader)
+    enc = codec.encoder(0.5, 32, CodingTools(p_roi=0.1, p_deadzone=0.75))
+    enc.keep_detail = True
+    dec = codec.decoder()
+    held = 0
+    for i, f in enumerate(frames):
+        payload, _ = enc.encode_frame(f, reconstruct=False)
+        assert torch.equal(dec.decode_frame(payload), enc.last_y_hat)
+        d = enc.last_detail
+        assert d is not None
+        if i:
+            geom = codec.geometry(f.width, f.height)
+            region = enc._object_positions(frame_to_tensor(f, geom), geom, 0.1)
+            assert 0 < region.sum() < region.size
+            # no symbol under the person was held by the dead zone: plain rounding there
+            plain = np.round((d.source - d.means) * d.gain)
+            assert np.array_equal(d.symbols[:, :, region], plain[:, :, region])
+            held += int((d.symbols != plain).sum())
+    assert held > 0  # ... while the dead zone did act elsewhere

@@ -15,6 +15,9 @@ is coded with the chosen coding tools and every P-frame's payload is broken down
   16x16 patch behind each latent position against the previous frame above
   ``--pixel-threshold`` 8-bit levels, dilated by one latent position), next to what the
   same frame coded as an intra frame spends at those positions;
+* with ``--boxes``: how much of it lies inside the objects YOLOX-Nano finds on the
+  uncompressed frame (score >= 0.3, boxes grown by one latent position), i.e. what a
+  decision that protects only detected objects could still cut;
 * what a classic codec does on the same frames: libx265 through PyAV (preset
   medium, no B-frames, the same intra period, scene cuts off) at ``--x265-qp``,
   its mean P-frame size over its mean I-frame size.
@@ -66,6 +69,8 @@ class PBits:
     y_nonzero_moved: float = 0.0
     y_in_changed: float = 0.0  # sent symbols in blocks where the source pixels changed
     y_in_static: float = 0.0
+    y_in_boxes: float = 0.0  # sent symbols inside the reference detections' boxes (--boxes)
+    positions_in_boxes: int = 0
     intra_bits_changed: float = 0.0  # the same frame coded intra: symbol bits at the changed positions
     intra_bits_static: float = 0.0
     nonzero_still: int = 0
@@ -94,9 +99,20 @@ def flag_bits(d: FrameDetail) -> float:
     return float(np.where(f, -np.log2(p1), -np.log2(1.0 - p1)).sum())
 
 
+def box_positions(dets: Any, geom: Any, min_score: float = 0.3) -> np.ndarray:
+    """Hy x Wy: latent positions under the boxes (source pixels) of ``dets``, grown by one position."""
+    hy, wy = geom.latent_size
+    out = np.zeros((hy, wy), dtype=bool)
+    for x0, y0, x1, y1 in dets.filter(min_score).boxes.astype(np.float64) * geom.scale:
+        r0, c0 = max(int(y0 // 16) - 1, 0), max(int(x0 // 16) - 1, 0)
+        out[r0:min(int(np.ceil(y1 / 16)) + 1, hy), c0:min(int(np.ceil(x1 / 16)) + 1, wy)] = True
+    return out
+
+
 def break_down(codec: BaseCodec, frames: list[Frame], quality: float, intra_period: int, tools: Any,
-               pixel_threshold: float) -> tuple[PBits, float]:
-    """(P-frame sums, mean I-frame bits) of one clip coded with ``tools``."""
+               pixel_threshold: float, refs: list[Any] | None = None) -> tuple[PBits, float]:
+    """(P-frame sums, mean I-frame bits) of one clip coded with ``tools``; ``refs``: detections on
+    the uncompressed frames (for the bits inside their boxes)."""
     enc = codec.encoder(quality, intra_period, tools)
     enc.keep_detail = True
     intra_enc = codec.encoder(quality, intra_period, tools)
@@ -105,7 +121,7 @@ def break_down(codec: BaseCodec, frames: list[Frame], quality: float, intra_peri
     out, bits_i = PBits(), []
     prev_x: torch.Tensor | None = None
     prev_y: np.ndarray | None = None
-    for f in frames:
+    for t, f in enumerate(frames):
         payload, _ = enc.encode_frame(f, reconstruct=False)
         d, rep = enc.last_detail, enc.last_report
         assert d is not None and rep is not None
@@ -141,6 +157,11 @@ def break_down(codec: BaseCodec, frames: list[Frame], quality: float, intra_peri
             ch = np.broadcast_to(changed, d.symbols.shape[1:])[None]
             out.y_in_changed += float(bits[coded & ch].sum())
             out.y_in_static += float(bits[coded & ~ch].sum())
+            if refs is not None:
+                inside = box_positions(refs[t], codec.geometry(f.width, f.height))
+                box = np.broadcast_to(inside, d.symbols.shape[1:])[None]
+                out.y_in_boxes += float(bits[coded & box].sum())
+                out.positions_in_boxes += int(inside.sum())
             out.positions += changed.size
             out.positions_changed += int(changed.sum())
             out.positions_coded += int(d.coded.sum())
@@ -185,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pixel-threshold", type=float, default=4.0,
                     help="8-bit mean absolute difference of a latent position's patch that counts as changed")
     ap.add_argument("--x265-qp", default="32,37", help="QPs for libx265's P/I ratio ('' = skip)")
+    ap.add_argument("--boxes", action="store_true",
+                    help="also the y bits inside YOLOX-Nano's boxes on the uncompressed frames")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -200,8 +223,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: not in {CLIPS}, skipped")
             continue
         frames = read_frames(name, starts.get(name, 0), args.frames)
+        refs = None
+        if args.boxes:
+            from bench_base import reference_detections
+            from train_base import load_detector
+
+            refs = reference_detections(codec, load_detector(codec.cfg.detector).eval(), frames)
         sums, mean_i = break_down(codec, frames, args.quality, args.intra_period, VARIANTS[args.variant],
-                                  args.pixel_threshold)
+                                  args.pixel_threshold, refs)
         row = sums.per_frame()
         row["bits_i"] = round(mean_i)
         row["p_over_i"] = round(row["payload"] / mean_i, 4)
@@ -218,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
               f"the same frames coded intra: ~{row['intra_bits_changed']:.0f} bits at the changed positions, "
               f"~{row['intra_bits_static']:.0f} at the others",
               flush=True)
+        if refs is not None:
+            print(f"  inside the reference boxes: ~{row['y_in_boxes']:.0f} y bits on "
+                  f"{sums.positions_in_boxes / max(sums.positions, 1):.1%} of the positions", flush=True)
         for x in row["x265"]:
             print(f"  x265 QP {x['qp']}: I {x['bits_i']}, P {x['bits_p']} bits, P/I {x['p_over_i']:.3f}",
                   flush=True)

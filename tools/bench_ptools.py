@@ -67,6 +67,9 @@ VARIANTS: dict[str, CodingTools] = {
     "gate-16": CodingTools(p_gate=16.0),
     "gate-8-dz": CodingTools(p_gate=8.0, p_deadzone=0.75),
     "gate-16-dz": CodingTools(p_gate=16.0, p_deadzone=0.75),
+    # detected objects protected (the encoder's own detections on the source); lossy elsewhere
+    "roi-dz": CodingTools(p_roi=0.1, p_deadzone=0.75),
+    "roi-gate-dz": CodingTools(p_roi=0.1, p_gate=16.0, p_deadzone=0.75),
 }
 
 

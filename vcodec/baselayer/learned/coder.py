@@ -10,7 +10,7 @@ depends on how they were made.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -68,6 +68,7 @@ class BaseEncoder:
         self._last_skip_share = 0.5
         #: change gate: per pixel, the source picture its latent position was last coded from
         self._gate_source: np.ndarray | None = None
+        self._roi_detector: Any = None  # float64 copy of the shipped detector (CodingTools.p_roi)
 
     @property
     def quality(self) -> float:
@@ -178,6 +179,9 @@ class BaseEncoder:
         if tools.p_gate > 0 and prev is not None and self._gate_source is not None \
                 and self._gate_source.shape == pixels.shape:
             moved = rdo.changed_positions(rdo.pixel_change(self._gate_source, pixels), float(tools.p_gate))
+        if tools.p_roi > 0 and prev is not None:
+            objects = self._object_positions(x, geom, float(tools.p_roi))
+            moved = objects if moved is None else moved | objects
         if prev is not None and tools.p_deadzone > 0:
             prev_residual = ((prev.double() - means) * gain).numpy()
             sym, bits, dist = rdo.hold_stable(residual, prev_residual, sym, bits, dist, bits_of, offset,
@@ -229,7 +233,8 @@ class BaseEncoder:
         if flags is not None and prev is not None:
             y_hat = torch.where(torch.from_numpy(skip_pos)[None, None], prev, y_hat)
         if tools.p_gate > 0:
-            if moved is None:  # intra frame (or the gate's first frame): every position is coded
+            # intra frame (or the gate has no picture of this size yet): every position is coded now
+            if intra or self._gate_source is None or self._gate_source.shape != pixels.shape:
                 self._gate_source = pixels.copy()
             else:
                 assert self._gate_source is not None
@@ -247,6 +252,25 @@ class BaseEncoder:
         self.last_report = FrameReport(intra, 8 * len(payload), 8 * len(z_string or b""), blocks,
                                        0 if flags is None else int(flags.sum()), changed)
         return payload, y_hat
+
+    def _object_positions(self, x: torch.Tensor, geom: BaseGeometry, min_score: float) -> np.ndarray:
+        """Latent positions under the objects the detector finds on the source (score >= min_score)."""
+        net = self.codec.net
+        if net.front_enc is None:
+            raise ConfigError("P-frame object protection needs a base model that carries its detector's "
+                              "front end; use p_roi=0")
+        if self._roi_detector is None:
+            from vcodec.detection import get_detector
+            from vcodec.detection.float64 import to_float64
+
+            self._roi_detector = to_float64(get_detector(self.codec.detector))
+        with torch.no_grad():
+            feats = net.front_enc(x.flip(1) * 255.0)  # F(x): the detector's own split features (BGR)
+            # on a 2**-12 grid, then float64: the boxes must not depend on the thread count
+            feats = torch.round(feats.double() * 4096.0) / 4096.0
+            dets = self._roi_detector.back(feats, geom.to_detector())[0]
+        keep = dets.scores >= min_score
+        return rdo.box_positions(dets.boxes[keep], geom.scale, geom.latent_size)
 
     def _refine(self, y: torch.Tensor, x: torch.Tensor, means: torch.Tensor, sigma: np.ndarray,
                 offset: np.ndarray, gain: float) -> tuple[torch.Tensor, dict[str, float]]:

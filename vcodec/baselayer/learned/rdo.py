@@ -33,8 +33,9 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-__all__ = ["LATENT_STRIDE", "RdoDecision", "SymbolCosts", "block_any", "changed_positions", "channel_weights",
-           "decide_skip", "hold_stable", "pixel_change", "rdoq", "symbol_bits", "zero_blocks"]
+__all__ = ["LATENT_STRIDE", "RdoDecision", "SymbolCosts", "block_any", "box_positions", "changed_positions",
+           "channel_weights", "decide_skip", "hold_stable", "pixel_change", "rdoq", "symbol_bits",
+           "zero_blocks"]
 
 _MIN_P = 2.0 ** -16  # the coder's smallest probability
 #: pixels per latent position (the base layer's y is stride 16)
@@ -183,6 +184,19 @@ def changed_positions(change: np.ndarray, threshold: float) -> np.ndarray:
     for dy in range(3):
         for dx in range(3):
             out |= padded[dy: dy + h, dx: dx + w]
+    return out
+
+
+def box_positions(boxes: np.ndarray, scale: float, latent_size: tuple[int, int]) -> np.ndarray:
+    """Hy x Wy: latent positions under ``boxes`` (N x 4 x0, y0, x1, y1 in source pixels; ``scale``
+    = coded / source size), grown by one position like :func:`changed_positions`."""
+    hy, wy = latent_size
+    out = np.zeros((hy, wy), dtype=bool)
+    for x0, y0, x1, y1 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * scale:
+        r0, c0 = max(int(y0 // LATENT_STRIDE) - 1, 0), max(int(x0 // LATENT_STRIDE) - 1, 0)
+        r1 = min(int(np.ceil(y1 / LATENT_STRIDE)) + 1, hy)
+        c1 = min(int(np.ceil(x1 / LATENT_STRIDE)) + 1, wy)
+        out[r0:r1, c0:c1] = True
     return out
 
 
