@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from vcodec.cluster.merge import GopMerger
     from vcodec.cluster.parallel import gop_tasks, summarize
     from vcodec.cluster.ray_backend import ClusterTaskError, RayExecutor, require_ray
+    from vcodec.io import ReadOptions
 
     parallel = args.workers is not None or args.ray is not None
     if parallel:
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     for k, it in enumerate(items):
         if it.status == "skipped":
             continue
-        spec = InputSpec(it.input, args.size, args.fps, None, 0)
+        spec = InputSpec(it.input, ReadOptions(size=args.size, fps=args.fps))
         if args.split_frames is not None:
             from vcodec.io import open_video
 

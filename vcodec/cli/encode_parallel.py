@@ -62,10 +62,11 @@ def check_parallel_args(args: argparse.Namespace) -> None:
 def run_parallel(args: argparse.Namespace) -> int:
     from vcodec.cluster import InputSpec
     from vcodec.cluster.parallel import encode_parallel, rate_note
-    from vcodec.io import open_video
+    from vcodec.io import ReadOptions, open_video
 
     check_parallel_args(args)
-    spec = InputSpec(args.input, args.size, args.fps, args.bit_depth, args.start)
+    spec = InputSpec(args.input,
+                     ReadOptions(size=args.size, fps=args.fps, bit_depth=args.bit_depth, start=args.start))
     with open_video(args.input, size=args.size, fps=args.fps, bit_depth=args.bit_depth, start=args.start,
                     frames=args.frames) as reader:  # the header only: workers read the frames
         info = reader.info

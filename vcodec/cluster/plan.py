@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from vcodec.codec.stats import FrameStats
 from vcodec.errors import ConfigError
 from vcodec.io.frame import VideoInfo
+from vcodec.io.readers.base import ReadOptions
 
 __all__ = ["EncodeOptions", "InputSpec", "GopTask", "GopResult", "plan_gops", "FAULT_ENV"]
 
@@ -51,19 +51,20 @@ class EncodeOptions:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """How a worker opens the input itself (a path or URL every node can reach)."""
+    """How a worker opens the input itself (a path or URL every node can reach).
+
+    ``options`` are the caller's reading options (size, fps, bit depth, matrix, ``start`` = the
+    first input frame of the stream); each GOP opens its own window of frames from them."""
 
     path: str
-    size: tuple[int, int] | None = None
-    fps: Fraction | None = None
-    bit_depth: int | None = None
-    start: int = 0  # the first input frame of the stream (``--start``)
+    options: ReadOptions = field(default_factory=ReadOptions)
 
     def open(self, first: int, frames: int | None) -> Any:
         from vcodec.io import open_video
 
-        return open_video(self.path, size=self.size, fps=self.fps, bit_depth=self.bit_depth,
-                          start=self.start + first, frames=frames)
+        o = self.options
+        return open_video(self.path, size=o.size, fps=o.fps, bit_depth=o.bit_depth, matrix=o.matrix,
+                          start=o.start + first, frames=frames)
 
 
 @dataclass(frozen=True)
