@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from vcodec.baselayer.geometry import BaseGeometry
 from vcodec.baselayer.protocol import BaseLayer, BaseLayerDecoder
 from vcodec.bitstream import BASE_LAYER, ENHANCEMENT_LAYER, Damage, StreamReader, Unit, UnitType
 from vcodec.bitstream.format import UNIT_HEADER_SIZE
@@ -45,7 +46,7 @@ class BaseDecoded:
 
     index: int
     decoded: Any
-    geometry: Any
+    geometry: BaseGeometry | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +110,12 @@ def wrap_error(exc: VcodecError, unit: Unit, source: str) -> BitstreamError:
     return BitstreamError(str(exc), offset=unit.offset, unit=unit.describe(), frame=unit.frame, source=source)
 
 
-def check_geometry(geometry: Any, width: int, height: int) -> None:
+def check_geometry(geometry: BaseGeometry | None, width: int, height: int) -> None:
     """A base payload must describe a picture of the stream's size (a damaged size field would
     otherwise surface later, e.g. as a base picture the residual does not fit)."""
-    size = (getattr(geometry, "width", None), getattr(geometry, "height", None))
-    if None not in size and size != (width, height):
-        raise BitstreamError(f"base payload describes a {size[0]}x{size[1]} picture but the stream is "
-                             f"{width}x{height}")
+    if geometry is not None and (geometry.width, geometry.height) != (width, height):
+        raise BitstreamError(f"base payload describes a {geometry.width}x{geometry.height} picture but the "
+                             f"stream is {width}x{height}")
 
 
 def total_frames(reader: StreamReader) -> int | None:
