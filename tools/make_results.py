@@ -65,8 +65,8 @@ def _configs(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def _check_model(model: str | None, detector: str) -> str | None:
     """None when the base model loads and serves ``detector``, else why not."""
-    from vcodec.errors import VcodecError
     from vcodec.baselayer.learned import BaseCodec
+    from vcodec.errors import VcodecError
 
     if model is None:
         return f"no base model given for {detector} (--base-model / --det-base-model)"
@@ -97,6 +97,27 @@ def _model_record(model: str) -> dict[str, Any]:
         "cpu_minutes": rec.get("cpu_minutes"),
         "steps": rec.get("steps"),
     }
+
+
+def _bench(args: argparse.Namespace) -> dict[str, Any]:
+    """``vcodec bench`` on ``--bench-clip`` with the YOLOX-Nano configuration's base model: the
+    state entry RESULTS.md's speed section is written from."""
+    from vcodec.errors import VcodecError
+
+    cfg = _configs(args)[0]
+    bench_clip = Path(args.clips) / args.bench_clip
+    why = cfg["missing"] or _check_model(cfg["base_model"], cfg["detector"])
+    if why or not bench_clip.is_file():
+        return {"status": "not run", "reason": why or f"{bench_clip} is missing"}
+    from vcodec.eval.bench import run_bench
+
+    print(f"== bench {bench_clip.name}", file=sys.stderr, flush=True)
+    try:
+        report = run_bench(bench_clip, frames=args.bench_frames, base_model=cfg["base_model"],
+                           detector_weights=cfg["weights"], preset=args.preset, qp=32, threads=1)
+    except VcodecError as exc:
+        return {"status": "failed", "reason": str(exc)}
+    return {"status": "done", "report": report}
 
 
 def run_all(args: argparse.Namespace) -> None:
@@ -174,30 +195,7 @@ def run_all(args: argparse.Namespace) -> None:
             write_text(state_path, json.dumps(state, indent=1) + "\n")
             write_results_md(state, args.docs)
     if not args.skip_bench and not args.anchors_only:
-        cfg = _configs(args)[0]
-        bench_clip = Path(args.clips) / args.bench_clip
-        why = cfg["missing"] or _check_model(cfg["base_model"], cfg["detector"])
-        if why or not bench_clip.is_file():
-            state["bench"] = {"status": "not run", "reason": why or f"{bench_clip} is missing"}
-        else:
-            from vcodec.eval.bench import run_bench
-
-            print(f"== bench {bench_clip.name}", file=sys.stderr, flush=True)
-            try:
-                state["bench"] = {
-                    "status": "done",
-                    "report": run_bench(
-                        bench_clip,
-                        frames=args.bench_frames,
-                        base_model=cfg["base_model"],
-                        detector_weights=cfg["weights"],
-                        preset=args.preset,
-                        qp=32,
-                        threads=1,
-                    ),
-                }
-            except VcodecError as exc:
-                state["bench"] = {"status": "failed", "reason": str(exc)}
+        state["bench"] = _bench(args)
         work.mkdir(parents=True, exist_ok=True)
         write_text(state_path, json.dumps(state, indent=1) + "\n")
     write_results_md(state, args.docs)
@@ -285,11 +283,12 @@ def write_results_md(state: dict[str, Any], docs: str | Path = DOCS) -> None:
         "points (the plain comparison below says what the points show). Machines: vcodec base "
         "layer (layer 0 alone) against single-layer x265/x264 with the detector on decoded pixels, on "
         "(kbit/s, mAP@0.5). People: vcodec full decode (both layers) against single-layer x265 and against "
-        "simulcast (base + independent x265), on (kbit/s, PSNR-Y), per base quality (the four base "
+        "simulcast (base + independent x265), on (kbit/s, PSNR-Y), per base quality (the base "
         "qualities of each run, lowest first). The last column is what viewers pay for the base layer "
         "when the enhancement layer codes full frames (`vcodec encode --inter-layer off`, or `auto` where "
-        "its first-frame probe finds the residual dearer): simulcast's rate in one stream.",
+        "its per-GOP probe finds the residual dearer): simulcast's rate in one stream.",
         "",
+        *([ "## About this run", *state["kept_about"], ""] if state.get("kept_about") else []),
         "## BD-rate",
         "",
         "| clip | detector | base vs x265 (mAP@0.5) | base vs x264 (mAP@0.5) "
@@ -308,10 +307,11 @@ def write_results_md(state: dict[str, Any], docs: str | Path = DOCS) -> None:
         res = _load(run["results"])
         bm = res.base_model or {}
         if bm.get("id"):
-            models.add(
-                f"- {det}: base model `{bm['id']}` sha256 {bm['sha256'][:16]}, trained "
-                f"{bm.get('cpu_minutes')} CPU minutes ({bm.get('steps')} steps), from {bm['source']}"
-            )
+            effort = (f"trained {bm['cpu_minutes']} CPU minutes ({bm.get('steps')} steps)"
+                      if bm.get("cpu_minutes") is not None
+                      else f"{bm.get('steps')} training steps behind its tensors")
+            models.add(f"- {det}: base model `{bm['id']}` sha256 {bm['sha256'][:16]}, {effort} "
+                       f"(training record in vcodec/weights/{bm['id']}.json)")
         qs = sorted(
             {p.base_quality for p in res.points if p.system == "vcodec-full" and p.base_quality is not None}
         )
@@ -407,7 +407,7 @@ def _md_sections(text: str) -> dict[str, list[str]]:
     return out
 
 
-def report_only(docs: str | Path = DOCS) -> list[Path]:
+def report_only(docs: str | Path = DOCS, bench: dict[str, Any] | None = None) -> list[Path]:
     """Rebuild RESULTS.md and every run's summary.md BD-rate section from stored results.json files.
 
     Nothing is measured: the points are the stored ones, BD entries are recomputed from them by
@@ -428,7 +428,12 @@ def report_only(docs: str | Path = DOCS) -> list[Path]:
         state["measured"] = {"command": m.group(1), "version": m.group(2), "date": m.group(3)}
     sections = _md_sections(old)
     speed = "\n".join(sections.get("Speed", [])).strip("\n").splitlines()
-    if speed:
+    about = "\n".join(sections.get("About this run", [])).strip("\n").splitlines()
+    if about:  # written by hand for the run that measured the stored results: carried over verbatim
+        state["kept_about"] = ["", *about]
+    if bench is not None:  # --bench-only: the speed section from this benchmark
+        state["bench"] = bench
+    elif speed:
         state["kept_speed"] = speed
         state["kept_speed_losses"] = [
             ln
@@ -485,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench-clip", default="cars_320x240.i420")
     p.add_argument("--bench-frames", type=int, default=30)
     p.add_argument("--skip-bench", action="store_true")
+    p.add_argument("--bench-only", action="store_true",
+                   help="only run `vcodec bench` on --bench-clip and rebuild RESULTS.md from the stored "
+                   "results with the new speed section (as --report-only otherwise)")
     p.add_argument(
         "--anchors-only",
         action="store_true",
@@ -500,8 +508,8 @@ def main(argv: list[str] | None = None) -> int:
         "speed section and measurement command are kept from the current RESULTS.md)",
     )
     args = p.parse_args(argv)
-    if args.report_only:
-        report_only(args.docs)
+    if args.report_only or args.bench_only:
+        report_only(args.docs, bench=_bench(args) if args.bench_only else None)
         return 0
     if args.markdown_only:
         state_path = Path(args.work) / "make_results.json"
