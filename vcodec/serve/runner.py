@@ -51,6 +51,14 @@ class ServerThread:
         self._ready.set()
         self.loop.run_forever()
         self.loop.run_until_complete(self.server.stop())
+        # handlers of connections the peer left half-open outlive the server's stop: cancel and
+        # await them, so none is destroyed pending when the loop closes
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         self.loop.close()
 
     def start(self) -> ServerThread:
