@@ -386,9 +386,7 @@ class Encoder:
         t0 = time.perf_counter()
         if self._rate is not None:
             self._base_enc.set_quality(self._rate.next_quality(index))
-        # modes without a picture have nothing to skip (the protocol lets them omit ``picture``)
-        payload, x_base = (self._base_enc.encode_frame(frame, intra, picture=picture) if self.has_picture
-                           else self._base_enc.encode_frame(frame, intra))
+        payload, x_base = self._base_enc.encode_frame(frame, intra, picture=picture)
         if self._rate is not None:
             self._rate.update(intra, 8 * len(payload))
         if picture and self.has_picture and x_base is None:

@@ -100,7 +100,8 @@ class FeatureEncoder:
         self.last_bits_per_element = 8.0 * len(payload) / q.size
         return payload
 
-    def encode_frame(self, frame: Frame, intra: bool) -> tuple[bytes, Frame | None]:
+    def encode_frame(self, frame: Frame, intra: bool, picture: bool = True) -> tuple[bytes, Frame | None]:
+        """``picture`` is the protocol's: this mode has no picture to make, so it changes nothing."""
         features, geom = self.base.front(frame)
         return self.encode_features(features, intra, geom), None
 
