@@ -202,9 +202,11 @@ class BaseEncoder:
             flags = np.zeros((grid.rows, grid.cols), np.uint8)  # lambda 0: distortion is free, never copy
             if tools.rdo_lambda > 0:
                 copy_dist = weights.reshape(1, -1, 1, 1) * (((y - prev.double()) * gain).numpy()) ** 2
-                allowed = None if tools.skip_mode == "rd" else rdo.zero_blocks(sym, tools.skip_block)
-                if moved is not None:  # lossy copies only where nothing changed
-                    allowed = rdo.zero_blocks(sym, tools.skip_block) | ~rdo.block_any(moved, tools.skip_block)
+                allowed = None
+                if tools.skip_mode == "zero" or moved is not None:
+                    allowed = rdo.zero_blocks(sym, tools.skip_block)
+                    if moved is not None:  # lossy copies only where nothing changed
+                        allowed |= ~rdo.block_any(moved, tools.skip_block)
                 flags = rdo.decide_skip(bits, dist, copy_dist, tools.skip_block, float(tools.rdo_lambda),
                                         flag_bits_estimate(self._last_skip_share), allowed).skip
             flag_indexes = self._skip_model.indexes(flags)

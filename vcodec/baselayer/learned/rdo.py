@@ -158,8 +158,7 @@ def decide_skip(code_bits: np.ndarray, code_dist: np.ndarray, copy_dist: np.ndar
 
 def zero_blocks(symbols: np.ndarray, block: int) -> np.ndarray:
     """rows x cols: True where every symbol of the block (all channels) is 0."""
-    nonzero = (symbols[0] != 0).any(axis=0).astype(np.float64)
-    return _block_sum(nonzero, block) == 0
+    return ~block_any((symbols[0] != 0).any(axis=0), block)
 
 
 def pixel_change(reference: np.ndarray, current: np.ndarray, stride: int = LATENT_STRIDE) -> np.ndarray:
