@@ -57,7 +57,10 @@ def test_manifest_covers_every_base_mode_and_enhancement_codec() -> None:
     assert {e["base_kind"] for e in entries} == {"learned-base", "feature-base"}
     assert {e["case"]["enh_codec"] for e in entries} == {"libx265", "libx264", "libsvtav1", "libvpx-vp9"}
     # the learned streams use the shipped model: decoding them needs nothing from ../shared
-    assert {e["base_codec"] for e in entries if e["base_kind"] == "learned-base"} == {"base-vcodec-det-v2"}
+    assert {e["base_codec"] for e in entries if e["base_kind"] == "learned-base"} == {"base-vcodec-det-v2",
+                                                                                     "base-yolox-nano-v2"}
+    # every learned base payload version an encoder ever wrote is decoded
+    assert {e["base_payload_version"] for e in entries if e["base_kind"] == "learned-base"} == {1, 2, 3}
     # every manifest entry has its file, and no stray stream escapes the test
     assert sorted(e["file"] for e in entries) == sorted(p.name for p in GOLDEN.glob("*.vcs"))
     assert {e["case"]["name"] for e in entries} == {c.name for c in make_golden.CASES}

@@ -48,7 +48,11 @@ WORKER = textwrap.dedent(
     md5 = lambda b: hashlib.md5(b).hexdigest()
     out = {"threads": torch.get_num_threads()}
     enc = codec.encoder(quality=0.5, intra_period=32)
-    payloads = [enc.encode_frame(f, reconstruct=False)[0] for f in frames]
+    payloads = []
+    out["moved_blocks"] = 0  # the motion field is under test too: the moving cars must use it
+    for f in frames:
+        payloads.append(enc.encode_frame(f, reconstruct=False)[0])
+        out["moved_blocks"] += enc.last_report.moved_blocks
     out["stream_md5"] = md5(b"".join(payloads))
     # every encoder decision as well: lossy skip blocks, RDOQ, latent refinement, z refresh
     from vcodec.baselayer.learned import CodingTools
@@ -100,6 +104,8 @@ def test_determinism_across_processes_and_threads(tmp_path: Path) -> None:
     stream = tmp_path / "base.bin"
     ref = _run(1, "1", stream, "write")
     assert ref["threads"] == 1
+    if CLIPS.joinpath("cars_320x240.i420").exists():
+        assert ref["moved_blocks"] > 0
     for threads, omp in ((2, "2"), (4, "4"), (4, "1"), (1, "3")):
         got = _run(threads, omp, stream, "read")
         assert got["threads"] == threads

@@ -49,27 +49,44 @@ STATIC_CLIPS = [
     ("CiscoVT2people_320x192_12fps.yuv", 0),
 ]
 
+
+def _v2(**tools: Any) -> CodingTools:
+    """A vcodec 0.2 setting: payload version 2, no motion field (the variants measured before it)."""
+    return CodingTools(motion=0, payload_version=2, **tools)
+
+
 VARIANTS: dict[str, CodingTools] = {
     "v1": CodingTools.version1(),
-    "z-never": CodingTools(skip_block=0, z_refresh="never", p_quality_offset=0.0),
-    "z-auto": CodingTools(skip_block=0, p_quality_offset=0.0),
-    "zero-skip": CodingTools(p_quality_offset=0.0),
-    "zero-skip-b4": CodingTools(skip_block=4, p_quality_offset=0.0),
-    "zero-skip-z-never": CodingTools(z_refresh="never", p_quality_offset=0.0),
-    "rd-skip": CodingTools(skip_mode="rd", p_quality_offset=0.0),
-    "rdoq": CodingTools(skip_block=0, rdoq=True, p_quality_offset=0.0),
-    "p-0.1": CodingTools(p_quality_offset=-0.1),  # the default
-    "p-0.2": CodingTools(p_quality_offset=-0.2),
-    "dz-0.5": CodingTools(p_deadzone=0.5),
-    "dz-0.75": CodingTools(p_deadzone=0.75),
+    "v2": CodingTools.version2(),  # the defaults of vcodec 0.2 (no motion field)
+    "z-never": _v2(skip_block=0, z_refresh="never", p_quality_offset=0.0),
+    "z-auto": _v2(skip_block=0, p_quality_offset=0.0),
+    "zero-skip": _v2(p_quality_offset=0.0),
+    "zero-skip-b4": _v2(skip_block=4, p_quality_offset=0.0),
+    "zero-skip-z-never": _v2(z_refresh="never", p_quality_offset=0.0),
+    "rd-skip": _v2(skip_mode="rd", p_quality_offset=0.0),
+    "rdoq": _v2(skip_block=0, rdoq=True, p_quality_offset=0.0),
+    "p-0.1": _v2(p_quality_offset=-0.1),  # the default of vcodec 0.2
+    "p-0.2": _v2(p_quality_offset=-0.2),
+    "dz-0.5": _v2(p_deadzone=0.5),
+    "dz-0.75": _v2(p_deadzone=0.75),
     # the change gate: lossy decisions (rd skip, dead zone) only where the source pixels did not change
-    "gate-8": CodingTools(p_gate=8.0),
-    "gate-16": CodingTools(p_gate=16.0),
-    "gate-8-dz": CodingTools(p_gate=8.0, p_deadzone=0.75),
-    "gate-16-dz": CodingTools(p_gate=16.0, p_deadzone=0.75),
+    "gate-8": _v2(p_gate=8.0),
+    "gate-16": _v2(p_gate=16.0),
+    "gate-8-dz": _v2(p_gate=8.0, p_deadzone=0.75),
+    "gate-16-dz": _v2(p_gate=16.0, p_deadzone=0.75),
     # detected objects protected (the encoder's own detections on the source); lossy elsewhere
-    "roi-dz": CodingTools(p_roi=0.1, p_deadzone=0.75),
-    "roi-gate-dz": CodingTools(p_roi=0.1, p_gate=16.0, p_deadzone=0.75),
+    "roi-dz": _v2(p_roi=0.1, p_deadzone=0.75),
+    "roi-gate-dz": _v2(p_roi=0.1, p_gate=16.0, p_deadzone=0.75),
+    # motion-compensated prediction (payload version 3)
+    "mc": CodingTools(),  # the default
+    "mc-b2": CodingTools(motion_block=2),
+    "mc-b8": CodingTools(motion_block=8),
+    "mc-r4": CodingTools(motion=4),
+    "mc-r16": CodingTools(motion=16),
+    "mc-p0": CodingTools(p_quality_offset=0.0),
+    "mc-int": CodingTools(motion_precision=1),
+    "mc-half": CodingTools(motion_precision=2),
+    "mc-int-p0": CodingTools(motion_precision=1, p_quality_offset=0.0),
 }
 
 
@@ -155,26 +172,33 @@ def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualiti
 
     report: dict[str, Any] = {"model": codec.model_id, "qualities": qualities, "frames": args.frames,
                               "intra_period": args.intra_period, "clips": {}}
+    shipped = shipped_detectors(codec)
+    metrics = ("feature_psnr", "map50") + (("map50_adapted",) if shipped is not None else ())
     for name in args.clips.split(","):
         if not (CLIPS / name).exists():
             continue
         frames = read_frames(name, starts.get(name, 0), args.frames)
         clean = clean_features(codec, det, frames)
         refs = reference_detections(codec, det, frames)
+        refs_shipped = None if shipped is None else reference_detections(codec, shipped[0], frames)
         rows: dict[str, list[dict[str, float]]] = {}
         for label, tools in variants.items():
             rows[label] = []
             for q in qualities:
-                r = run_variant(codec, det, frames, q, args.intra_period, tools, clean)
-                r.pop("dets_adapted")
+                r = run_variant(codec, det, frames, q, args.intra_period, tools, clean,
+                                None if shipped is None else shipped[1])
+                dets_adapted = r.pop("dets_adapted")
                 m50 = float(map_against(refs, r.pop("dets"))["map50"])
                 n_p = max(len(frames) - 1, 0)
                 bits = (r["bits_i"] + r["bits_p"] * n_p) / len(frames) if n_p else r["bits_i"]
-                rows[label].append({"quality": q, "bits_per_frame": round(bits, 1), "map50": round(m50, 4),
-                                    "df": r["feature_error"],
-                                    "feature_psnr": round(-10 * math.log10(r["feature_error"]), 4)})
+                row = {"quality": q, "bits_per_frame": round(bits, 1), "map50": round(m50, 4),
+                       "df": r["feature_error"], "feature_psnr": round(-10 * math.log10(r["feature_error"]), 4)}
+                if refs_shipped is not None:
+                    row["map50_adapted"] = round(float(map_against(refs_shipped, dets_adapted)["map50"]), 4)
+                rows[label].append(row)
                 print(f"{name[:30]:30} {label:16} q={q:.2f} {bits:9.0f} bits/frame  "
-                      f"Df {r['feature_error']:.4f}  mAP@0.5 {m50:.3f}", flush=True)
+                      f"Df {r['feature_error']:.4f}  mAP@0.5 {m50:.3f}  adapted "
+                      f"{row.get('map50_adapted', float('nan')):.3f}", flush=True)
         first = next(iter(rows))
         bd: dict[str, Any] = {}
         for label in rows:
@@ -182,7 +206,7 @@ def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualiti
                 continue
             anchor, test = rows[first], rows[label]
             bd[label] = {}
-            for metric in ("feature_psnr", "map50"):
+            for metric in metrics:
                 res = bd_rate_result([p["bits_per_frame"] for p in anchor], [p[metric] for p in anchor],
                                      [p["bits_per_frame"] for p in test], [p[metric] for p in test])
                 bd[label][metric] = None if res.value is None else round(res.value, 2)

@@ -95,6 +95,10 @@ CASES: tuple[GoldenCase, ...] = (
     # by vcodec 0.1 with payload version 1; re-encoding them today would write version 2)
     GoldenCase("learned-v2-x265", enh_codec="libx265", preset="ultrafast", frames=6, intra_period=4,
                base_quality=0.7, **_LEARNED),  # type: ignore[arg-type]
+    # base payload version 3 (motion field): the default model on the whole picture, where the
+    # synthetic clip's objects move, 6 frames in one intra period (five P-frames with vectors)
+    GoldenCase("learned-v3-x265", base_mode="learned", base_model="base-yolox-nano-v2", enh_codec="libx265",
+               crop=(0, 0, 416, 240), preset="ultrafast", frames=6, intra_period=6, base_quality=0.7),
     # feature payloads are larger: a smaller crop and the lowest base quality keep it small
     GoldenCase("features-x265", base_mode="features", enh_codec="libx265", crop=(128, 96, 128, 96),
                base_quality=0.0, enh_crf=45.0, preset="ultrafast"),

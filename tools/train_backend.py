@@ -64,6 +64,7 @@ from vcodec.detection.clips import iter_clip_bgr  # noqa: E402
 from vcodec.detection.weights import sha256_of  # noqa: E402
 from vcodec.detection.yolox import FRONT_PREFIXES, YOLOX, build_yolox, flatten_levels  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
+from vcodec.baselayer.learned.tools import CodingTools  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLIPS = SHARED / "data" / "clips"
@@ -434,8 +435,9 @@ def ship(args: argparse.Namespace, codec: Any, student: YOLOX, segments: list[Se
                     "teacher = "
                     "the clean back end on F(x) of the same frame and crop",
             "coding": "each segment coded as one sequence by the base model's encoder (intra period 32, "
-                      "default CodingTools: P-frames with skip blocks and hyperprior reuse), T(y_hat) cached "
-                      "as float16",
+                      f"default CodingTools {CodingTools().to_dict()}: P-frames with skip blocks, hyperprior "
+                      "reuse and, from payload version 3, motion-compensated prediction), T(y_hat) cached as "
+                      "float16",
             "qualities": QUALITIES,
             "train_segments": [f"{s.clip} frames {s.start}-{s.start + s.length - 1} at q {list(s.qualities)}"
                                for s in segments],

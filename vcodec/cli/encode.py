@@ -74,9 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="rate control: choose the base quality of every frame to hold the base layer near "
                    "this rate (kbit/s); --base-quality is where it starts. The summary reports the "
                    "achieved rate")
-    g.add_argument("--base-effort", choices=("fast", "slow"), default="fast",
-                   help="encoder effort, like x265's presets: slow refines each intra frame's latent by a few "
-                   "gradient steps on rate + feature distortion (decoder unchanged; default fast)")
+    g.add_argument("--base-effort", choices=("faster", "fast", "slow"), default="fast",
+                   help="encoder effort, like x265's presets: fast (default) searches a motion vector per "
+                   "block of the latent; slow also refines each intra frame's latent by a few gradient "
+                   "steps on rate + feature distortion; faster skips the motion search (faster encode, "
+                   "dearer P-frames where things move; streams vcodec 0.2 decodes)")
     g.add_argument("--base-size", type=int, metavar="PIXELS",
                    help="working size of the base layer: the long side it codes at (the detector then "
                    "works at this size too); larger frames are downscaled, smaller ones kept "

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--base-quality", type=float, default=0.5)
     g.add_argument("--base-model")
     g.add_argument("--base-size", type=int, metavar="PIXELS")
-    g.add_argument("--base-effort", choices=("fast", "slow"), default="fast")
+    g.add_argument("--base-effort", choices=("faster", "fast", "slow"), default="fast")
     g.add_argument("--enh-codec", default="libx265", choices=list(CODECS))
     g.add_argument("--enh-qp", type=int)
     g.add_argument("--enh-crf", type=float)

@@ -64,9 +64,10 @@ class Encoder:
 
     Base layer: ``base_model`` (a registered id such as ``base-yolox-nano-v2``
     or a ``.json``/``.pt`` path; default: the shipped YOLOX-Nano model),
-    ``base_quality`` in [0, 1], ``base_effort`` (``"fast"``, or ``"slow"``:
-    intra latents refined before coding; gain and time measured by
-    tools/bench_effort.py), ``base_kbps`` (rate control: the quality of each
+    ``base_quality`` in [0, 1], ``base_effort`` (``"fast"``: a motion vector
+    searched per block of P-frame latents; ``"slow"``: also intra latents
+    refined before coding, gain and time measured by tools/bench_effort.py;
+    ``"faster"``: no motion search, payload version 2), ``base_kbps`` (rate control: the quality of each
     frame is chosen to hold the base layer near this rate, ``base_quality`` is
     where it starts; see :mod:`vcodec.codec.ratecontrol`), ``base_size`` (the
     working size: long side in pixels the base layer and its detector work

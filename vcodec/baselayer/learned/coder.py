@@ -18,7 +18,7 @@ import torch
 from vcodec._compressai import BufferedRansEncoder, RansDecoder
 from vcodec.errors import BitstreamError, ConfigError, InputError
 from vcodec.io.frame import Frame
-from vcodec.baselayer.learned import rdo, refine
+from vcodec.baselayer.learned import motion, rdo, refine
 from vcodec.baselayer.learned.entropy import MIN_RANS_SYMBOLS, PAD_CDF
 from vcodec.baselayer.learned.geometry import BaseGeometry, check_long_side, frame_to_tensor
 from vcodec.baselayer.learned.payload import BasePayload, quality_code
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from vcodec.baselayer.learned.base_codec import BaseCodec
 
 __all__ = ["BaseDecoder", "BaseEncoder"]
+
 
 
 class BaseEncoder:
@@ -63,6 +64,8 @@ class BaseEncoder:
         self.keep_detail = False
         self.last_detail: FrameDetail | None = None
         self._skip_model = SkipContextModel()
+        self._motion_coder = motion.MotionCoder()
+        self.last_motion: motion.MotionField | None = None
         self.last_refinement: dict[str, float] | None = None
         self._weights: np.ndarray | None = None
         self._last_skip_share = 0.5
@@ -148,6 +151,13 @@ class BaseEncoder:
         if intra or tools.z_refresh == "always" or self.reference_hyper is None:
             z_string, z_hat = self._code_z(y)
             self.reference_hyper = path.hyper(z_hat)
+        if self._weights is None and tools.rdo_lambda > 0:
+            self._weights = rdo.channel_weights(self.codec._T64, y, 1.0 / gain)
+        field: motion.MotionField | None = None
+        if prev is not None and tools.motion:
+            # from here on the frame predicts from the warped reference: means, skips, dead zone
+            field, prev = self._choose_motion(y, prev, gain)
+        self.last_motion = field
         means, idx = path.params_from_hyper(self.reference_hyper, prev, gain)
         if not intra and z_string is None and tools.z_refresh == "auto":
             fresh, fresh_z_hat = self._code_z(y)
@@ -159,8 +169,6 @@ class BaseEncoder:
 
             if 8 * len(fresh) + latent_bits(fresh_means, fresh_idx) < latent_bits(means, idx):
                 z_string, means, idx, self.reference_hyper = fresh, fresh_means, fresh_idx, fresh_hyper
-        if self._weights is None and tools.rdo_lambda > 0:
-            self._weights = rdo.channel_weights(self.codec._T64, y, 1.0 / gain)
         weights = self._weights if self._weights is not None else np.ones(y.shape[1])
         idx_np = idx.numpy()
         offset = off.numpy()[idx_np]
@@ -194,6 +202,16 @@ class BaseEncoder:
         flag_indexes: list[int] = []
         enc = BufferedRansEncoder()
         symbols_written = False  # CompressAI's coder aborts the process on empty input: never give it one
+        if intra:
+            self._motion_coder.reset()
+        elif tools.motion:
+            if field is None:  # a P-frame without a field: the moved flags' previous map is all still
+                self._motion_coder.moved_flags.previous = None
+            else:
+                values, tables = self._motion_coder.symbols(field, tools.motion)
+                enc.encode_with_indexes(values, list(range(len(values))), tables,
+                                        [len(t) for t in tables], [0] * len(tables))
+                symbols_written = True
         if intra:
             self._skip_model.reset()
         elif tools.skip_block:
@@ -246,14 +264,59 @@ class BaseEncoder:
         payload = BasePayload(intra, self._frame_qcode, frame.width if intra else 0,
                               frame.height if intra else 0,
                               lh if intra else 0, lw if intra else 0, z_string, y_string,
-                              skip_block=tools.skip_block if flags is not None else 0).to_bytes()
+                              version=tools.payload_version,
+                              skip_block=tools.skip_block if flags is not None else 0,
+                              motion_block=field.block if field is not None else 0,
+                              motion_range=tools.motion if field is not None else 0).to_bytes()
         blocks = 0 if flags is None else int(flags.size)
         self.last_detail = None if not self.keep_detail else FrameDetail(
             y.numpy(), None if prev is None else prev.double().numpy(), means.numpy(), float(gain), sym,
             idx_np, ~skip_pos, flags, tuple(flag_indexes))
         self.last_report = FrameReport(intra, 8 * len(payload), 8 * len(z_string or b""), blocks,
-                                       0 if flags is None else int(flags.sum()), changed)
+                                       0 if flags is None else int(flags.sum()), changed,
+                                       0 if field is None else int(field.moved.size),
+                                       0 if field is None else int(field.moved.sum()))
         return payload, y_hat
+
+    #: estimated bits of a moved block's flag and vector (the encoder's decision only)
+    MOTION_VECTOR_BITS = 12.0
+
+    def _choose_motion(self, y: torch.Tensor, prev: torch.Tensor, gain: float
+                       ) -> tuple[motion.MotionField | None, torch.Tensor]:
+        """Each block's vector (nearest warped reference on the latent), kept where it saves bits;
+        returns the field (None when no block moves) and the reference warped by it.
+
+        The saving is estimated per block from the entropy model's own costs of the rounded
+        residual under the warped and the co-located reference; a moved block must save more
+        than its vector costs.
+        """
+        tools, path = self.tools, self.codec._path
+        source = y[0].numpy()
+        reference = prev[0].double().numpy()
+        weights = self._weights if self._weights is not None else np.ones(source.shape[0])
+        found = motion.search(source, reference, weights, tools.motion_block, tools.motion,
+                              tools.motion_precision)
+        vectors = found.vectors
+        candidate = motion.MotionField(tools.motion_block, vectors)
+        if not candidate.moved.any():
+            return None, prev
+        hyper = self.reference_hyper
+        assert hyper is not None
+
+        def block_bits(ref: torch.Tensor) -> np.ndarray:
+            means, idx = path.params_from_hyper(hyper, ref, gain)
+            bits = path.symbol_costs(np.round(((y - means) * gain).numpy()), idx.numpy())[0].sum(axis=0)
+            return motion.block_sums(bits, tools.motion_block)
+
+        warped = motion.compensate(prev, candidate)
+        saving = block_bits(prev) - block_bits(warped)
+        keep = candidate.moved & (saving > self.MOTION_VECTOR_BITS)
+        if not keep.any():
+            return None, prev
+        if keep.sum() == candidate.moved.sum():
+            return candidate, warped  # the same tensor: the context model's output is reused
+        field = motion.MotionField(tools.motion_block, np.where(keep[..., None], vectors, 0))
+        return field, motion.compensate(prev, field)
 
     def _object_positions(self, x: torch.Tensor, geom: BaseGeometry, min_score: float) -> np.ndarray:
         """Latent positions under the objects the detector finds on the source (score >= min_score)."""
@@ -291,6 +354,7 @@ class BaseEncoder:
         self.frame_count = 0
         self._gate_source = None
         self._skip_model.reset()
+        self._motion_coder.reset()
 
 
 class BaseDecoder:
@@ -305,7 +369,9 @@ class BaseDecoder:
         self.last_geometry: BaseGeometry | None = None
         self.last_payload: BasePayload | None = None
         self.last_skip: np.ndarray | None = None
+        self.last_motion: motion.MotionField | None = None
         self._skip_model = SkipContextModel()
+        self._motion_coder = motion.MotionCoder()
 
     def _geometry(self, p: BasePayload) -> BaseGeometry:
         if p.has_size:
@@ -343,6 +409,14 @@ class BaseDecoder:
             elif hyper is None:
                 raise BitstreamError("P-frame reuses a hyperprior but none was decoded: decoding must "
                                      "start at an intra frame", unit="base payload")
+            dec = self._open_string(p, lh, lw)
+            if p.intra:
+                self._motion_coder.reset()
+                self._skip_model.reset()
+            elif p.version >= 3:
+                field = self._decode_motion(p, dec, lh, lw)
+                self.last_motion = field
+                prev = motion.compensate(prev, field)
             means, idx = path.params_from_hyper(hyper, prev, gain)
             if tuple(idx.shape) != (1, self.codec.cfg.m, lh, lw):
                 raise BitstreamError("base payload shape does not match the model", unit="base payload")
@@ -350,7 +424,7 @@ class BaseDecoder:
                 sym = path.gc.decompress([p.y_string], idx).double()
                 skip_pos = None
             else:
-                sym, skip_pos = self._decode_symbols(p, idx, lh, lw)
+                sym, skip_pos = self._decode_symbols(p, dec, idx, lh, lw)
         except (ValueError, RuntimeError) as exc:
             if isinstance(exc, BitstreamError):
                 raise
@@ -365,21 +439,43 @@ class BaseDecoder:
         self.last_payload = p
         return y_hat
 
-    def _decode_symbols(self, p: BasePayload, idx: torch.Tensor, lh: int, lw: int
-                        ) -> tuple[torch.Tensor, np.ndarray | None]:
+    def _open_string(self, p: BasePayload, lh: int, lw: int) -> RansDecoder | None:
+        """The y string's rANS decoder (None for version 1, which CompressAI's own call reads)."""
+        if p.version == 1:
+            return None
         dec = RansDecoder()
         if p.y_string:
             # CompressAI's decoder does not bounds-check its reads: a damaged string could make it read
             # past the end. Zero guard words keep every read inside our buffer (at most one 32-bit read
             # per symbol) and end any escape-code loop (a zero chunk terminates it).
-            guard = 4 * (idx.numel() + (lh * lw if p.skip_block else 0) + 16)
-            dec.set_stream(p.y_string + bytes(guard))
-        elif p.skip_block or p.intra:  # flags (or a whole intra latent) to read from nothing
+            symbols = self.codec.cfg.m * lh * lw + (lh * lw if p.skip_block else 0) \
+                + (3 * lh * lw if p.motion_block else 0)
+            dec.set_stream(p.y_string + bytes(4 * (symbols + 16)))
+        elif p.skip_block or p.motion_block or p.intra:  # flags (or a whole intra latent) to read
             raise BitstreamError("base payload has an empty y string where symbols are due",
                                  unit="base payload")
+        return dec
+
+    def _decode_motion(self, p: BasePayload, dec: RansDecoder | None, lh: int, lw: int
+                       ) -> motion.MotionField | None:
+        if not p.motion_block:
+            self._motion_coder.moved_flags.previous = None
+            return None
+        assert dec is not None
+
+        def read(cdf: list[int]) -> int:
+            return int(dec.decode_stream([0], [cdf], [len(cdf)], [0])[0])
+
+        grid = block_grid(lh, lw, p.motion_block)
+        try:
+            return self._motion_coder.decode(read, grid.rows, grid.cols, p.motion_block, p.motion_range)
+        except ValueError as exc:
+            raise BitstreamError(f"base payload motion field is damaged: {exc}", unit="base payload") from exc
+
+    def _decode_symbols(self, p: BasePayload, dec: RansDecoder | None, idx: torch.Tensor, lh: int, lw: int
+                        ) -> tuple[torch.Tensor, np.ndarray | None]:
+        assert dec is not None
         skip_pos: np.ndarray | None = None
-        if p.intra:
-            self._skip_model.reset()
         if p.skip_block:
             grid = block_grid(lh, lw, p.skip_block)
             model = self._skip_model
@@ -418,3 +514,4 @@ class BaseDecoder:
         self.reference = None
         self.reference_hyper = None
         self._skip_model.reset()
+        self._motion_coder.reset()

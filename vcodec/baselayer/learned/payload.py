@@ -1,7 +1,8 @@
 """The learned base layer's payload (the body of one layer-0 unit): every read and write.
 
-All integers little-endian.  Two versions are in use; the decoder reads both,
-the encoder writes version 2.
+All integers little-endian.  Three versions are in use; the decoder reads all,
+the encoder writes version 3 (version 2 when motion compensation is off, version
+1 on request).
 
 Version 1 (vcodec 0.1, every frame self-describing)::
 
@@ -38,6 +39,19 @@ Version 2 (P-frames inherit size and hyperprior, skip blocks)::
                   binary models, :mod:`vcodec.baselayer.learned.skipmap`), then the symbols of every
                   non-skipped latent position, channel-major, raster order.
 
+Version 3 (motion-compensated prediction) is version 2 plus flag bit 3::
+
+    1       1     flags: bits 0-2 as version 2, bit 3 = motion field present (P-frames
+                  only); bits 4-7 are 0
+    -- after the skip block size, motion field present only --
+    .       1     motion block size Bm in latent positions (2, 4 or 8)
+    .       1     motion range R: the largest vector component, in quarter latent
+                  positions (1 .. 32)
+    -- the y string then starts with the field --
+                  ceil(Hy/Bm) x ceil(Wy/Bm) blocks in raster order: a moved flag, and for
+                  a moved block two vector differences in [-2R, 2R]
+                  (:mod:`vcodec.baselayer.learned.motion`), before the skip flags.
+
 A P-frame without z reuses the hyperprior of the last frame that carried one
 (the intra frame, unless a later P-frame refreshed it); its size is its
 reference's.  A P-frame header is 4-6 bytes instead of version 1's 20.
@@ -50,19 +64,23 @@ from dataclasses import dataclass
 
 from vcodec.errors import BitstreamError, ConfigError
 
-__all__ = ["BasePayload", "PAYLOAD_VERSION", "READABLE_VERSIONS", "SKIP_BLOCK_SIZES", "quality_code"]
+__all__ = ["BasePayload", "MOTION_BLOCK_SIZES", "MAX_MOTION_RANGE", "PAYLOAD_VERSION", "READABLE_VERSIONS",
+           "SKIP_BLOCK_SIZES", "quality_code"]
 
 #: the version this encoder writes
-PAYLOAD_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+PAYLOAD_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 SKIP_BLOCK_SIZES = (1, 2, 4, 8)
+MOTION_BLOCK_SIZES = (2, 4, 8)
+#: largest vector component, in quarter latent positions (8 latent positions = 128 source pixels)
+MAX_MOTION_RANGE = 32
 
 _V1_HEAD = struct.Struct("<BBHHHHH")
 _V2_HEAD = struct.Struct("<BBH")
 _SIZE = struct.Struct("<HHHH")
 _LEN = struct.Struct("<I")
 
-_INTRA, _Z, _SKIP = 1, 2, 4
+_INTRA, _Z, _SKIP, _MOTION = 1, 2, 4, 8
 _UNIT = "base payload"
 _MAX_LEB_BYTES = 4  # 2**28 bytes is far beyond any payload the unit length field allows
 
@@ -105,7 +123,8 @@ class BasePayload:
 
     ``width``/``height``/``latent_h``/``latent_w`` are 0 on version-2 P-frames (the
     reference's apply); ``z_string`` is None when the frame reuses the hyperprior;
-    ``skip_block`` is 0 when the frame has no skip map.
+    ``skip_block`` is 0 when the frame has no skip map, ``motion_block`` and
+    ``motion_range`` are 0 when it has no motion field (always, before version 3).
     """
 
     intra: bool
@@ -118,6 +137,8 @@ class BasePayload:
     y_string: bytes
     version: int = PAYLOAD_VERSION
     skip_block: int = 0
+    motion_block: int = 0
+    motion_range: int = 0
 
     @property
     def has_size(self) -> bool:
@@ -131,17 +152,23 @@ class BasePayload:
                                  self.height, self.latent_h, self.latent_w)
             return b"".join([head, _LEN.pack(len(self.z_string)), self.z_string,
                              _LEN.pack(len(self.y_string)), self.y_string])
-        if self.version != 2:
+        if self.version not in (2, 3):
             raise ValueError(f"cannot write base payload version {self.version}")
-        if self.intra and (self.z_string is None or self.skip_block):
-            raise ValueError("an intra payload carries z and no skip map")
+        if self.intra and (self.z_string is None or self.skip_block or self.motion_block):
+            raise ValueError("an intra payload carries z and no skip map or motion field")
+        if self.motion_block and (self.version == 2 or self.motion_block not in MOTION_BLOCK_SIZES
+                                  or not 1 <= self.motion_range <= MAX_MOTION_RANGE):
+            raise ValueError("a motion field needs payload version 3, a block size in "
+                             f"{MOTION_BLOCK_SIZES} and a range in 1..{MAX_MOTION_RANGE}")
         flags = ((_INTRA if self.intra else 0) | (_Z if self.z_string is not None else 0)
-                 | (_SKIP if self.skip_block else 0))
-        parts = [_V2_HEAD.pack(2, flags, self.qcode)]
+                 | (_SKIP if self.skip_block else 0) | (_MOTION if self.motion_block else 0))
+        parts = [_V2_HEAD.pack(self.version, flags, self.qcode)]
         if self.intra:
             parts.append(_SIZE.pack(self.width, self.height, self.latent_h, self.latent_w))
         if self.skip_block:
             parts.append(bytes([self.skip_block]))
+        if self.motion_block:
+            parts.append(bytes([self.motion_block, self.motion_range]))
         if self.z_string is not None:
             parts += [_leb128(len(self.z_string)), self.z_string]
         parts.append(self.y_string)
@@ -155,7 +182,7 @@ class BasePayload:
         ver = data[0]
         if ver == 1:
             return cls._from_v1(data)
-        if ver == 2:
+        if ver in (2, 3):
             return cls._from_v2(data)
         raise BitstreamError(f"base payload version {ver} is not supported (this decoder reads versions "
                              f"{', '.join(map(str, READABLE_VERSIONS))}); upgrade vcodec", offset=0,
@@ -199,13 +226,14 @@ class BasePayload:
         if len(data) < _V2_HEAD.size:
             raise BitstreamError(f"base payload of {len(data)} bytes is shorter than its "
                                  f"{_V2_HEAD.size}-byte header", unit=_UNIT)
-        _, flags, qcode = _V2_HEAD.unpack_from(data, 0)
-        if flags & ~(_INTRA | _Z | _SKIP):
+        ver, flags, qcode = _V2_HEAD.unpack_from(data, 0)
+        if flags & ~(_INTRA | _Z | _SKIP | (_MOTION if ver >= 3 else 0)):
             raise BitstreamError(f"base payload has reserved flag bits set (0x{flags:02x})", offset=1,
                                  unit=_UNIT)
         intra = bool(flags & _INTRA)
-        if intra and (flags & (_Z | _SKIP)) != _Z:
-            raise BitstreamError(f"intra base payload must carry z and no skip map (flags 0x{flags:02x})",
+        if intra and (flags & (_Z | _SKIP | _MOTION)) != _Z:
+            raise BitstreamError(f"intra base payload must carry z and no skip map or motion field "
+                                 f"(flags 0x{flags:02x})",
                                  offset=1, unit=_UNIT)
         pos = _V2_HEAD.size
         w = h = lh = lw = 0
@@ -225,6 +253,19 @@ class BasePayload:
                 raise BitstreamError(f"base payload skip block size {skip_block} is not one of "
                                      f"{SKIP_BLOCK_SIZES}", offset=pos, unit=_UNIT)
             pos += 1
+        motion_block = motion_range = 0
+        if flags & _MOTION:
+            if pos + 2 > len(data):
+                raise BitstreamError("base payload truncated inside the motion field's header", offset=pos,
+                                     unit=_UNIT)
+            motion_block, motion_range = data[pos], data[pos + 1]
+            if motion_block not in MOTION_BLOCK_SIZES:
+                raise BitstreamError(f"base payload motion block size {motion_block} is not one of "
+                                     f"{MOTION_BLOCK_SIZES}", offset=pos, unit=_UNIT)
+            if not 1 <= motion_range <= MAX_MOTION_RANGE:
+                raise BitstreamError(f"base payload motion range {motion_range} is not in "
+                                     f"1..{MAX_MOTION_RANGE}", offset=pos + 1, unit=_UNIT)
+            pos += 2
         z_string: bytes | None = None
         if flags & _Z:
             n, pos = _read_leb128(data, pos)
@@ -233,4 +274,5 @@ class BasePayload:
                                      f"{len(data) - pos} left", offset=pos, unit=_UNIT)
             z_string = data[pos: pos + n]
             pos += n
-        return cls(intra, qcode, w, h, lh, lw, z_string, data[pos:], version=2, skip_block=skip_block)
+        return cls(intra, qcode, w, h, lh, lw, z_string, data[pos:], version=ver, skip_block=skip_block,
+                   motion_block=motion_block, motion_range=motion_range)

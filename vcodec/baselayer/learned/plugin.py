@@ -201,7 +201,7 @@ class LearnedBaseFactory:
         from vcodec.baselayer.learned.geometry import check_long_side
 
         check_long_side(base_size)
-        tools = CodingTools(effort=effort)
+        tools = CodingTools.for_effort(effort)
         _check_model_path(model)
         return LearnedBase(BaseCodec.from_weights(model or default_base_model()), base_size, tools)
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from vcodec.errors import ConfigError
-from vcodec.baselayer.learned.payload import PAYLOAD_VERSION, SKIP_BLOCK_SIZES
+from vcodec.baselayer.learned.payload import MAX_MOTION_RANGE, MOTION_BLOCK_SIZES, PAYLOAD_VERSION, SKIP_BLOCK_SIZES
 
 __all__ = ["CodingTools", "EFFORTS", "FrameDetail", "FrameReport", "SKIP_MODES", "Z_REFRESH"]
 
@@ -16,8 +16,8 @@ __all__ = ["CodingTools", "EFFORTS", "FrameDetail", "FrameReport", "SKIP_MODES",
 SKIP_MODES = ("zero", "rd")
 #: when P-frames send z (see CodingTools)
 Z_REFRESH = ("auto", "never", "always")
-#: encoder effort presets (see CodingTools)
-EFFORTS = ("fast", "slow")
+#: encoder effort presets (see CodingTools.for_effort)
+EFFORTS = ("faster", "fast", "slow")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class CodingTools:
     measured to cost detections at every lambda tried);
     ``effort``: ``"fast"`` codes g_a's latent; ``"slow"`` refines each intra frame's latent
     first (:mod:`vcodec.baselayer.learned.refine`: gradient steps on the training objective);
+    ``"faster"`` is ``"fast"`` without the motion search (``motion=0``; see :meth:`for_effort`);
     ``p_quality_offset``: added to the quality of P-frames (clamped to [0, 1]; each payload
     carries its own quality code), like a conventional encoder's P-frame QP offset; -0.1 by
     default: BD-rate on (bits, feature PSNR) -17.7 % on one-by-one, -1.5 % on car-detection
@@ -62,7 +63,12 @@ class CodingTools:
     the lossy decisions apply (``rd`` skip, ``p_deadzone``); off by default: with the dead zone at
     q 0.5 it cut car-detection's P-frames by 23 % but cost one-by-one 0.03 mAP@0.5
     (docs/BASE_LAYER.md);
-    ``payload_version``: 2, or 1 to write streams that vcodec 0.1 reads (no tools).
+    ``motion``: motion-compensated prediction of P-frames (:mod:`vcodec.baselayer.learned.motion`):
+    the largest vector component in quarter latent positions (0 = off; 8 = two latent positions,
+    32 pixels at the base geometry); the encoder searches each ``motion_block`` x ``motion_block``
+    block's vector on the latent and keeps it where the estimated bits say it pays;
+    ``payload_version``: 3; 2 writes what vcodec 0.2 reads (no motion field), 1 what vcodec 0.1
+    reads (no tools).
     """
 
     skip_block: int = 2
@@ -76,10 +82,23 @@ class CodingTools:
     payload_version: int = PAYLOAD_VERSION
     p_gate: float = 0.0
     p_roi: float = 0.0
+    motion: int = 8
+    motion_block: int = 4
+    motion_precision: int = 4
 
     def __post_init__(self) -> None:
-        if self.payload_version not in (1, 2):
-            raise ConfigError(f"base payload version {self.payload_version!r} cannot be written; use 1 or 2")
+        if self.payload_version not in (1, 2, 3):
+            raise ConfigError(f"base payload version {self.payload_version!r} cannot be written; use 1, 2 or 3")
+        if isinstance(self.motion, bool) or not isinstance(self.motion, int) \
+                or not 0 <= self.motion <= MAX_MOTION_RANGE:
+            raise ConfigError(f"motion range {self.motion!r} is invalid; use 0 (off) to {MAX_MOTION_RANGE} "
+                              "quarter latent positions (e.g. 8)")
+        if self.motion_precision not in (1, 2, 4):
+            raise ConfigError(f"motion precision {self.motion_precision!r} is invalid; use 1 (whole latent "
+                              "positions), 2 (halves) or 4 (quarters)")
+        if self.motion_block not in MOTION_BLOCK_SIZES:
+            raise ConfigError(f"motion block size {self.motion_block!r} is invalid; use one of "
+                              f"{', '.join(map(str, MOTION_BLOCK_SIZES))}")
         if self.skip_block and self.skip_block not in SKIP_BLOCK_SIZES:
             raise ConfigError(f"skip block size {self.skip_block!r} is invalid; use 0 (off) or one of "
                               f"{', '.join(map(str, SKIP_BLOCK_SIZES))}")
@@ -109,22 +128,44 @@ class CodingTools:
             raise ConfigError(f"z refresh {self.z_refresh!r} is invalid; use one of {', '.join(Z_REFRESH)}")
         if self.payload_version == 1 and (self.skip_block or self.z_refresh != "always" or self.rdoq
                                           or self.p_quality_offset or self.p_deadzone or self.p_gate
-                                          or self.p_roi):
+                                          or self.p_roi or self.motion):
             raise ConfigError("payload version 1 has no coding tools; use CodingTools.version1()")
+        if self.effort == "faster" and self.motion:
+            raise ConfigError("effort 'faster' has no motion search; use motion=0 (CodingTools.for_effort)")
+        if self.motion and self.payload_version < 3:
+            raise ConfigError(f"payload version {self.payload_version} has no motion field; use motion=0 "
+                              "or payload version 3")
 
     @classmethod
     def version1(cls) -> CodingTools:
         return cls(skip_block=0, z_refresh="always", rdo_lambda=0.0, rdoq=False, p_quality_offset=0.0,
-                   payload_version=1)
+                   payload_version=1, motion=0)
+
+    @classmethod
+    def for_effort(cls, effort: str) -> CodingTools:
+        """The preset of ``--base-effort``: faster (no motion search: payload version 2, which vcodec
+        0.2 decodes), fast (the default tools) or slow (fast + intra latent refinement)."""
+        if effort == "faster":
+            return cls(effort="faster", motion=0, payload_version=2)
+        return cls(effort=effort)
+
+    @classmethod
+    def version2(cls) -> CodingTools:
+        """The defaults of vcodec 0.2: no motion field (streams that version reads)."""
+        return cls(motion=0, payload_version=2)
 
     @property
     def skips(self) -> bool:
-        return self.payload_version == 2 and self.skip_block > 0
+        return self.payload_version >= 2 and self.skip_block > 0
 
     def to_dict(self) -> dict[str, Any]:
         gate = {"p_gate": float(self.p_gate)} if self.p_gate else {}  # absent when off: records as before
         if self.p_roi:
             gate["p_roi"] = float(self.p_roi)
+        if self.motion:
+            gate["motion"] = self.motion
+            gate["motion_block"] = self.motion_block
+            gate["motion_precision"] = self.motion_precision
         return {"skip_block": self.skip_block, "skip_mode": self.skip_mode, "z_refresh": self.z_refresh,
                 "rdo_lambda": float(self.rdo_lambda), "rdoq": self.rdoq, "effort": self.effort,
                 "p_quality_offset": float(self.p_quality_offset), "p_deadzone": float(self.p_deadzone),
@@ -141,6 +182,8 @@ class FrameReport:
     blocks: int = 0
     skipped_blocks: int = 0
     changed_by_rdoq: int = 0  # symbols other than plain rounding (RDOQ and the temporal dead zone)
+    motion_blocks: int = 0
+    moved_blocks: int = 0
 
 
 @dataclass(frozen=True)
