@@ -190,7 +190,8 @@ class FrameReport:
 class FrameDetail:
     """The encoder's arrays for the frame just coded (``BaseEncoder.keep_detail``; for bit analyses).
 
-    ``source`` is the source latent y and ``reference`` y_hat(t-1) (None for intra frames), both
+    ``source`` is the source latent y and ``reference`` what the frame predicted from: y_hat(t-1),
+    warped by the frame's motion field when it has one (None for intra frames), both
     1 x M x Hy x Wy float64; ``symbols`` the symbols chosen for every element (also where the
     block was skipped, where they were not sent), ``scale_index`` their scale-table indexes;
     ``coded`` (Hy x Wy) where symbols were sent; ``flag_indexes`` the skip flags' probability
