@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--base-quality", type=float, default=0.5, help="base quality in [0, 1] (default 0.5)"
     )
     parser.add_argument(
+        "--base-effort", choices=("faster", "fast", "slow"), default="fast",
+        help="base encoder effort as in vcodec encode (default fast; faster: no motion search)"
+    )
+    parser.add_argument(
         "--detector-weights", help="weights of the base model's detector when not shipped (.onnx)"
     )
     parser.add_argument(
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         intra_period=args.intra_period,
         threads=args.threads,
+        base_effort=args.base_effort,
     )
     text = json.dumps(report, indent=1, sort_keys=True) + "\n"
     with atomic_output(args.output) as f:  # "-" is stdout

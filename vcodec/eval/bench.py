@@ -119,6 +119,7 @@ def run_bench(
     preset: str = "medium",
     intra_period: int = 32,
     threads: int = 1,
+    base_effort: str = "fast",
 ) -> dict[str, Any]:
     """Measure every stage on the first ``frames`` frames of ``input``; returns the JSON report."""
     import av
@@ -139,7 +140,7 @@ def run_bench(
     if not clip:
         raise InputError(f"{input}: no frames to benchmark")
     n = len(clip)
-    base = get_base_factory(kind_for_mode("learned")).for_encoding(base_model)
+    base = get_base_factory(kind_for_mode("learned")).for_encoding(base_model, effort=base_effort)
     detector = base.build_detector(detector_weights)
     # warm-up: first calls pay for allocations and lazy initialisation, not for coding
     warm = base.encoder(base_quality, intra_period)
@@ -243,7 +244,7 @@ def run_bench(
         sink = io.BytesIO()
         return Encoder(sink, info, base_model=base_model, base_quality=base_quality, enh_codec=codec,
                        enh_qp=qp, preset=preset, intra_period=intra_period, threads=threads,
-                       overlap=overlap), sink
+                       overlap=overlap, base_effort=base_effort), sink
 
     def stream_encode(enc: Encoder, sink: io.BytesIO) -> bytes:
         with enc:
@@ -285,6 +286,7 @@ def run_bench(
             "base_model": base.codec_id,
             "base_model_sha256": base.sha256,
             "base_quality": base_quality,
+            "base_effort": base_effort,
             "detector": detector.name,
             "codec": codec,
             "qp": qp,

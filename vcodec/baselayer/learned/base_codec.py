@@ -1,11 +1,13 @@
 """The learned base layer's codec object (layer 0): a loaded model and what it does with latents.
 
-One base *unit* per frame carries a payload whose layout (versions 1 and 2)
+One base *unit* per frame carries a payload whose layout (versions 1, 2 and 3)
 is defined in :mod:`vcodec.baselayer.learned.payload`.  Version 2 adds the coding tools
 of a video coder: P-frames reuse the hyperprior of their intra frame, skip
 blocks copy y_hat(t-1) for a flag (:mod:`vcodec.baselayer.learned.skipmap`), and the
 encoder chooses symbols and skips by rate-distortion cost
 (:mod:`vcodec.baselayer.learned.rdo`; the decoder does not depend on those choices).
+Version 3 adds motion-compensated prediction: P-frames predict from y_hat(t-1) warped
+by a block motion field (:mod:`vcodec.baselayer.learned.motion`).
 
 Geometry: a W x H frame whose long side exceeds ``max_long_side`` (832) is
 first downscaled (area filter) so that it fits -- spatial scalability: the

@@ -1,4 +1,4 @@
-"""The encoder's coding-tool choices (payload version 2) and its per-frame report."""
+"""The encoder's coding-tool choices (payload versions 2 and 3) and its per-frame report."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ EFFORTS = ("faster", "fast", "slow")
 
 @dataclass(frozen=True)
 class CodingTools:
-    """Encoder choices of the version-2 payload (recorded in LAYER_CONFIG; the decoder needs none).
+    """Encoder choices of payload versions 2 and 3 (recorded in LAYER_CONFIG; the decoder needs none).
 
     ``skip_block``: B of the B x B skip blocks of P-frames (0 = no skip map);
     ``skip_mode``: ``"zero"`` skips only blocks whose symbols all round to 0 (what the
