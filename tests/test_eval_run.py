@@ -50,7 +50,8 @@ def _common(model: Path, out: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_eval_end_to_end_two_points_per_system(
-    codec_test_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    codec_test_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "res"
     args = [
@@ -159,6 +160,18 @@ def test_eval_end_to_end_two_points_per_system(
     assert eval_main([*args[:i], *args[i + 2:], "--base-qualities", ""]) == 0
     assert "4 points, 4 already computed, 0 work units" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")} == mtimes
+
+    # the base layer's coding tools do (its LAYER_CONFIG record): payload version 2 recomputes
+    # every vcodec point and keeps the anchors
+    from vcodec.baselayer.learned import CodingTools
+
+    monkeypatch.setattr(CodingTools, "for_effort", classmethod(lambda cls, effort: cls.version2()))
+    capsys.readouterr()
+    assert eval_main(args) == 0
+    assert "10 points, 4 already computed" in capsys.readouterr().err
+    anchors = {n: t for n, t in mtimes.items() if not n.startswith("vcodec-")}
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")
+            if not p.name.startswith("vcodec-")} == anchors
 
     # real ground truth (SFU-HW-Objects) re-scores the stored detections without re-encoding
     gt_dir = tmp_path / "gt"

@@ -165,6 +165,25 @@ def run_variant(codec: BaseCodec, det: Any, frames: list[Frame], quality: float,
             "dets": dets, "dets_adapted": dets_adapted, "seconds": round(seconds, 2)}
 
 
+def best_scores(dets: Any, refs: Any, min_ref_score: float = 0.3) -> list[float]:
+    """Per reference box (score >= ``min_ref_score``): the best prediction score overlapping it at
+    IoU >= 0.5 (0 when none): where a variant loses a detection, frame by frame."""
+    ref_boxes = np.asarray(refs.boxes)[np.asarray(refs.scores) >= min_ref_score]
+    boxes, scores = np.asarray(dets.boxes), np.asarray(dets.scores)
+    out = []
+    for rb in ref_boxes:
+        if not len(boxes):
+            out.append(0.0)
+            continue
+        iw = np.clip(np.minimum(boxes[:, 2], rb[2]) - np.maximum(boxes[:, 0], rb[0]), 0, None)
+        ih = np.clip(np.minimum(boxes[:, 3], rb[3]) - np.maximum(boxes[:, 1], rb[1]), 0, None)
+        inter = iw * ih
+        union = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) + (rb[2] - rb[0]) * (rb[3] - rb[1]) - inter
+        hit = inter / np.maximum(union, 1e-9) >= 0.5
+        out.append(round(float(scores[hit].max()) if hit.any() else 0.0, 2))
+    return out
+
+
 def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualities: list[float],
            args: argparse.Namespace, starts: dict[str, int]) -> int:
     """Rate-fidelity and rate-mAP curves per variant and clip; BD-rates against the first variant."""
@@ -232,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curves", default="", help="qualities (comma-separated): run every variant at each "
                     "and report BD-rate against the first variant on (bits per frame, feature PSNR = "
                     "-10 log10 Df)")
+    ap.add_argument("--per-frame", action="store_true",
+                    help="print and store, per frame, the adapted back end's best score on each reference "
+                    "object (score >= 0.3 on the source; 0 = lost)")
     add_common_arguments(ap)
     args = ap.parse_args(argv)
     codec, det = load_model_and_detector(args)
@@ -266,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
             dets_adapted = r.pop("dets_adapted")
             r["map50_adapted"] = None if refs_shipped is None else \
                 round(float(map_against(refs_shipped, dets_adapted)["map50"]), 4)
+            if args.per_frame and refs_shipped is not None:
+                r["best_scores_adapted"] = [best_scores(d, ref) for d, ref in zip(dets_adapted, refs_shipped)]
+                for k, row in enumerate(r["best_scores_adapted"]):
+                    print(f"  {label} frame {starts.get(name, 0) + k}: best adapted score per reference "
+                          f"object {row}", flush=True)
             r["tools"] = tools.to_dict()
             report["clips"][name]["variants"][label] = r
             print(f"{name[:34]:34} {label:14} {r['bits_i']:7d} {r['bits_p']:7d} {r['p_over_i']:6.3f} "
