@@ -36,7 +36,7 @@ from vcodec.hashing import file_sha256
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-DEFAULT_BASE = "base-yolox-nano-v2"
+DEFAULT_BASE = "base-yolox-nano-v3"
 GOLDEN_VDET = REPO / "tests" / "golden" / "learned-x265.vcs"  # made with base-vcodec-det-v2
 
 

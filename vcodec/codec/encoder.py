@@ -62,7 +62,7 @@ class Encoder:
     (stdout) or a binary file object.  ``info``: the video's size, rate, bit
     depth and colour matrix (e.g. ``reader.info``).
 
-    Base layer: ``base_model`` (a registered id such as ``base-yolox-nano-v2``
+    Base layer: ``base_model`` (a registered id such as ``base-yolox-nano-v3``
     or a ``.json``/``.pt`` path; default: the shipped YOLOX-Nano model),
     ``base_quality`` in [0, 1], ``base_effort`` (``"fast"``: a motion vector
     searched per block of P-frame latents; ``"slow"``: also intra latents

@@ -37,7 +37,7 @@ __all__ = ["DEFAULT_BASE_MODELS", "LearnedBase", "LearnedBaseFactory", "default_
 
 
 #: shipped learned base models, in order of preference when none is named
-DEFAULT_BASE_MODELS = ("base-yolox-nano-v2", "base-vcodec-det-v2")
+DEFAULT_BASE_MODELS = ("base-yolox-nano-v3", "base-yolox-nano-v2", "base-vcodec-det-v2")
 
 
 def default_base_model() -> str:
