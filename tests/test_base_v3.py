@@ -176,3 +176,36 @@ def _tiny_pack_into(out: Path, tmp: Path) -> None:
                               holdout=0.2, seed=0)
     finally:
         mp.undo()
+
+
+def test_the_default_model_and_its_own_default_quality(tmp_path: Path) -> None:
+    """v3 is the default model and codes at its own operating point, q 0.25, unless told otherwise:
+    measured on the held-out tails, v3 at 0.25 is cheaper than v2 at 0.5 with equal or higher mAP."""
+    import io
+    import shutil
+
+    from vcodec.baselayer.learned.plugin import default_base_model
+    from vcodec.codec import Encoder
+    from vcodec.errors import WeightsError
+    from vcodec.io import VideoInfo
+
+    assert default_base_model() == V3
+    assert load_base_model(V3).default_quality == 0.25
+    assert load_base_model(V2).default_quality == 0.5  # a descriptor without the field
+    info = VideoInfo(width=64, height=64, fps=30.0)
+    with Encoder(io.BytesIO(), info, enh_crf=40, preset="ultrafast") as enc:
+        assert enc.base.codec_id == V3 and enc.base_quality == 0.25
+    with Encoder(io.BytesIO(), info, base_quality=0.5, enh_crf=40, preset="ultrafast") as enc:
+        assert enc.base_quality == 0.5
+    with Encoder(io.BytesIO(), info, base_model=V2, enh_crf=40, preset="ultrafast") as enc:
+        assert enc.base_quality == 0.5
+    # a descriptor with a default outside [0, 1] is refused with its name
+    src = BASE_MODELS.get(V3)
+    for f in (src, src.with_suffix(".pt")):
+        shutil.copy(f, tmp_path / f.name)
+    bad = tmp_path / src.name
+    desc = json.loads(bad.read_text())
+    desc["default_quality"] = 1.5
+    bad.write_text(json.dumps(desc))
+    with pytest.raises(WeightsError, match="default_quality"):
+        BaseCodec.from_weights(str(bad))

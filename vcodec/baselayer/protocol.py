@@ -128,6 +128,9 @@ class BaseLayer(Protocol):
     has_picture: bool
     #: whether the quality may change from frame to frame (each payload carries its own)
     variable_quality: bool
+    #: the base quality used when none is given (a model's own operating point: quality scales
+    #: differ between models and modes)
+    default_quality: float
     #: whether the layer must see the first frames (:meth:`calibrate`) before the stream starts
     needs_calibration: bool
     #: how many first frames :meth:`calibrate` wants (0 when ``needs_calibration`` is False)

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_size(parser)
     parser.add_argument("--base-model", help="base model id or .json/.pt path (default: the shipped one)")
     parser.add_argument(
-        "--base-quality", type=float, default=0.5, help="base quality in [0, 1] (default 0.5)"
+        "--base-quality", type=float, default=None,
+        help="0..1, higher = more bits (default: the base model's own operating point, 0.25 for base-yolox-nano-v3, else 0.5)"
     )
     parser.add_argument(
         "--base-effort", choices=("faster", "fast", "slow"), default="fast",

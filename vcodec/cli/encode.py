@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(http://HOST:PORT/streams/NAME); use -o - or a file for the local copy")
     parser.add_argument("--token", help="bearer token for --publish")
     g = parser.add_argument_group("base layer (machines)")
-    g.add_argument("--base-quality", type=float, default=0.5, help="0..1, higher = more bits (default 0.5)")
+    g.add_argument("--base-quality", type=float, default=None,
+                   help="0..1, higher = more bits (default: the base model's own operating point, 0.25 for base-yolox-nano-v3, else 0.5)")
     g.add_argument("--base-model", help="base model id or .json/.pt file (default: the shipped model)")
     g.add_argument("--base-kbps", type=float, metavar="KBPS",
                    help="rate control: choose the base quality of every frame to hold the base layer near "

@@ -97,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="log warnings only")
     enc = parser.add_argument_group("live encoding (--live with a video INPUT)")
     enc.add_argument("--base-model", help="base model id or .json/.pt (default: the shipped one)")
-    enc.add_argument("--base-quality", type=float, default=0.5, help="base quality in [0, 1] (default 0.5)")
+    enc.add_argument("--base-quality", type=float, default=None,
+                     help="0..1, higher = more bits (default: the base model's own operating point, 0.25 for base-yolox-nano-v3, else 0.5)")
     enc.add_argument("--enh-codec", default="libx265", help="enhancement codec (default libx265)")
     enc.add_argument("--preset", default="ultrafast", help="enhancement encoder preset (default ultrafast)")
     enc.add_argument("--intra-period", type=int, default=32, help="frames between intra frames (default 32)")

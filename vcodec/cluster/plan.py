@@ -23,7 +23,7 @@ class EncodeOptions:
     """The :class:`~vcodec.codec.Encoder` settings every GOP of one stream shares."""
 
     base_model: str | None = None
-    base_quality: float = 0.5
+    base_quality: float | None = None  # None: the base model's default
     base_size: int | None = None
     base_effort: str = "fast"
     enh_codec: str = "libx265"

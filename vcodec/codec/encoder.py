@@ -122,7 +122,7 @@ class Encoder:
         info: VideoInfo,
         *,
         base_model: str | None = None,
-        base_quality: float = 0.5,
+        base_quality: float | None = None,
         base_size: int | None = None,
         base_kbps: float | None = None,
         base_effort: str = "fast",
@@ -155,7 +155,8 @@ class Encoder:
             raise ConfigError(f"intra_period={intra_period!r} is invalid; use an integer in 1..65535 (32 is usual)")
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise ConfigError(f"threads={threads!r} is invalid; use 0 (leave as is) or a positive count")
-        if not isinstance(base_quality, (int, float)) or not 0.0 <= float(base_quality) <= 1.0:
+        if base_quality is not None and (isinstance(base_quality, bool) or not isinstance(base_quality, (int, float))
+                                         or not 0.0 <= float(base_quality) <= 1.0):
             raise ConfigError(f"base_quality={base_quality!r} is out of range; use a number in [0, 1]")
         if enh_codec not in CODECS:
             raise ConfigError(f"unknown enhancement codec {enh_codec!r}; use one of {', '.join(CODECS)}")
@@ -168,7 +169,6 @@ class Encoder:
             torch.set_num_threads(threads)
         self.info = info
         self.intra_period = intra_period
-        self.base_quality = float(base_quality)
         self.kind = kind_for_mode(base_mode)
         if base_size is not None:
             long_side = max(info.width, info.height)
@@ -184,6 +184,8 @@ class Encoder:
         self._first_frame = first_frame
         self.base: BaseLayer = (base_layer if base_layer is not None
                                 else get_base_factory(self.kind).for_encoding(base_model, base_size, base_effort))
+        # None: the model's own operating point (quality scales differ between models)
+        self.base_quality = float(self.base.default_quality if base_quality is None else base_quality)
         if detector_weights is not None:
             self.base.set_detector_weights(detector_weights)
         self.has_picture = bool(self.base.has_picture)

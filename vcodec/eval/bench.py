@@ -112,7 +112,7 @@ def run_bench(
     start: int = 0,
     size: tuple[int, int] | None = None,
     base_model: str | None = None,
-    base_quality: float = 0.5,
+    base_quality: float | None = None,
     detector_weights: str | None = None,
     qp: int = 32,
     codec: str = "libx265",
@@ -142,6 +142,8 @@ def run_bench(
     n = len(clip)
     base = get_base_factory(kind_for_mode("learned")).for_encoding(base_model, effort=base_effort)
     detector = base.build_detector(detector_weights)
+    if base_quality is None:
+        base_quality = base.default_quality
     # warm-up: first calls pay for allocations and lazy initialisation, not for coding
     warm = base.encoder(base_quality, intra_period)
     payload, _ = warm.encode_frame(clip[0], True)

@@ -76,6 +76,7 @@ class FeatureBase:
     kind = FEATURE_KIND
     has_picture = False
     variable_quality = False
+    default_quality = 0.5
     needs_calibration = True
 
     def __init__(self, detector_name: str, detector: Any = None, weights: str | Path | None = None, *,

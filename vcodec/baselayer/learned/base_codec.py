@@ -87,8 +87,10 @@ class BaseCodec:
     """A loaded base-layer model: the networks plus id, sha256 and config."""
 
     def __init__(self, net: BaseNet, model_id: str = "untrained", sha256: str = "",
-                 record: dict[str, Any] | None = None) -> None:
+                 record: dict[str, Any] | None = None, default_quality: float = 0.5) -> None:
         self.net = net.eval()
+        #: the quality encoders use when none is given (the model descriptor's ``default_quality``)
+        self.default_quality = default_quality
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.model_id = model_id

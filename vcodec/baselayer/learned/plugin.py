@@ -120,6 +120,7 @@ class LearnedBase:
         self._detector_weights: str | Path | None = None
         self.codec_id: str = codec.model_id
         self.sha256: str = codec.sha256
+        self.default_quality: float = codec.default_quality
         self.detector_name: str = codec.detector
         # (detector asked for, the one run on features)
         self._analytics: tuple[SplitDetector, SplitDetector] | None = None

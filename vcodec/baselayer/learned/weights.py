@@ -93,7 +93,12 @@ def load_files(json_path: Path, expect_sha: str | None) -> BaseCodec:
     if missing or unexpected:
         raise WeightsError(f"weights file {pt} does not fit the architecture in {json_path}: "
                            f"missing {missing[:5]}, unexpected {list(unexpected)[:5]}")
-    return BaseCodec(net, desc["model_id"], actual, desc.get("training", {}))
+    default_quality = desc.get("default_quality", 0.5)
+    if isinstance(default_quality, bool) or not isinstance(default_quality, (int, float)) \
+            or not 0.0 <= default_quality <= 1.0:
+        raise WeightsError(f"base model descriptor {json_path} has default_quality {default_quality!r}; "
+                           "it must be a number in [0, 1]")
+    return BaseCodec(net, desc["model_id"], actual, desc.get("training", {}), float(default_quality))
 
 
 def _register_shipped() -> None:
