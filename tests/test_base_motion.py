@@ -112,7 +112,7 @@ def test_motion_fields_round_trip(rows: int, cols: int, rng_: int, seed: int) ->
         vectors[rng.random((rows, cols)) < 0.5] = 0
         fields.append(vectors)
     decoded = _roundtrip(fields, 4, rng_)
-    for want, got in zip(fields, decoded):
+    for want, got in zip(fields, decoded, strict=True):
         assert np.array_equal(got.vectors, want)
 
 

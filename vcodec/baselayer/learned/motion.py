@@ -185,9 +185,6 @@ class _AdaptiveSymbols:
         self.n = n
         self.counts = np.ones(n, dtype=np.int64)
 
-    def reset(self) -> None:
-        self.counts[:] = 1
-
     def cdf(self) -> list[int]:
         # every symbol keeps a frequency >= 1; the escape bin CompressAI's coder appends keeps >= 1
         total = int(self.counts.sum())
@@ -257,7 +254,8 @@ class MotionCoder:
         self.moved_flags.finish_frame(moved)
         return values, cdfs
 
-    def decode(self, read: Callable[[list[int]], int], rows: int, cols: int, block: int, motion_range: int) -> MotionField:
+    def decode(self, read: Callable[[list[int]], int], rows: int, cols: int, block: int,
+               motion_range: int) -> MotionField:
         """The field from ``read(cdf) -> int`` (one rANS symbol under that CDF); raises ValueError
         on values no encoder writes."""
         models = self._models(motion_range)

@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 
 from vcodec.errors import ConfigError
-from vcodec.baselayer.learned.payload import MAX_MOTION_RANGE, MOTION_BLOCK_SIZES, PAYLOAD_VERSION, SKIP_BLOCK_SIZES
+from vcodec.baselayer.learned.payload import (
+    MAX_MOTION_RANGE,
+    MOTION_BLOCK_SIZES,
+    PAYLOAD_VERSION,
+    SKIP_BLOCK_SIZES,
+)
 
 __all__ = ["CodingTools", "EFFORTS", "FrameDetail", "FrameReport", "SKIP_MODES", "Z_REFRESH"]
 
@@ -88,7 +93,8 @@ class CodingTools:
 
     def __post_init__(self) -> None:
         if self.payload_version not in (1, 2, 3):
-            raise ConfigError(f"base payload version {self.payload_version!r} cannot be written; use 1, 2 or 3")
+            raise ConfigError(f"base payload version {self.payload_version!r} cannot be written; "
+                              "use 1, 2 or 3")
         if isinstance(self.motion, bool) or not isinstance(self.motion, int) \
                 or not 0 <= self.motion <= MAX_MOTION_RANGE:
             raise ConfigError(f"motion range {self.motion!r} is invalid; use 0 (off) to {MAX_MOTION_RANGE} "
