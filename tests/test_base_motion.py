@@ -9,12 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vcodec._compressai import BufferedRansEncoder, RansDecoder
-from vcodec.errors import BitstreamError, ConfigError
-from vcodec.io.frame import Frame
-from vcodec.baselayer.learned import BaseCodec, BaseNet, BaseNetConfig, BasePayload, CodingTools
-from vcodec.baselayer.learned import motion
+from vcodec.baselayer.learned import BaseCodec, BaseNet, BaseNetConfig, BasePayload, CodingTools, motion
 from vcodec.baselayer.learned.entropy import MIN_RANS_SYMBOLS, PAD_CDF
 from vcodec.baselayer.learned.skipmap import BINARY_CDF_LENGTHS, BINARY_CDFS, BINARY_OFFSETS
+from vcodec.errors import BitstreamError, ConfigError
+from vcodec.io.frame import Frame
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +85,7 @@ def _roundtrip(fields: list[np.ndarray], block: int, rng_: int) -> list[motion.M
     enc_model, dec_model = motion.MotionCoder(), motion.MotionCoder()
     enc = BufferedRansEncoder()
     for vectors in fields:
-        values, tables = enc_model.symbols(motion.MotionField(block, vectors), rng_)
-        if values:
-            enc.encode_with_indexes(values, list(range(len(values))), tables, [len(t) for t in tables],
-                                    [0] * len(tables))
+        enc_model.write(enc, motion.MotionField(block, vectors), rng_)
     enc.encode_with_indexes([0] * MIN_RANS_SYMBOLS, [PAD_CDF] * MIN_RANS_SYMBOLS, BINARY_CDFS,
                             BINARY_CDF_LENGTHS, BINARY_OFFSETS)
     dec = RansDecoder()

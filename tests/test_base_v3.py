@@ -38,6 +38,17 @@ def v3() -> BaseCodec:
     return load_base_model(V3)
 
 
+
+def _cars_frames(clips_dir: Path, start: int, count: int) -> list[Frame]:
+    """Frames of the shared cars clip (skips when ../shared is not beside the repository)."""
+    from vcodec.io import open_video
+
+    clip = clips_dir / "cars_320x240.i420"
+    if not clip.is_file():
+        pytest.skip(f"{clip} missing")
+    with open_video(clip, start=start, frames=count) as reader:
+        return list(reader)
+
 def test_v3_is_shipped_with_strictly_increasing_gains(v3: BaseCodec) -> None:
     assert V3 in BASE_MODELS and V2 in BASE_MODELS  # v2 stays registered: its streams still decode
     gains = [float(g) for g in v3.net.gain]
@@ -56,12 +67,7 @@ def test_v3_keeps_every_transform_of_v2(v2: BaseCodec, v3: BaseCodec) -> None:
 
 
 def test_v3_codes_q_half_and_above_as_v2(clips_dir: Path, v2: BaseCodec, v3: BaseCodec) -> None:
-    clip = clips_dir / "cars_320x240.i420"
-    if not clip.is_file():
-        pytest.skip(f"{clip} missing")
-    size = 320 * 240 * 3 // 2
-    data = clip.read_bytes()
-    frames = [Frame.from_bytes(data[i * size:(i + 1) * size], 320, 240, index=i) for i in (0, 1)]
+    frames = _cars_frames(clips_dir, 0, 2)
     assert v3.encoder(0.5).encode_frame(frames[0], reconstruct=False)[0] == \
         v2.encoder(0.5).encode_frame(frames[0], reconstruct=False)[0]
     # an I- and a P-frame (the P-frame at q - 0.1 = 0.7): both within levels 2-4
@@ -88,13 +94,8 @@ def test_v3_training_record_and_adapted_back_end(v2: BaseCodec) -> None:
 
 @pytest.fixture(scope="module")
 def held_out_frames(clips_dir: Path) -> list[Frame]:
-    clip = clips_dir / "cars_320x240.i420"
-    if not clip.is_file():
-        pytest.skip(f"{clip} missing")
-    data = clip.read_bytes()
-    size = 320 * 240 * 3 // 2
     # frames 24-29 are the clip's held-out tail (never trained on); an intra frame and a P-frame
-    return [Frame.from_bytes(data[i * size:(i + 1) * size], 320, 240, index=i) for i in (26, 27)]
+    return _cars_frames(clips_dir, 26, 2)
 
 
 def _clean_features(codec: object, frame: Frame, yolox_onnx: Path) -> torch.Tensor:

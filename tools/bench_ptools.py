@@ -168,20 +168,12 @@ def run_variant(codec: BaseCodec, det: Any, frames: list[Frame], quality: float,
 def best_scores(dets: Any, refs: Any, min_ref_score: float = 0.3) -> list[float]:
     """Per reference box (score >= ``min_ref_score``): the best prediction score overlapping it at
     IoU >= 0.5 (0 when none): where a variant loses a detection, frame by frame."""
-    ref_boxes = np.asarray(refs.boxes)[np.asarray(refs.scores) >= min_ref_score]
-    boxes, scores = np.asarray(dets.boxes), np.asarray(dets.scores)
-    out = []
-    for rb in ref_boxes:
-        if not len(boxes):
-            out.append(0.0)
-            continue
-        iw = np.clip(np.minimum(boxes[:, 2], rb[2]) - np.maximum(boxes[:, 0], rb[0]), 0, None)
-        ih = np.clip(np.minimum(boxes[:, 3], rb[3]) - np.maximum(boxes[:, 1], rb[1]), 0, None)
-        inter = iw * ih
-        union = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) + (rb[2] - rb[0]) * (rb[3] - rb[1]) - inter
-        hit = inter / np.maximum(union, 1e-9) >= 0.5
-        out.append(round(float(scores[hit].max()) if hit.any() else 0.0, 2))
-    return out
+    from vcodec.eval.tracking import iou_matrix
+
+    ref_boxes = np.asarray(refs.boxes).reshape(-1, 4)[np.asarray(refs.scores) >= min_ref_score]
+    scores = np.asarray(dets.scores, dtype=np.float64)
+    hits = iou_matrix(ref_boxes, dets.boxes) >= 0.5  # reference objects x predictions
+    return [round(float(scores[h].max()) if h.any() else 0.0, 2) for h in hits]
 
 
 def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualities: list[float],

@@ -205,12 +205,10 @@ class BaseEncoder:
         if intra:
             self._motion_coder.reset()
         elif tools.motion:
-            if field is None:  # a P-frame without a field: the moved flags' previous map is all still
-                self._motion_coder.moved_flags.previous = None
+            if field is None:
+                self._motion_coder.no_field()
             else:
-                values, tables = self._motion_coder.symbols(field, tools.motion)
-                enc.encode_with_indexes(values, list(range(len(values))), tables,
-                                        [len(t) for t in tables], [0] * len(tables))
+                self._motion_coder.write(enc, field, tools.motion)
                 symbols_written = True
         if intra:
             self._skip_model.reset()
@@ -459,7 +457,7 @@ class BaseDecoder:
     def _decode_motion(self, p: BasePayload, dec: RansDecoder | None, lh: int, lw: int
                        ) -> motion.MotionField | None:
         if not p.motion_block:
-            self._motion_coder.moved_flags.previous = None
+            self._motion_coder.no_field()
             return None
         assert dec is not None
 

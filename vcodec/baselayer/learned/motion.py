@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -220,6 +220,16 @@ class MotionCoder:
         self.moved_flags.reset()
         self.components = []
         self.range = 0
+
+    def no_field(self) -> None:
+        """A P-frame without a field: for the next one, every block of this frame stood still."""
+        self.moved_flags.previous = None
+
+    def write(self, enc: Any, field: MotionField, motion_range: int) -> None:
+        """Code the field into a CompressAI ``BufferedRansEncoder`` (one CDF per symbol)."""
+        values, tables = self.symbols(field, motion_range)
+        enc.encode_with_indexes(values, list(range(len(values))), tables, [len(t) for t in tables],
+                                [0] * len(tables))
 
     def _models(self, motion_range: int) -> list[_AdaptiveSymbols]:
         if motion_range != self.range or not self.components:
