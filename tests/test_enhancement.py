@@ -321,12 +321,23 @@ def test_roi_report_exact_values() -> None:
 
 # -- payload and errors --------------------------------------------------------------
 def test_payload_layout() -> None:
+    # version 2: one header byte, bit 7 set, zigzag(dts - frame index) = zigzag(-9) = 17
     p = EnhancementPacket(7, False, b"\x00\x00\x01abc", -2)
     raw = p.to_payload()
-    assert raw[:5] == b"\x01\xff\xff\xff\xfe" and raw[5:] == b"\x00\x00\x01abc"
+    assert raw == b"\x91\x00\x00\x01abc"
     assert EnhancementPacket.from_payload(7, False, raw) == p
+    # every difference the byte holds round-trips, and the first one it cannot falls back to version 1
+    for d in range(-64, 65):
+        q = EnhancementPacket(100, True, b"xy", 100 + d)
+        raw = q.to_payload()
+        assert len(raw) == (3 if -64 <= d <= 63 else 7), d
+        assert EnhancementPacket.from_payload(100, True, raw) == q
+    # version 1 payloads (vcodec 0.1 streams) still read
+    assert EnhancementPacket.from_payload(7, False, b"\x01\xff\xff\xff\xfe\x00\x00\x01abc") == p
     with pytest.raises(BitstreamError, match="shorter"):
         EnhancementPacket.from_payload(7, False, b"\x01\x00")
+    with pytest.raises(BitstreamError, match="empty"):
+        EnhancementPacket.from_payload(7, False, b"")
     with pytest.raises(BitstreamError, match="version 9"):
         EnhancementPacket.from_payload(7, False, b"\x09\x00\x00\x00\x00xx")
 
@@ -460,4 +471,4 @@ def test_config_dataclass_round_trips_the_stored_dict_and_old_module_path_still_
     assert EnhancementConfig.from_dict(stored | {"rate": "odd", "preset": 3}, "libx265").rate == {}
     with pytest.raises(ConfigError, match="incomplete"):
         EnhancementConfig.from_dict({k: v for k, v in stored.items() if k != "width"}, "libx265")
-    assert old_layer.EnhancementEncoder is EnhancementEncoder and old_layer.PAYLOAD_VERSION == 1
+    assert old_layer.EnhancementEncoder is EnhancementEncoder and old_layer.PAYLOAD_VERSION == 2

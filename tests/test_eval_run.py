@@ -16,7 +16,7 @@ from vcodec.eval.runner import METRIC_COLUMNS
 TIMINGS = ("encode_s", "decode_s")
 #: an enhancement unit's payload is the encoder's packet behind a version byte and an int32 dts
 #: (docs/ENHANCEMENT.md), one packet per frame
-ENH_PAYLOAD_HEADER = 5
+ENH_PAYLOAD_HEADER = 1  # enhancement payload version 2: one byte per packet
 
 
 def _untimed(point: dict) -> dict:

@@ -91,6 +91,20 @@ def test_golden_stream_decodes_bit_exactly(entry: dict[str, Any]) -> None:
     assert entry["detections"] > 0, "a golden stream without detections pins nothing down"
 
 
+def test_every_enhancement_payload_version_is_decoded() -> None:
+    """Version 1 (4-byte dts) and version 2 (one byte) ENH_PACKET payloads both sit in golden streams."""
+    from vcodec.bitstream import StreamReader
+    from vcodec.bitstream.format import UnitType
+
+    seen: dict[str, set[int]] = {}
+    for entry in _entries():
+        firsts = {u.payload[0] for u in StreamReader((GOLDEN / entry["file"]).read_bytes())
+                  if u.type == UnitType.ENH_PACKET}
+        seen[entry["case"]["name"]] = {2 if b & 0x80 else b for b in firsts}
+    assert seen["learned-x265"] == {1} and seen["learned-x265-pk2"] == {2}
+    assert set().union(*seen.values()) == {1, 2}
+
+
 def test_digests_see_a_one_sample_change(tmp_path: Path) -> None:
     """The md5 of decoded pictures covers every plane: flipping one chroma sample changes it."""
     from vcodec.io import Frame
