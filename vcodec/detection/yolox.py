@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vcodec.detection.exact import serial_elementwise
 from vcodec.detection.base import COCO80, SplitDetector, postprocess_dense
 from vcodec.detection.weights import load_state_dict_strict, read_state_dict, require_file, sha256_of
 from vcodec.errors import ConfigError, WeightsError
@@ -297,14 +298,15 @@ def decode_dense(raw: Tensor, shapes: list[tuple[int, int]], strides: list[int])
     """Undecoded ``N x A x (4+1+C)`` (probabilities already applied) -> cx, cy, w, h in pixels."""
     grid, stride = make_grids(shapes, strides, raw.device)
     xy = (raw[..., :2] + grid) * stride
-    wh = torch.exp(raw[..., 2:4]) * stride
+    # exp and sigmoid slice by slice: their bits must not follow the thread count (exact.py)
+    wh = serial_elementwise(torch.exp_, raw[..., 2:4].clone()) * stride
     return torch.cat([xy, wh, raw[..., 4:]], -1)
 
 
 def levels_to_raw(levels: list[Tensor]) -> Tensor:
     """Per-level head logits -> ``N x A x (4 + 1 + C)``: undecoded boxes, objectness and class probabilities."""
     out = flatten_levels(levels)
-    return torch.cat([out[..., :4], out[..., 4:].sigmoid()], -1)
+    return torch.cat([out[..., :4], serial_elementwise(torch.sigmoid_, out[..., 4:].clone())], -1)
 
 
 def raw_to_dense(raw: Tensor, features: Tensor, strides: list[int]) -> Tensor:

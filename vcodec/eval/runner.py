@@ -176,17 +176,19 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
 
     # model signature for cache keys: a change of weights or of how the base layer codes (its
     # LAYER_CONFIG record: payload version, coding tools) must invalidate vcodec points, and so
-    # must a new enhancement payload layout (it changes the full points' bytes)
+    # must a new enhancement payload layout (it changes the full points' bytes) and a change of
+    # the analytics path's numerics (vcodec.detection.exact: the base points' detections)
     model_sig = ""
     if cfg.base_qualities:
         from vcodec.codec.base_layer import get_base_factory, kind_for_mode
+        from vcodec.detection.exact import EXACT_VERSION
         from vcodec.enhancement.packet import PAYLOAD_VERSION as ENH_PAYLOAD_VERSION
 
         base = get_base_factory(kind_for_mode("learned")).for_encoding(cfg.base_model)
         record = base.layer_config(0.0, cfg.intra_period)
         model_sig = (base.sha256 + ":" + json.dumps({k: v for k, v in record.items() if k != "base_quality"},
                                                     sort_keys=True, default=str)
-                     + f":enh-payload-{ENH_PAYLOAD_VERSION}")
+                     + f":enh-payload-{ENH_PAYLOAD_VERSION}:exact-{EXACT_VERSION}")
 
     # plan the work: skip points whose stored key matches
     units: list[WorkUnit] = []

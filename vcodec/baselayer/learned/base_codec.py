@@ -26,14 +26,14 @@ float64 result would have to fall within ~1e-13 of a rounding boundary for a
 different reduction order (thread count, BLAS) to change a symbol, CDF or
 y_hat.  y_hat itself is computed element-wise from integers and these
 rounded values, so encoder and decoder hold bit-identical references.  What
-leaves the decoder is made thread-independent the same way: T(y_hat) in
-float64 rounded to 2**-12, x_base from a float64 g_s rounded to 8-bit samples,
-and :meth:`BaseCodec.detect` runs the detector's back end on a float64 copy.
+leaves the decoder is thread-independent too: x_base from a float64 g_s rounded
+to 8-bit samples; T(y_hat), rounded to 2**-12, and :meth:`BaseCodec.detect`'s back
+end from float32 copies whose every layer gives the same bits at any thread count
+(:mod:`vcodec.detection.exact`).
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -97,16 +97,16 @@ class BaseCodec:
         self.sha256 = sha256
         self.record = record or {}
         self._path = EntropyPath(self.net)
-        # T's float64 copy runs its convolutions as faster exact equivalents (same numerics up
-        # to summation order); g_s keeps PyTorch's layers, which measured faster for its
-        # few-channel full-size transposed convolutions.  Imported here: vcodec.detection's
-        # package pulls in OpenCV.
-        from vcodec.detection.float64 import to_float64
+        # The analytics path (T, the detector's back end) runs as a float32 copy whose layers give
+        # the same bits whatever the thread count (vcodec.detection.exact); g_s, whose 8-bit
+        # x_base the enhancement layer predicts from, as a float64 one (22.3 -> 20.1 ms per
+        # 416x240 frame at 2 threads against PyTorch's float64 layers: tools/bench_exact.py).
+        # Imported here: vcodec.detection's package pulls in OpenCV.
+        from vcodec.detection.exact import to_float32_exact, to_float64
 
-        self._T64 = to_float64(self.net.T)
-        with torch.no_grad():
-            self._gs64 = copy.deepcopy(self.net.g_s).double().eval()
-        self._det64: dict[int, tuple[Any, Any]] = {}
+        self._T32 = to_float32_exact(self.net.T)
+        self._gs64 = to_float64(self.net.g_s)
+        self._analytics_back: dict[int, tuple[Any, Any]] = {}
 
     # -- loading -------------------------------------------------------------
     @classmethod
@@ -167,13 +167,12 @@ class BaseCodec:
     def features(self, y_hat: torch.Tensor) -> torch.Tensor:
         """T(y_hat): the detector's split features (N x C x H/8 x W/8 of the padded picture).
 
-        Computed in float64 and rounded to a 2**-12 grid: float32 convolutions give
-        thread-count-dependent last bits, and analytics results must not depend on
-        the machine that decodes.
+        Computed by T's thread-independent float32 copy and rounded to a 2**-12 grid (the grid
+        the model's features were always served on; the rounding is exact in float32).
         """
         with torch.no_grad():
-            f = self._T64(y_hat.double())
-            return (torch.round(f * 4096.0) / 4096.0).float()
+            f = self._T32(y_hat.float())
+            return torch.round(f * 4096.0) / 4096.0
 
     def detect(self, y_hat: torch.Tensor, detector: Any, geometry: BaseGeometry) -> Any:
         """Base-only analytics: the detector's back end on T(y_hat); boxes in source pixels."""
@@ -182,21 +181,21 @@ class BaseCodec:
                               f"{detector.split_channels} channels but base model {self.model_id!r} was "
                               f"trained for {self.cfg.detector!r} ({self.cfg.split_channels} channels)")
         with torch.no_grad():
-            back = self._double_detector(detector)
-            return back.back(self.features(y_hat).double(), geometry.to_detector())[0]
+            back = self.exact_detector(detector)
+            return back.back(self.features(y_hat), geometry.to_detector())[0]
 
-    def _double_detector(self, detector: Any) -> Any:
-        """A float64 copy of the detector (cached): its float32 head gives thread-dependent bits.
+    def exact_detector(self, detector: Any) -> Any:
+        """The detector as a thread-independent float32 copy (cached; one detector at a time).
 
-        Made by :func:`vcodec.detection.float64.to_float64`, whose depthwise convolutions and
-        pools run as fast exact equivalents of PyTorch's float64 layers.
+        Made by :func:`vcodec.detection.exact.to_float32_exact`: PyTorch's own float32 layers
+        gave different detections with 1 and 2 threads even on identical features.
         """
-        hit = self._det64.get(id(detector))
+        hit = self._analytics_back.get(id(detector))
         if hit is None or hit[0] is not detector:
-            from vcodec.detection.float64 import to_float64
+            from vcodec.detection.exact import to_float32_exact
 
-            hit = (detector, to_float64(detector))
-            self._det64 = {id(detector): hit}  # keep one: a codec serves one detector at a time
+            hit = (detector, to_float32_exact(detector))
+            self._analytics_back = {id(detector): hit}
         return hit[1]
 
     def reconstruct_tensor(self, y_hat: torch.Tensor) -> torch.Tensor:

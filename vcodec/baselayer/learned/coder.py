@@ -152,7 +152,7 @@ class BaseEncoder:
             z_string, z_hat = self._code_z(y)
             self.reference_hyper = path.hyper(z_hat)
         if self._weights is None and tools.rdo_lambda > 0:
-            self._weights = rdo.channel_weights(self.codec._T64, y, 1.0 / gain)
+            self._weights = rdo.channel_weights(self.codec._T32, y, 1.0 / gain)
         field: motion.MotionField | None = None
         if prev is not None and tools.motion:
             # from here on the frame predicts from the warped reference: means, skips, dead zone
@@ -324,7 +324,7 @@ class BaseEncoder:
                               "front end; use p_roi=0")
         if self._roi_detector is None:
             from vcodec.detection import get_detector
-            from vcodec.detection.float64 import to_float64
+            from vcodec.detection.exact import to_float64
 
             self._roi_detector = to_float64(get_detector(self.codec.detector))
         with torch.no_grad():

@@ -38,10 +38,15 @@ class EntropyPath:
         cfg = net.cfg
         self.cfg = cfg
         with torch.no_grad():
-            self.h_s = copy.deepcopy(net.h_s).double().eval()
-            self.ctx = copy.deepcopy(net.ctx).double().eval()
-            self.ep_i = copy.deepcopy(net.ep_i).double().eval()
-            self.ep_p = copy.deepcopy(net.ep_p).double().eval()
+            # the convolutions through the exact executor: PyTorch's float64 kernels are the slow
+            # generic ones (same products; the sums' order moves results by ~1e-16, far below
+            # the grids above).  Imported here: vcodec.detection's package pulls in OpenCV.
+            from vcodec.detection.exact import to_float64
+
+            self.h_s = to_float64(net.h_s)
+            self.ctx = to_float64(net.ctx)
+            self.ep_i = to_float64(net.ep_i)
+            self.ep_p = to_float64(net.ep_p)
             self.quant_offset = copy.deepcopy(net.quant_offset).double().eval()
             self.gain2zqstep = copy.deepcopy(net.gain2zqstep).double().eval()
             self.gains = net.gain.detach().double().abs().clamp_min(1e-3).clone()

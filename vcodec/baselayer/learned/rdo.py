@@ -205,19 +205,21 @@ def block_any(per_position: np.ndarray, block: int) -> np.ndarray:
 
 
 def channel_weights(T: torch.nn.Module, y_hat: torch.Tensor, step: float, crop: int = 16,
-                    chunk: int = 16, seed: int = 0) -> np.ndarray:
+                    chunk: int = 16, seed: int = 0, dtype: torch.dtype = torch.float32) -> np.ndarray:
     """Per-channel weights ``E||dT/dy_c||^2`` around ``y_hat``, normalised to mean 1.
 
     Each channel in turn is perturbed by +-``step``/2 (a fixed pseudo-random sign
     pattern) on a central ``crop`` x ``crop`` window; the mean squared change of T's
-    output per unit perturbation is the weight. Rounded to 1/256 so that float64
-    noise from thread counts cannot change a decision.
+    output per unit perturbation is the weight. ``T`` runs in ``dtype`` (a
+    thread-independent copy: vcodec.detection.exact); the reductions run in float64
+    and the weights are rounded to 1/256, so that their thread-dependent order
+    cannot change a decision.
     """
     _, m, h, w = y_hat.shape
     top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
-    y = y_hat[:, :, top: top + crop, left: left + crop].double()
+    y = y_hat[:, :, top: top + crop, left: left + crop].to(dtype)
     gen = torch.Generator().manual_seed(seed)
-    signs = torch.randint(0, 2, y.shape[-2:], generator=gen).double() * 2 - 1
+    signs = (torch.randint(0, 2, y.shape[-2:], generator=gen) * 2 - 1).to(y.dtype)
     eps = 0.5 * step
     out = np.zeros(m, dtype=np.float64)
     with torch.no_grad():
@@ -229,7 +231,8 @@ def channel_weights(T: torch.nn.Module, y_hat: torch.Tensor, step: float, crop: 
                 batch[i, c] += eps * signs
             diff = T(batch) - base
             for i, c in enumerate(cs):
-                out[c] = float(diff[i].pow(2).mean()) / (eps * eps)
+                # a float64 reduction: its thread-dependent order moves ~1e-16, far below the grid
+                out[c] = float(diff[i].double().pow(2).mean()) / (eps * eps)
     out = np.maximum(out, 1e-12)
     out = out / out.mean()
     out = np.clip(out, 0.02, 50.0)

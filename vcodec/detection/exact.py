@@ -1,13 +1,15 @@
-"""A float64 copy of a network whose grouped convolutions, pools and transposed convolutions run fast
-and deterministically.
+"""Thread-count-independent copies of a network (float64 or float32) whose convolutions, pools
+and activations run fast and deterministically.
 
-Why: analytics results must be bit-exact whatever the machine's thread count, and float32
-convolutions are not (their reduction order follows the threads), so the decoder runs T and
-the detector's back end in float64.  PyTorch's CPU float64 kernels are the generic ones,
-though: a depthwise convolution runs one channel at a time (``_slow_conv2d_forward`` per
-group, with slice/copy overhead around each call), ``max_pool2d`` is a scalar loop and a
-transposed convolution pays a zero-filled col2im.  :func:`to_float64` swaps those layers for
-exact equivalents built from ops whose float64 results do not depend on the thread count:
+Why: analytics results and x_base must be bit-exact whatever the machine's thread count, and
+PyTorch's own CPU kernels are not: oneDNN's float32 convolutions pick their reduction order by
+thread count, and every element-wise kernel splits its range between threads, each part
+running a vectorised body and a scalar tail, which for ``exp``-based activations (SiLU,
+sigmoid) round differently (measured: 4 % of SiLU outputs differ between the two paths, in
+float32 and float64 alike).  PyTorch's float64 kernels are also the generic slow ones (a
+depthwise convolution runs one channel at a time, ``max_pool2d`` is a scalar loop, a
+transposed convolution pays a zero-filled col2im).  :func:`to_exact` swaps those layers for
+equivalents built from ops whose results do not depend on the thread count:
 
 * depthwise convolutions: a fixed-order sum of ``k * k`` shifted products (each tap one
   multiply and one add, both element-wise and correctly rounded, never fused: ``addcmul``
@@ -17,29 +19,73 @@ exact equivalents built from ops whose float64 results do not depend on the thre
   is exact and order-free, so the result is bit-identical to ``max_pool2d``);
 * transposed convolutions: one regular convolution per sub-pixel phase, interleaved
   (the same products as the transposed convolution, summed in another order);
-* 1x1 convolutions: one matrix product (what ``_slow_conv2d_forward`` runs, without its
-  unfold copy); dense stride-1 convolutions: one matrix product per tap on a shifted
-  window of the flattened padded input, accumulated by the gemm (no k*k-sized im2col);
-* integer nearest-neighbour upsampling: one broadcast copy (bit-identical).
+* 1x1 convolutions: one matrix product; dense stride-1 convolutions: one matrix product
+  per tap on a shifted window of the flattened padded input, accumulated by the gemm (no
+  k*k-sized im2col); the BLAS gemm (MKL here) partitions its output, never a dot product,
+  between threads (tests/test_exact.py checks 1-4 threads on real frames);
+* integer nearest-neighbour upsampling: one broadcast copy (bit-identical);
+* SiLU: applied to fixed slices of at most :data:`SERIAL_ELEMENTS` elements, each of which
+  PyTorch runs on one thread, so the scalar tails sit at the same places whatever the
+  thread count (:func:`serial_elementwise`; the YOLOX decoder's sigmoid and exp use it too).
 
-The matrix products are the same BLAS dgemm PyTorch's own float64 convolutions call; other
-layers (strided dense convolutions, activations, ...) keep PyTorch's kernels.  Results differ
-from a plain ``copy.deepcopy(net).double()`` only by summation order (~1e-16 relative per
-layer; tests/test_float64.py bounds it at 1e-12 on the shipped models).
+In float64 the results differ from a plain ``copy.deepcopy(net).double()`` only by
+summation order (~1e-16 relative per layer; tests/test_exact.py bounds it at 1e-12 on the
+shipped models).  The float32 copy (:func:`to_float32_exact`) runs the analytics back end at
+about twice the float64 speed with results that are still independent of the thread count.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "to_float64", "DenseConv64", "DepthwiseConv64", "NearestUpsample64", "PointwiseConv64",
-    "SeparableMaxPool64", "SubPixelConvTranspose64",
+    "EXACT_VERSION", "SERIAL_ELEMENTS", "serial_elementwise", "to_exact", "to_float32_exact", "to_float64", "SerialSiLU",
+    "DenseConvExact", "DepthwiseConvExact", "NearestUpsampleExact", "PointwiseConvExact",
+    "SeparableMaxPoolExact", "SubPixelConvTransposeExact",
 ]
+
+
+#: bump when what the exact copies compute changes (eval cache keys of base-layer points carry it;
+#: 2: the analytics path moved from float64 to float32)
+EXACT_VERSION = 2
+#: below PyTorch's parallel grain (32768 elements) an element-wise op runs on one thread
+SERIAL_ELEMENTS = 16384
+
+
+def serial_elementwise(fn_: Callable[[Tensor], object], x: Tensor) -> Tensor:
+    """An in-place element-wise op (``torch.sigmoid_``, ``F.silu(.., inplace=True)``, ...) applied
+    slice by slice, so that its bits do not follow the thread count; returns the result.
+
+    Each slice is small enough for PyTorch to run on one thread: its vectorised body and
+    scalar tail fall on the same elements whatever ``torch.get_num_threads()`` says.
+    ``x`` itself is modified when it is contiguous (else a contiguous copy is).
+    """
+    out = x.contiguous()
+    flat = out.view(-1)
+    for start in range(0, flat.numel(), SERIAL_ELEMENTS):
+        # narrow, not split: autograd lets a single view be modified in place
+        fn_(flat.narrow(0, start, min(SERIAL_ELEMENTS, flat.numel() - start)))
+    return out
+
+
+def _silu_(x: Tensor) -> None:
+    F.silu(x, inplace=True)
+
+
+class SerialSiLU(nn.Module):
+    """``nn.SiLU`` through :func:`serial_elementwise` (in place only when the original was)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, x: Tensor) -> Tensor:
+        return serial_elementwise(_silu_, x if self.inplace else x.clone())
 
 
 def _flat_padded(x: Tensor, left: int, right: int, top: int, bottom: int) -> tuple[Tensor, int]:
@@ -73,18 +119,18 @@ def _shifted_matmul(flat: Tensor, taps: list[tuple[int, Tensor]], length: int,
     return out
 
 
-class DenseConv64(nn.Module):
+class DenseConvExact(nn.Module):
     """``nn.Conv2d`` with one group, stride 1 and a k x k kernel (k > 1) as shifted matrix products."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         kh, kw = (int(k) for k in conv.kernel_size)
         pad = conv.padding
-        assert not isinstance(pad, str)  # to_float64 only converts numeric padding
+        assert not isinstance(pad, str)  # to_exact only converts numeric padding
         self.kernel, self.padding = (kh, kw), (int(pad[0]), int(pad[1]))
-        w = conv.weight.detach().to(torch.float64)
+        w = conv.weight.detach()
         self.taps = [(i, j, w[:, :, i, j].clone()) for i in range(kh) for j in range(kw)]
-        self.bias = None if conv.bias is None else conv.bias.detach().to(torch.float64).reshape(-1, 1).clone()
+        self.bias = None if conv.bias is None else conv.bias.detach().reshape(-1, 1).clone()
 
     def forward(self, x: Tensor) -> Tensor:
         (kh, kw), (ph, pw) = self.kernel, self.padding
@@ -98,7 +144,7 @@ class DenseConv64(nn.Module):
         return _batch(outs)
 
 
-class DepthwiseConv64(nn.Module):
+class DepthwiseConvExact(nn.Module):
     """``nn.Conv2d`` with ``groups == in_channels == out_channels`` as shifted products."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
@@ -107,12 +153,12 @@ class DepthwiseConv64(nn.Module):
         self.kernel = (int(kh), int(kw))
         self.stride = (int(conv.stride[0]), int(conv.stride[1]))
         pad = conv.padding
-        assert not isinstance(pad, str)  # to_float64 only converts numeric padding
+        assert not isinstance(pad, str)  # to_exact only converts numeric padding
         self.padding = (int(pad[0]), int(pad[1]))
         # one per-channel weight per tap, row-major: the order the taps are summed in
-        w = conv.weight.detach().to(torch.float64)
+        w = conv.weight.detach()
         self.taps = [w[:, 0, i, j].reshape(-1, 1).clone() for i in range(kh) for j in range(kw)]
-        self.bias = None if conv.bias is None else conv.bias.detach().to(torch.float64).reshape(-1, 1).clone()
+        self.bias = None if conv.bias is None else conv.bias.detach().reshape(-1, 1).clone()
 
     def forward(self, x: Tensor) -> Tensor:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel, self.stride, self.padding
@@ -148,14 +194,14 @@ class DepthwiseConv64(nn.Module):
         return out
 
 
-class PointwiseConv64(nn.Module):
+class PointwiseConvExact(nn.Module):
     """``nn.Conv2d`` 1x1, stride 1, no padding, one group: a matrix product per image."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
-        w = conv.weight.detach().to(torch.float64)
+        w = conv.weight.detach()
         self.weight = w.reshape(conv.out_channels, conv.in_channels).clone()
-        self.bias = None if conv.bias is None else conv.bias.detach().to(torch.float64).reshape(-1, 1).clone()
+        self.bias = None if conv.bias is None else conv.bias.detach().reshape(-1, 1).clone()
 
     def forward(self, x: Tensor) -> Tensor:
         n, c, h, w = x.shape
@@ -184,7 +230,7 @@ def _window_max(x: Tensor, k: int, dim: int) -> Tensor:
     return w
 
 
-class SeparableMaxPool64(nn.Module):
+class SeparableMaxPoolExact(nn.Module):
     """``nn.MaxPool2d(k, stride=1, padding=k // 2)`` (odd k) as a row max then a column max."""
 
     def __init__(self, pool: nn.MaxPool2d) -> None:
@@ -199,13 +245,13 @@ class SeparableMaxPool64(nn.Module):
         return _window_max(_window_max(xp, k, -1), k, -2)
 
 
-class NearestUpsample64(nn.Module):
+class NearestUpsampleExact(nn.Module):
     """``nn.Upsample(scale_factor=s, mode="nearest")`` with an integer ``s``: one broadcast copy."""
 
     def __init__(self, up: nn.Upsample) -> None:
         super().__init__()
         self.scale = _integer_scale(up)
-        assert self.scale  # to_float64 only converts integer nearest-neighbour upsampling
+        assert self.scale  # to_exact only converts integer nearest-neighbour upsampling
 
     def forward(self, x: Tensor) -> Tensor:
         n, c, h, w = x.shape
@@ -213,7 +259,7 @@ class NearestUpsample64(nn.Module):
         return x[:, :, :, None, :, None].expand(n, c, h, s, w, s).reshape(n, c, h * s, w * s)
 
 
-class SubPixelConvTranspose64(nn.Module):
+class SubPixelConvTransposeExact(nn.Module):
     """``nn.ConvTranspose2d`` (one group, no dilation) as one convolution per output phase.
 
     Output pixel ``o = s * m + r`` receives input ``i = m - d`` through tap ``s * d + r + p``;
@@ -229,7 +275,7 @@ class SubPixelConvTranspose64(nn.Module):
         self.output_padding = (int(conv.output_padding[0]), int(conv.output_padding[1]))
         self.kernel = (int(conv.kernel_size[0]), int(conv.kernel_size[1]))
         self.out_channels = int(conv.out_channels)
-        w = conv.weight.detach().to(torch.float64)  # Cin x Cout x kh x kw
+        w = conv.weight.detach()  # Cin x Cout x kh x kw
         axes = [self._phase_offsets(self.kernel[a], self.stride[a], self.padding[a]) for a in range(2)]
         # the input is padded by the largest offset d of any phase: index m - d + pad >= 0
         self.pad_before = tuple(max([0] + [d for ds in axes[a] for d, _ in ds]) for a in range(2))
@@ -243,7 +289,7 @@ class SubPixelConvTranspose64(nn.Module):
                         for d1, k1 in sorted(taps1, key=lambda t: t[1])]
                 if taps:  # a phase without taps (stride > kernel) holds the bias alone
                     self.phases.append((r0, r1, taps))
-        self.bias = None if conv.bias is None else conv.bias.detach().to(torch.float64).clone()
+        self.bias = None if conv.bias is None else conv.bias.detach().clone()
 
     @staticmethod
     def _phase_offsets(k: int, s: int, p: int) -> list[list[tuple[int, int]]]:
@@ -285,35 +331,37 @@ def _integer_scale(up: nn.Upsample) -> int:
 
 
 def _replacement(child: nn.Module) -> nn.Module | None:
-    """The fast float64 equivalent of ``child``, or None to keep it."""
+    """The fast exact equivalent of ``child``, or None to keep it."""
+    if type(child) is nn.SiLU:
+        return SerialSiLU(child.inplace)
     if type(child) is nn.Conv2d and child.padding_mode == "zeros" and not isinstance(child.padding, str) \
             and tuple(child.dilation) == (1, 1):
         if child.groups > 1 and child.groups == child.in_channels == child.out_channels:
-            return DepthwiseConv64(child)
+            return DepthwiseConvExact(child)
         if child.groups == 1 and tuple(child.stride) == (1, 1):
             if tuple(child.kernel_size) == (1, 1) and tuple(child.padding) == (0, 0):
-                return PointwiseConv64(child)
-            return DenseConv64(child)
+                return PointwiseConvExact(child)
+            return DenseConvExact(child)
     if type(child) is nn.MaxPool2d:
         k, s, p, d = (child.kernel_size, child.stride, child.padding, child.dilation)
         if isinstance(k, int) and k % 2 == 1 and s in (1, (1, 1)) and p == k // 2 and d == 1 \
                 and not child.ceil_mode and not child.return_indices:
-            return SeparableMaxPool64(child)
+            return SeparableMaxPoolExact(child)
     if type(child) is nn.Upsample and _integer_scale(child):
-        return NearestUpsample64(child)
+        return NearestUpsampleExact(child)
     if type(child) is nn.ConvTranspose2d and child.groups == 1 and tuple(child.dilation) == (1, 1) \
             and child.padding_mode == "zeros":
-        return SubPixelConvTranspose64(child)
+        return SubPixelConvTransposeExact(child)
     return None
 
 
-def to_float64(module: nn.Module) -> nn.Module:
-    """A float64 deep copy of ``module`` (eval mode, no gradients) with the layers above replaced.
+def to_exact(module: nn.Module, dtype: torch.dtype = torch.float64) -> nn.Module:
+    """A ``dtype`` deep copy of ``module`` (eval mode, no gradients) with the layers above replaced.
 
     The caller's module is untouched.  Layers this module does not know run as PyTorch's
-    float64 kernels.
+    kernels (whose results may follow the thread count in float32: check what is left).
     """
-    net = copy.deepcopy(module).double().eval()
+    net = copy.deepcopy(module).to(dtype).eval()
     for p in net.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
@@ -322,6 +370,16 @@ def to_float64(module: nn.Module) -> nn.Module:
             return top
         _convert(net)
     return net
+
+
+def to_float64(module: nn.Module) -> nn.Module:
+    """:func:`to_exact` in float64 (what x_base and the encoder's decisions use)."""
+    return to_exact(module, torch.float64)
+
+
+def to_float32_exact(module: nn.Module) -> nn.Module:
+    """:func:`to_exact` in float32 (what the analytics path runs: T and the detector's back end)."""
+    return to_exact(module, torch.float32)
 
 
 def _convert(module: nn.Module) -> None:

@@ -1,20 +1,23 @@
 #!/usr/bin/env python
-"""The analytics path's float64 networks: a plain float64 copy against vcodec.detection.float64.
+"""The analytics path's float64 networks: a plain float64 copy against vcodec.detection.exact.
 
 Encodes and decodes the first frames of a clip with the shipped base model, then on each
-decoded latent times, in one process and one torch thread, alternating round by round:
+decoded latent times, in one process and one torch thread (``--threads``), alternating round by round:
 
 * **T**: ``copy.deepcopy(net.T).double()`` against ``to_float64(net.T)`` (what
   ``BaseCodec.features`` runs), and
 * **back end**: the analytics detector's float64 copy made both ways, ``back()`` on the
   rounded features (what ``BaseCodec.detect`` runs after T);
+* **g_s**: ``copy.deepcopy(net.g_s).double()`` against ``to_float64(net.g_s)`` (what
+  ``BaseCodec.reconstruct_tensor`` runs for x_base, the enhancement layer's predictor);
 * for scale, the float32 originals (``T_f32``, ``back_f32``: what float64 costs; their last
   bits follow the thread count, which is why the decoder does not run them).
 
 It also checks that both give the same results: T within 1e-12 (relative to its largest
-value), identical features after the 2**-12 rounding, identical detections.
+value), identical features after the 2**-12 rounding, identical detections, and identical 8-bit
+base pictures from both g_s copies.
 
-    python tools/bench_float64.py sequences/synthetic_416x240_30.y4m --frames 8 --rounds 5
+    python tools/bench_exact.py sequences/synthetic_416x240_30.y4m --frames 8 --rounds 5
 """
 
 from __future__ import annotations
@@ -44,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=8, help="frames to decode and time (default 8)")
     ap.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default 5)")
     ap.add_argument("--base-model", default="base-yolox-nano-v2")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--json", type=Path, help="write the results here too")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
 
     from vcodec.baselayer import get_base_factory, kind_for_mode
-    from vcodec.detection.float64 import to_float64
+    from vcodec.detection.exact import to_float64
     from vcodec.io import open_video
 
     base: Any = get_base_factory(kind_for_mode("learned")).for_encoding(args.base_model)
@@ -70,17 +74,23 @@ def main(argv: list[str] | None = None) -> int:
         t_fast = to_float64(net.T)
         d_plain: Any = copy.deepcopy(detector).double().eval()
         d_fast: Any = to_float64(detector)
+        gs_plain: torch.nn.Module = copy.deepcopy(net.g_s).double().eval()
+        gs_fast = to_float64(net.g_s)
+
+        def samples(x: torch.Tensor) -> torch.Tensor:  # what tensor_to_frame keeps: 8-bit values
+            return torch.round(x.clamp(0, 1) * 255.0)
 
         def rounded(f: torch.Tensor) -> torch.Tensor:
             return (torch.round(f * 4096.0) / 4096.0).float().double()
 
-        worst, same_features, same_detections = 0.0, True, True
+        worst, same_features, same_detections, same_pictures = 0.0, True, True, True
         features = []
         for y, geometry in decoded:
             a, b = t_fast(y), t_plain(y)
             worst = max(worst, float((a - b).abs().max() / b.abs().max()))
             same_features &= bool(torch.equal(rounded(a), rounded(b)))
             features.append((rounded(b), geometry))
+            same_pictures &= bool(torch.equal(samples(gs_fast(y)), samples(gs_plain(y))))
             same_detections &= (_detections(d_fast.back(rounded(b), geometry)[0])
                                 == _detections(d_plain.back(rounded(b), geometry)[0]))
 
@@ -89,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             "T_fast": lambda: [t_fast(y) for y, _ in decoded],
             "back_plain": lambda: [d_plain.back(f, g) for f, g in features],
             "back_fast": lambda: [d_fast.back(f, g) for f, g in features],
+            "gs_plain": lambda: [gs_plain(y) for y, _ in decoded],
+            "gs_fast": lambda: [gs_fast(y) for y, _ in decoded],
             "T_f32": lambda: [net.T(y.float()) for y, _ in decoded],
             "back_f32": lambda: [detector.back(f.float(), g) for f, g in features],
         }
@@ -111,13 +123,15 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_back": round(med["back_plain"] / med["back_fast"], 3),
         "speedup_T_plus_back": round((med["T_plain"] + med["back_plain"])
                                      / (med["T_fast"] + med["back_fast"]), 3),
+        "speedup_gs": round(med["gs_plain"] / med["gs_fast"], 3),
         "T_max_rel_diff": worst, "features_identical": same_features, "detections_identical": same_detections,
+        "base_pictures_identical": same_pictures,
     }
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
         args.json.write_text(text + "\n")
-    return 0 if same_features and same_detections and worst < 1e-12 else 1
+    return 0 if same_features and same_detections and same_pictures and worst < 1e-12 else 1
 
 
 if __name__ == "__main__":
