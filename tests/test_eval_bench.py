@@ -46,6 +46,9 @@ def test_bench_schema(
     for name, st in r["stages"].items():
         assert set(st) >= {"seconds", "frames_per_s", "ms_per_frame", "peak_rss_mib", "start_rss_mib"}, name
         assert st["seconds"] > 0 and st["peak_rss_mib"] > 0
+        # three runs per stage by default; the reported time is their median
+        assert len(st["runs_seconds"]) == 3, name
+        assert st["seconds"] == pytest.approx(sorted(st["runs_seconds"])[1], abs=2e-6), name
         assert st["frames_per_s"] == pytest.approx(3 / st["seconds"], rel=1e-2)
         assert st["ms_per_frame"] == pytest.approx(1000 * st["seconds"] / 3, rel=1e-2)
     ratios = r["ratios"]
@@ -70,3 +73,4 @@ def test_bench_schema(
 def test_bench_rejects_bad_input(tmp_path: Path) -> None:
     assert bench_main([str(tmp_path / "nope.y4m"), "--threads", "1"]) == 1
     assert bench_main([str(SEQUENCE), "--threads", "0"]) == 2
+    assert bench_main([str(SEQUENCE), "--repeat", "0"]) == 2

@@ -1,16 +1,18 @@
 #!/usr/bin/env python
-"""The analytics path's float64 networks: a plain float64 copy against vcodec.detection.exact.
+"""The decoder's exact networks (vcodec.detection.exact) against plain PyTorch copies.
 
 Encodes and decodes the first frames of a clip with the shipped base model, then on each
 decoded latent times, in one process and one torch thread (``--threads``), alternating round by round:
 
-* **T**: ``copy.deepcopy(net.T).double()`` against ``to_float64(net.T)`` (what
-  ``BaseCodec.features`` runs), and
+* **T**: ``copy.deepcopy(net.T).double()`` against ``to_float64(net.T)``, and
 * **back end**: the analytics detector's float64 copy made both ways, ``back()`` on the
-  rounded features (what ``BaseCodec.detect`` runs after T);
+  rounded features (what ``BaseCodec.features`` and ``BaseCodec.detect`` ran until the
+  analytics path moved to float32);
 * **g_s**: ``copy.deepcopy(net.g_s).double()`` against ``to_float64(net.g_s)`` (what
   ``BaseCodec.reconstruct_tensor`` runs for x_base, the enhancement layer's predictor);
-* for scale, the float32 originals (``T_f32``, ``back_f32``: what float64 costs; their last
+* **exact32**: ``to_float32_exact`` T and back end, what ``BaseCodec.features`` and
+  ``BaseCodec.detect`` run now (float32, thread-independent);
+* for scale, the float32 originals (``T_f32``, ``back_f32``: PyTorch's own float32 layers; their last
   bits follow the thread count, which is why the decoder does not run them).
 
 It also checks that both give the same results: T within 1e-12 (relative to its largest
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     from vcodec.baselayer import get_base_factory, kind_for_mode
-    from vcodec.detection.exact import to_float64
+    from vcodec.detection.exact import to_float32_exact, to_float64
     from vcodec.io import open_video
 
     base: Any = get_base_factory(kind_for_mode("learned")).for_encoding(args.base_model)
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         t_fast = to_float64(net.T)
         d_plain: Any = copy.deepcopy(detector).double().eval()
         d_fast: Any = to_float64(detector)
+        t_exact32 = to_float32_exact(net.T)
+        d_exact32: Any = to_float32_exact(detector)
         gs_plain: torch.nn.Module = copy.deepcopy(net.g_s).double().eval()
         gs_fast = to_float64(net.g_s)
 
@@ -101,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             "back_fast": lambda: [d_fast.back(f, g) for f, g in features],
             "gs_plain": lambda: [gs_plain(y) for y, _ in decoded],
             "gs_fast": lambda: [gs_fast(y) for y, _ in decoded],
+            "T_exact32": lambda: [t_exact32(y.float()) for y, _ in decoded],
+            "back_exact32": lambda: [d_exact32.back(f.float(), g) for f, g in features],
             "T_f32": lambda: [net.T(y.float()) for y, _ in decoded],
             "back_f32": lambda: [detector.back(f.float(), g) for f, g in features],
         }

@@ -6,8 +6,9 @@
 Stages: base encode, enhancement encode, base-only decode + detect (detector
 back end on the decoded latent, no pixels), full decode, and x265 single-layer
 encode, decode and decode + detect of the same frames at the same QP, preset
-and intra period.  Each stage reports seconds, frames/s, ms/frame and peak
-resident memory (MiB); ratios compare vcodec with x265 (below 1 = vcodec is
+and intra period.  Each stage runs --repeat times (default 3) and reports the
+median run's seconds, frames/s and ms/frame (every run in runs_seconds) and
+peak resident memory (MiB); ratios compare vcodec with x265 (below 1 = vcodec is
 faster).  Models are loaded and warmed up before timing; --threads fixes the
 torch and encoder threads (default 1, for numbers that do not depend on the
 machine's load).  The JSON report goes to -o FILE or to standard output.
@@ -53,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="medium", help="encoder preset (default medium)")
     parser.add_argument("--intra-period", type=int, default=32, help="intra period (default 32)")
     parser.add_argument("--threads", type=int, default=1, help="torch and encoder threads (default 1)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per stage; the report gives the median run and lists all (default 3)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         intra_period=args.intra_period,
         threads=args.threads,
         base_effort=args.base_effort,
+        repeat=args.repeat,
     )
     text = json.dumps(report, indent=1, sort_keys=True) + "\n"
     with atomic_output(args.output) as f:  # "-" is stdout

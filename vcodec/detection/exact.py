@@ -290,6 +290,15 @@ class SubPixelConvTransposeExact(nn.Module):
                 if taps:  # a phase without taps (stride > kernel) holds the bias alone
                     self.phases.append((r0, r1, taps))
         self.bias = None if conv.bias is None else conv.bias.detach().clone()
+        # few output channels (g_s's last layer: 3 x 32, 25 taps): one gemm of every tap's weights
+        # reads the input once instead of once per tap, then each phase sums its taps' shifted
+        # rows in the same order (that layer: 7.6 -> 4.9 ms per 416x240 frame at 2 threads)
+        rows = sum(len(t) for _, _, t in self.phases) * self.out_channels
+        self.stacked = (torch.cat([wt for _, _, taps in self.phases for _, _, wt in taps])
+                        if rows <= self.STACKED_ROWS else None)
+
+    #: at most this many stacked weight rows (taps x output channels) take the one-gemm path
+    STACKED_ROWS = 96
 
     @staticmethod
     def _phase_offsets(k: int, s: int, p: int) -> list[list[tuple[int, int]]]:
@@ -307,16 +316,31 @@ class SubPixelConvTransposeExact(nn.Module):
         # after the phase's last output m - 1 the window still reads index m - 1 - min_offset
         flat, wp = _flat_padded(x, a1, max(0, m1 - b1 - w), a0, max(0, m0 - b0 - h))
         out = torch.zeros(n, self.out_channels, ho, wo, dtype=x.dtype, device=x.device)
+        products = [] if self.stacked is None else [torch.mm(self.stacked, flat[b]) for b in range(n)]
+        row = 0
         for r0, r1, taps in self.phases:
             c0, c1 = len(range(r0, ho, s0)), len(range(r1, wo, s1))  # outputs of this phase
+            first_row, row = row, row + len(taps) * self.out_channels
             if not c0 or not c1:
                 continue
             shifted = [((a0 - d0) * wp + (a1 - d1), wt) for d0, d1, wt in taps]
             for b in range(n):
-                res = _shifted_matmul(flat[b], shifted, c0 * wp).view(-1, c0, wp)
-                out[b, :, r0::s0, r1::s1] = res[:, :, :c1]
+                if products:
+                    res = self._sum_taps(products[b], first_row, [off for off, _ in shifted], c0 * wp)
+                else:
+                    res = _shifted_matmul(flat[b], shifted, c0 * wp)
+                out[b, :, r0::s0, r1::s1] = res.view(-1, c0, wp)[:, :, :c1]
         if self.bias is not None:
             out.add_(self.bias.reshape(1, -1, 1, 1))
+        return out
+
+
+    def _sum_taps(self, products: Tensor, first_row: int, offsets: list[int], length: int) -> Tensor:
+        """One phase from the stacked products: its taps' rows, shifted, summed in tap order."""
+        c = self.out_channels
+        out = products[first_row:first_row + c, offsets[0]:offsets[0] + length].clone()
+        for t, off in enumerate(offsets[1:], 1):
+            out.add_(products[first_row + t * c:first_row + (t + 1) * c, off:off + length])
         return out
 
 

@@ -32,6 +32,7 @@ figure is the peak so far.
 from __future__ import annotations
 
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,7 +42,8 @@ from vcodec.errors import ConfigError, InputError
 
 __all__ = ["run_bench", "STAGES", "BENCH_SCHEMA_VERSION"]
 
-BENCH_SCHEMA_VERSION = 1
+#: 2: ``--repeat``: each stage runs ``repeat`` times and reports the median (``runs_seconds``)
+BENCH_SCHEMA_VERSION = 2
 STAGES = (
     "base_encode",
     "enh_encode",
@@ -89,16 +91,25 @@ def _rss_mib() -> float:
     return float("nan")
 
 
-def _timed(n: int, fn: Callable[[], Any]) -> tuple[dict[str, float], Any]:
+def _timed(n: int, fn: Callable[..., Any], repeat: int = 1,
+           setup: Callable[[], Any] | None = None) -> tuple[dict[str, Any], Any]:
+    """Run ``fn`` ``repeat`` times (``fn(setup())`` when a ``setup`` is given, untimed) and report
+    the median run: on a shared machine one run's time is as much the neighbours' as ours."""
     start_rss = _rss_mib()
     reset = _reset_peak()
-    t0 = time.perf_counter()
-    result = fn()
-    dt = time.perf_counter() - t0
+    runs: list[float] = []
+    result: Any = None
+    for _ in range(repeat):
+        state = setup() if setup is not None else None
+        t0 = time.perf_counter()
+        result = fn(state) if setup is not None else fn()
+        runs.append(time.perf_counter() - t0)
+    dt = statistics.median(runs)
     return {
         "seconds": dt,
         "frames_per_s": n / dt if dt > 0 else float("inf"),
         "ms_per_frame": 1000.0 * dt / n,
+        "runs_seconds": [round(r, 6) for r in runs],
         "peak_rss_mib": round(_peak_rss_mib(), 1),
         "start_rss_mib": round(start_rss, 1),
         "peak_reset": reset,
@@ -120,8 +131,11 @@ def run_bench(
     intra_period: int = 32,
     threads: int = 1,
     base_effort: str = "fast",
+    repeat: int = 3,
 ) -> dict[str, Any]:
-    """Measure every stage on the first ``frames`` frames of ``input``; returns the JSON report."""
+    """Measure every stage on the first ``frames`` frames of ``input``; returns the JSON report.
+
+    Every stage runs ``repeat`` times; its time is the median run."""
     import av
     import torch
 
@@ -133,6 +147,8 @@ def run_bench(
 
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
+    if repeat < 1:
+        raise ConfigError(f"repeat must be >= 1, got {repeat}")
     torch.set_num_threads(threads)
     with open_video(input, size=size, start=start, frames=frames) as reader:
         clip = list(reader)
@@ -175,7 +191,7 @@ def run_bench(
             bases.append(xb)
         return units, bases
 
-    stages["base_encode"], (units, bases) = _timed(n, base_encode)
+    stages["base_encode"], (units, bases) = _timed(n, base_encode, repeat)
 
     def enh_encode() -> tuple[Any, ...]:
         with EnhancementEncoder(clip[0].width, clip[0].height, **enc_settings(False)) as enc:
@@ -185,7 +201,7 @@ def run_bench(
             packets += enc.flush()
             return enc.config(), enc.extradata, packets
 
-    stages["enh_encode"], (enh_cfg, enh_extra, enh_packets) = _timed(n, enh_encode)
+    stages["enh_encode"], (enh_cfg, enh_extra, enh_packets) = _timed(n, enh_encode, repeat)
 
     def base_decode_detect() -> int:
         dec = base.decoder()
@@ -194,7 +210,7 @@ def run_bench(
             found += len(base.detect(dec.decode_frame(p, intra), detector, dec.last_geometry))
         return found
 
-    stages["base_decode_detect"], _ = _timed(n, base_decode_detect)
+    stages["base_decode_detect"], _ = _timed(n, base_decode_detect, repeat)
 
     def full_decode() -> int:
         dec = base.decoder()
@@ -214,7 +230,7 @@ def run_bench(
             out += 1
         return out
 
-    stages["full_decode"], _ = _timed(n, full_decode)
+    stages["full_decode"], _ = _timed(n, full_decode, repeat)
 
     def x265_encode() -> tuple[Any, ...]:
         with EnhancementEncoder(clip[0].width, clip[0].height, **enc_settings(True)) as enc:
@@ -224,19 +240,19 @@ def run_bench(
             packets += enc.flush()
             return enc.config(), enc.extradata, packets
 
-    stages["x265_encode"], (a_cfg, a_extra, a_packets) = _timed(n, x265_encode)
+    stages["x265_encode"], (a_cfg, a_extra, a_packets) = _timed(n, x265_encode, repeat)
 
     def x265_decode() -> list[Any]:
         with EnhancementDecoder(codec, a_cfg, a_extra, threads=threads) as dec:
             pics = [r for p in a_packets for r in dec.decode(p)] + dec.flush()
         return [reconstruct(None, r, index=k) for k, r in pics]
 
-    stages["x265_decode"], _ = _timed(n, x265_decode)
+    stages["x265_decode"], _ = _timed(n, x265_decode, repeat)
 
     def x265_decode_detect() -> int:
         return sum(len(d) for _, d in detect_frames(detector, x265_decode(), mode="pad"))
 
-    stages["x265_decode_detect"], _ = _timed(n, x265_decode_detect)
+    stages["x265_decode_detect"], _ = _timed(n, x265_decode_detect, repeat)
 
     import io
 
@@ -255,10 +271,17 @@ def run_bench(
         return sink.getvalue()
 
     # each Encoder loads its model before its run (not timed), as users' encoders do
-    enc, sink = stream_encoder(True)
-    stages["stream_encode"], stream = _timed(n, lambda: stream_encode(enc, sink))
-    enc_serial, sink_serial = stream_encoder(False)
-    stages["stream_encode_serial"], serial = _timed(n, lambda: stream_encode(enc_serial, sink_serial))
+    made: dict[bool, Encoder] = {}
+
+    def new_encoder(overlap: bool) -> tuple[Encoder, io.BytesIO]:
+        enc, sink = stream_encoder(overlap)
+        made[overlap] = enc
+        return enc, sink
+
+    stages["stream_encode"], stream = _timed(n, lambda es: stream_encode(*es), repeat, lambda: new_encoder(True))
+    stages["stream_encode_serial"], serial = _timed(n, lambda es: stream_encode(*es), repeat,
+                                                    lambda: new_encoder(False))
+    enc, enc_serial = made[True], made[False]
     gops = enc.summary().extra.get("gops", [])
     stream_gops = "".join("R" if g["mode"] == "residual" else "F" for g in gops)
     stream_detail = {
@@ -266,9 +289,15 @@ def run_bench(
         "serial_probe_seconds": round(enc_serial.summary().extra.get("probe_seconds", 0.0), 4),
         "same_stream": stream == serial,
     }
-    dec = Decoder(stream, base_model=base_model, threads=threads)  # loads the model: not timed
-    stages["stream_decode"], _ = _timed(n, lambda: sum(1 for _ in dec.frames()))
-    dec.close()
+    decoders: list[Decoder] = []
+
+    def new_decoder() -> Decoder:  # loads the model: not timed
+        decoders.append(Decoder(stream, base_model=base_model, threads=threads))
+        return decoders[-1]
+
+    stages["stream_decode"], _ = _timed(n, lambda d: sum(1 for _ in d.frames()), repeat, new_decoder)
+    for d in decoders:
+        d.close()
 
     def ratio(a: float, b: float) -> float:
         return round(a / b, 3) if b > 0 else float("nan")
@@ -295,6 +324,7 @@ def run_bench(
             "preset": preset,
             "intra_period": intra_period,
             "threads": threads,
+            "repeat": repeat,
         },
         "provenance": {
             "vcodec_version": __version__,

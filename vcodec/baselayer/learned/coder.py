@@ -103,7 +103,7 @@ class BaseEncoder:
             self._frame_qcode = quality_code(q)
         x = frame_to_tensor(frame, geom)
         with torch.no_grad():
-            y = net.g_a(x)
+            y = net.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
         if self.tools.payload_version == 1:
             payload, y_hat = self._code_v1(y, prev, intra, geom, frame)
         else:
@@ -278,6 +278,8 @@ class BaseEncoder:
 
     #: estimated bits of a moved block's flag and vector (the encoder's decision only)
     MOTION_VECTOR_BITS = 12.0
+    #: latent positions the temporal context model reads around each one (two 3x3 convolutions)
+    CONTEXT_REACH = 2
 
     def _choose_motion(self, y: torch.Tensor, prev: torch.Tensor, gain: float
                        ) -> tuple[motion.MotionField | None, torch.Tensor]:
@@ -300,14 +302,27 @@ class BaseEncoder:
             return None, prev
         hyper = self.reference_hyper
         assert hyper is not None
+        # only the moved blocks' bits are compared: evaluate the entropy model on the rows and
+        # columns of blocks that hold them, plus the context model's reach (two 3x3 layers), so a
+        # few moving objects do not cost two whole-frame passes
+        b = tools.motion_block
+        lh, lw = y.shape[-2:]
+        rows, cols = np.nonzero(candidate.moved)
+        r0, r1 = int(rows.min()) * b, min(int(rows.max() + 1) * b, lh)
+        c0, c1 = int(cols.min()) * b, min(int(cols.max() + 1) * b, lw)
+        m = self.CONTEXT_REACH
+        t0, t1, u0, u1 = max(r0 - m, 0), min(r1 + m, lh), max(c0 - m, 0), min(c1 + m, lw)
+        crop_y = y[..., t0:t1, u0:u1]
+        crop_hyper = hyper[..., t0:t1, u0:u1]
 
         def block_bits(ref: torch.Tensor) -> np.ndarray:
-            means, idx = path.params_from_hyper(hyper, ref, gain)
-            bits = path.symbol_costs(np.round(((y - means) * gain).numpy()), idx.numpy())[0].sum(axis=0)
-            return motion.block_sums(bits, tools.motion_block)
+            means, idx = path.params_from_hyper(crop_hyper, ref[..., t0:t1, u0:u1], gain)
+            bits = path.symbol_costs(np.round(((crop_y - means) * gain).numpy()), idx.numpy())[0].sum(axis=0)
+            return motion.block_sums(bits[r0 - t0:r1 - t0, c0 - u0:c1 - u0], b)
 
         warped = motion.compensate(prev, candidate)
-        saving = block_bits(prev) - block_bits(warped)
+        saving = np.zeros(candidate.moved.shape)
+        saving[r0 // b:-(-r1 // b), c0 // b:-(-c1 // b)] = block_bits(prev) - block_bits(warped)
         keep = candidate.moved & (saving > self.MOTION_VECTOR_BITS)
         if not keep.any():
             return None, prev
