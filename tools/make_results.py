@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--enh-qps", type=lambda s: [int(v) for v in s.split(",")], default=[27, 32, 37, 42])
     p.add_argument(
-        "--anchor-qps", type=lambda s: [int(v) for v in s.split(",")], default=[22, 27, 32, 37, 42, 47]
+        "--anchor-qps", type=lambda s: [int(v) for v in s.split(",")], default=[22, 27, 32, 37, 42, 47, 51]
     )
     p.add_argument("--yolox-weights", default=str(SHARED / "models" / "yolox_nano" / "yolox_nano.onnx"))
     p.add_argument(
