@@ -124,9 +124,12 @@ def test_moving_picture_costs_less_with_motion_and_decodes_exactly(trained: Base
             if i:
                 p_bits += 8 * len(payload)
                 head = BasePayload.from_bytes(payload)
-                assert head.version == (3 if name == "motion" else 2)
+                assert head.version == (4 if name == "motion" else 2)
                 if name == "motion":
-                    assert head.motion_block == 4 and head.motion_range == 8
+                    # version 4: the first P-frame sends the sizes, later ones inherit them
+                    assert head.same_blocks == (i > 1)
+                    assert dec.last_payload is not None
+                    assert (dec.last_payload.motion_block, dec.last_payload.motion_range) == (4, 8)
                     assert enc.last_report.moved_blocks > 0
                     assert dec.last_motion is not None
                     assert np.array_equal(dec.last_motion.vectors, enc.last_motion.vectors)
@@ -162,7 +165,7 @@ def test_every_block_skipped_copies_the_warped_reference(trained: BaseCodec) -> 
 
 def test_damaged_motion_headers_are_refused(small: BaseCodec) -> None:
     head = BasePayload(False, 100, 0, 0, 0, 0, None, b"\x00" * 8, skip_block=2, motion_block=4,
-                       motion_range=8)
+                       motion_range=8, version=3)
     data = bytearray(head.to_bytes())
     assert data[0] == 3 and data[1] == 0b1100 and data[4:7] == bytes([2, 4, 8])
     assert BasePayload.from_bytes(bytes(data)) == head
@@ -209,7 +212,7 @@ def test_effort_presets_and_their_record() -> None:
     assert faster.motion == 0 and faster.payload_version == 2
     assert "motion" not in faster.to_dict()
     record = CodingTools().to_dict()
-    assert record["payload_version"] == 3
+    assert record["payload_version"] == 4
     assert (record["motion"], record["motion_block"], record["motion_precision"]) == (8, 4, 4)
     assert CodingTools.for_effort("slow").motion == 8
     with pytest.raises(ConfigError, match="faster"):
@@ -224,3 +227,46 @@ def test_faster_effort_writes_streams_vcodec_0_2_reads(small: BaseCodec) -> None
         payload, _ = enc.encode_frame(f, reconstruct=False)
         assert payload[0] == 2
         assert torch.equal(dec.decode_frame(payload), enc.last_y_hat)
+
+
+def test_version4_p_frames_inherit_quality_and_block_sizes(trained: BaseCodec) -> None:
+    frames = _panning(4, 8)
+    enc, dec = trained.encoder(0.5, 32), trained.decoder()
+    payloads = []
+    for f in frames:
+        payload, _ = enc.encode_frame(f, reconstruct=False)
+        assert torch.equal(dec.decode_frame(payload), enc.last_y_hat)
+        payloads.append(payload)
+    heads = [BasePayload.from_bytes(p) for p in payloads]
+    # the first P-frame sends its quality (0.1 below the intra frame's) and both block sizes;
+    # the next ones inherit all of it: a two-byte header, version 4 with flag bits 4 and 5
+    assert not heads[1].same_q and not heads[1].same_blocks
+    for p, head in zip(payloads[2:], heads[2:], strict=True):
+        assert head.same_q and head.same_blocks and head.motion_block == -1
+        assert p[0] == 4 and p[1] & 0b110000 == 0b110000 and p[2:] == head.y_string
+    full = BasePayload(**{**heads[2].__dict__, "same_q": False, "same_blocks": False,
+                          **{k: getattr(dec.last_payload, k) for k in ("qcode", "skip_block", "motion_block",
+                                                                       "motion_range")}})
+    assert len(full.to_bytes()) == len(payloads[2]) + 5  # q (2) + B (1) + Bm, R (2)
+    # a decoder that did not see the frames they inherit from refuses them, never guesses
+    with pytest.raises(BitstreamError, match="previous frame's quality"):
+        BasePayload.from_bytes(payloads[2]).resolve(None, 0, (0, 0))
+    with pytest.raises(BitstreamError, match="skip block size that no earlier frame"):
+        BasePayload.from_bytes(payloads[2]).resolve(100, 0, (4, 8))
+    with pytest.raises(BitstreamError, match="motion block size that no earlier frame"):
+        BasePayload.from_bytes(payloads[2]).resolve(100, 2, (0, 0))
+    # an intra frame may not inherit anything
+    bad = bytearray(payloads[0])
+    bad[1] |= 0b010000
+    with pytest.raises(BitstreamError, match="intra base payload"):
+        BasePayload.from_bytes(bytes(bad))
+    # a quality that changes from frame to frame (rate control) is sent in every frame that changes it
+    # (P-frames code 0.1 below the set quality: 0.5, then 0.7, 0.7, 0.2)
+    enc, dec = trained.encoder(0.5, 32), trained.decoder()
+    same = []
+    for f, q in zip(frames, (0.5, 0.8, 0.8, 0.3), strict=True):
+        enc.set_quality(q)
+        payload, _ = enc.encode_frame(f, reconstruct=False)
+        assert torch.equal(dec.decode_frame(payload), enc.last_y_hat)
+        same.append(BasePayload.from_bytes(payload).same_q)
+    assert same == [False, False, True, False]

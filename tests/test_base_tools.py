@@ -246,7 +246,7 @@ def test_coding_tools_validate_their_values() -> None:
     with pytest.raises(ConfigError, match="skip mode 'always'"):
         CodingTools(skip_mode="always")
     with pytest.raises(ConfigError, match="cannot be written"):
-        CodingTools(payload_version=4, skip_block=0)
+        CodingTools(payload_version=5, skip_block=0)
     with pytest.raises(ConfigError, match="version 2 has no motion field"):
         CodingTools(payload_version=2)
     with pytest.raises(ConfigError, match="motion range 33"):

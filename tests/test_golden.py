@@ -60,7 +60,7 @@ def test_manifest_covers_every_base_mode_and_enhancement_codec() -> None:
     assert {e["base_codec"] for e in entries if e["base_kind"] == "learned-base"} == {"base-vcodec-det-v2",
                                                                                      "base-yolox-nano-v2"}
     # every learned base payload version an encoder ever wrote is decoded
-    assert {e["base_payload_version"] for e in entries if e["base_kind"] == "learned-base"} == {1, 2, 3}
+    assert {e["base_payload_version"] for e in entries if e["base_kind"] == "learned-base"} == {1, 2, 3, 4}
     # every manifest entry has its file, and no stray stream escapes the test
     assert sorted(e["file"] for e in entries) == sorted(p.name for p in GOLDEN.glob("*.vcs"))
     assert {e["case"]["name"] for e in entries} == {c.name for c in make_golden.CASES}
@@ -101,7 +101,7 @@ def test_every_enhancement_payload_version_is_decoded() -> None:
         firsts = {u.payload[0] for u in StreamReader((GOLDEN / entry["file"]).read_bytes())
                   if u.type == UnitType.ENH_PACKET}
         seen[entry["case"]["name"]] = {2 if b & 0x80 else b for b in firsts}
-    assert seen["learned-x265"] == {1} and seen["learned-x265-pk2"] == {2}
+    assert seen["learned-x265"] == {1} and seen["learned-x265-pk2"] == {2} and seen["learned-v4-x265"] == {2}
     assert set().union(*seen.values()) == {1, 2}
 
 

@@ -65,8 +65,8 @@ def test_payload_layout_and_errors() -> None:
     assert head.intra and (head.width, head.height) == (128, 128)
     assert (head.latent_h, head.latent_w) == (8, 8)
     assert head.qcode == round(0.25 * 65535)
-    # version 3; intra = bit 0 with z (bit 1); the P-frame reuses z and carries a skip map (bit 2)
-    assert p0[0] == 3 and p0[1] == 0b011 and p1[1] & 0b011 == 0
+    # version 4; intra = bit 0 with z (bit 1); the P-frame reuses z and carries a skip map (bit 2)
+    assert p0[0] == 4 and p0[1] == 0b011 and p1[1] & 0b011 == 0
     p_head = BasePayload.from_bytes(p1)
     assert not p_head.intra and p_head.z_string is None and not p_head.has_size
     dec = codec.decoder()

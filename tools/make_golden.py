@@ -99,6 +99,10 @@ CASES: tuple[GoldenCase, ...] = (
     # synthetic clip's objects move, 6 frames in one intra period (five P-frames with vectors)
     GoldenCase("learned-v3-x265", base_mode="learned", base_model="base-yolox-nano-v2", enh_codec="libx265",
                crop=(0, 0, 416, 240), preset="ultrafast", frames=6, intra_period=6, base_quality=0.7),
+    # base payload version 4 (P-frame headers inherit the quality code and block sizes): the v3
+    # case again, so its five P-frames show the first sending and the next four inheriting
+    GoldenCase("learned-v4-x265", base_mode="learned", base_model="base-yolox-nano-v2", enh_codec="libx265",
+               crop=(0, 0, 416, 240), preset="ultrafast", frames=6, intra_period=6, base_quality=0.7),
     # enhancement payload version 2 (one header byte per packet): the learned-x265 case again
     GoldenCase("learned-x265-pk2", enh_codec="libx265", preset="ultrafast", **_LEARNED),  # type: ignore[arg-type]
     # feature payloads are larger: a smaller crop and the lowest base quality keep it small

@@ -21,7 +21,7 @@ from vcodec.io.frame import Frame
 from vcodec.baselayer.learned import motion, rdo, refine
 from vcodec.baselayer.learned.entropy import MIN_RANS_SYMBOLS, PAD_CDF
 from vcodec.baselayer.learned.geometry import BaseGeometry, check_long_side, frame_to_tensor
-from vcodec.baselayer.learned.payload import BasePayload, quality_code
+from vcodec.baselayer.learned.payload import BasePayload, HeaderMemory, quality_code
 from vcodec.baselayer.learned.skipmap import (
     BINARY_CDF_LENGTHS,
     BINARY_CDFS,
@@ -57,6 +57,7 @@ class BaseEncoder:
         self.reference: torch.Tensor | None = None
         self.reference_hyper: torch.Tensor | None = None
         self.frame_count = 0
+        self._headers = HeaderMemory()  # what version-4 P-frame headers leave out
         self.last_y_hat: torch.Tensor | None = None
         self.last_geometry: BaseGeometry | None = None
         self.last_report: FrameReport | None = None
@@ -259,13 +260,12 @@ class BaseEncoder:
                 stride = rdo.LATENT_STRIDE
                 renewed = np.repeat(np.repeat(~skip_pos, stride, axis=0), stride, axis=1)
                 self._gate_source[:, renewed] = pixels[:, renewed]
-        payload = BasePayload(intra, self._frame_qcode, frame.width if intra else 0,
-                              frame.height if intra else 0,
-                              lh if intra else 0, lw if intra else 0, z_string, y_string,
-                              version=tools.payload_version,
-                              skip_block=tools.skip_block if flags is not None else 0,
-                              motion_block=field.block if field is not None else 0,
-                              motion_range=tools.motion if field is not None else 0).to_bytes()
+        payload = self._headers.compact(BasePayload(
+            intra, self._frame_qcode, frame.width if intra else 0, frame.height if intra else 0,
+            lh if intra else 0, lw if intra else 0, z_string, y_string, version=tools.payload_version,
+            skip_block=tools.skip_block if flags is not None else 0,
+            motion_block=field.block if field is not None else 0,
+            motion_range=tools.motion if field is not None else 0)).to_bytes()
         blocks = 0 if flags is None else int(flags.size)
         self.last_detail = None if not self.keep_detail else FrameDetail(
             y.numpy(), None if prev is None else prev.double().numpy(), means.numpy(), float(gain), sym,
@@ -365,6 +365,7 @@ class BaseEncoder:
         self.reference = None
         self.reference_hyper = None
         self.frame_count = 0
+        self._headers = HeaderMemory()
         self._gate_source = None
         self._skip_model.reset()
         self._motion_coder.reset()
@@ -380,6 +381,7 @@ class BaseDecoder:
         self.reference: torch.Tensor | None = None
         self.reference_hyper: torch.Tensor | None = None
         self.last_geometry: BaseGeometry | None = None
+        self._headers = HeaderMemory()
         self.last_payload: BasePayload | None = None
         self.last_skip: np.ndarray | None = None
         self.last_motion: motion.MotionField | None = None
@@ -409,6 +411,7 @@ class BaseDecoder:
         if intra is not None and bool(intra) != p.intra:
             raise BitstreamError(f"unit says intra={bool(intra)} but its base payload says "
                                  f"intra={p.intra}", unit="base payload")
+        p = self._headers.expand(p)
         geom = self._geometry(p)
         path = self.codec._path
         gain, zstep, off, eb = path.for_quality(p.qcode)
@@ -526,5 +529,6 @@ class BaseDecoder:
     def reset(self) -> None:
         self.reference = None
         self.reference_hyper = None
+        self._headers = HeaderMemory()
         self._skip_model.reset()
         self._motion_coder.reset()

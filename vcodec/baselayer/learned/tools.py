@@ -72,8 +72,9 @@ class CodingTools:
     the largest vector component in quarter latent positions (0 = off; 8 = two latent positions,
     32 pixels at the base geometry); the encoder searches each ``motion_block`` x ``motion_block``
     block's vector on the latent and keeps it where the estimated bits say it pays;
-    ``payload_version``: 3; 2 writes what vcodec 0.2 reads (no motion field), 1 what vcodec 0.1
-    reads (no tools).
+    ``payload_version``: 4 (P-frame headers inherit the quality code and block sizes); 3 the
+    same stream with those bytes in every P-frame; 2 writes what vcodec 0.2 reads (no motion
+    field), 1 what vcodec 0.1 reads (no tools).
     """
 
     skip_block: int = 2
@@ -92,9 +93,9 @@ class CodingTools:
     motion_precision: int = 4
 
     def __post_init__(self) -> None:
-        if self.payload_version not in (1, 2, 3):
+        if self.payload_version not in (1, 2, 3, 4):
             raise ConfigError(f"base payload version {self.payload_version!r} cannot be written; "
-                              "use 1, 2 or 3")
+                              "use 1, 2, 3 or 4")
         if isinstance(self.motion, bool) or not isinstance(self.motion, int) \
                 or not 0 <= self.motion <= MAX_MOTION_RANGE:
             raise ConfigError(f"motion range {self.motion!r} is invalid; use 0 (off) to {MAX_MOTION_RANGE} "
@@ -140,7 +141,7 @@ class CodingTools:
             raise ConfigError("effort 'faster' has no motion search; use motion=0 (CodingTools.for_effort)")
         if self.motion and self.payload_version < 3:
             raise ConfigError(f"payload version {self.payload_version} has no motion field; use motion=0 "
-                              "or payload version 3")
+                              "or payload version 3 or 4")
 
     @classmethod
     def version1(cls) -> CodingTools:
