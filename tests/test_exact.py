@@ -67,7 +67,7 @@ LAYERS: list[tuple[str, nn.Module, tuple[int, ...], type[nn.Module]]] = [
     ("dense 3x2 pad 0", nn.Conv2d(6, 5, (3, 2), 1, 0), (1, 6, 7, 9), DenseConvExact),
     ("deconv 3 s2 op1", nn.ConvTranspose2d(6, 5, 3, 2, 1, output_padding=1), (2, 6, 7, 9), DECONV),
     ("deconv 5 s2 op1", nn.ConvTranspose2d(6, 3, 5, 2, 2, output_padding=1), (1, 6, 7, 9), DECONV),
-    ("deconv 4 s2 p1", nn.ConvTranspose2d(6, 5, 4, 2, 1, bias=False), (2, 6, 7, 9), SubPixelConvTransposeExact),
+    ("deconv 4 s2 p1", nn.ConvTranspose2d(6, 5, 4, 2, 1, bias=False), (2, 6, 7, 9), DECONV),
     ("deconv 2 s3 (empty phases)", nn.ConvTranspose2d(6, 5, 2, 3, 1, output_padding=1), (1, 6, 7, 9),
      SubPixelConvTransposeExact),
     ("deconv 5 s1", nn.ConvTranspose2d(6, 5, 5, 1, 2), (1, 6, 7, 9), SubPixelConvTransposeExact),
@@ -194,7 +194,8 @@ def test_real_clip_matches_plain_copies(shipped_decoded: tuple[Any, Any, list[An
     plain_det: Any = copy.deepcopy(analytics).double().eval()
     fast_det: Any = codec.exact_detector(analytics)
     # the conversion did happen: nothing left to PyTorch whose bits follow the thread count
-    assert not [m for m in fast_det.modules() if isinstance(m, (nn.MaxPool2d, nn.Upsample, nn.SiLU, nn.Conv2d))]
+    pytorch_layers = (nn.MaxPool2d, nn.Upsample, nn.SiLU, nn.Conv2d)
+    assert not [m for m in fast_det.modules() if isinstance(m, pytorch_layers)]
     assert not [m for m in fast_t.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     found = 0
     with torch.no_grad():

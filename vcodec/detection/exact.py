@@ -44,7 +44,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "EXACT_VERSION", "SERIAL_ELEMENTS", "serial_elementwise", "to_exact", "to_float32_exact", "to_float64", "SerialSiLU",
+    "EXACT_VERSION", "SERIAL_ELEMENTS", "serial_elementwise", "to_exact", "to_float32_exact", "to_float64",
+    "SerialSiLU",
     "DenseConvExact", "DepthwiseConvExact", "NearestUpsampleExact", "PointwiseConvExact",
     "SeparableMaxPoolExact", "SubPixelConvTransposeExact",
 ]

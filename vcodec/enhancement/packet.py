@@ -77,15 +77,18 @@ class EnhancementPacket:
                                  unit="enhancement", frame=frame_index)
         first = payload[0]
         if first & _COMPACT:
-            return cls(frame_index, bool(keyframe), bytes(payload[1:]), frame_index + _unzigzag(first & _MAX_ZIGZAG))
+            dts = frame_index + _unzigzag(first & _MAX_ZIGZAG)
+            return cls(frame_index, bool(keyframe), bytes(payload[1:]), dts)
         if first != 1:
             raise BitstreamError(
-                f"enhancement payload version {first} is not supported (this vcodec reads 1 and {PAYLOAD_VERSION})",
+                f"enhancement payload version {first} is not supported "
+                f"(this vcodec reads 1 and {PAYLOAD_VERSION})",
                 unit="enhancement", frame=frame_index,
             )
         if len(payload) < _V1_HEADER.size:
             raise BitstreamError(
-                f"enhancement payload is {len(payload)} bytes, shorter than its {_V1_HEADER.size}-byte header",
+                f"enhancement payload is {len(payload)} bytes, "
+                f"shorter than its {_V1_HEADER.size}-byte header",
                 unit="enhancement", frame=frame_index,
             )
         _, dts = _V1_HEADER.unpack_from(payload)

@@ -1,6 +1,7 @@
 """``vcodec bench``: speed and memory of every vcodec stage beside x265 on the same clip, same run.
 
-Stages (each timed over all frames, models loaded and warmed up beforehand):
+Stages (each timed over all frames, models loaded and warmed up beforehand; every stage runs
+``repeat`` times and reports its median run, with every run in ``runs_seconds``):
 
 * ``base_encode``: learned base layer, frame -> payload and x_base;
 * ``enh_encode``: enhancement layer, residual x - x_base coded by the enhancement encoder;
@@ -278,7 +279,8 @@ def run_bench(
         made[overlap] = enc
         return enc, sink
 
-    stages["stream_encode"], stream = _timed(n, lambda es: stream_encode(*es), repeat, lambda: new_encoder(True))
+    stages["stream_encode"], stream = _timed(n, lambda es: stream_encode(*es), repeat,
+                                             lambda: new_encoder(True))
     stages["stream_encode_serial"], serial = _timed(n, lambda es: stream_encode(*es), repeat,
                                                     lambda: new_encoder(False))
     enc, enc_serial = made[True], made[False]

@@ -86,7 +86,8 @@ from dataclasses import dataclass
 
 from vcodec.errors import BitstreamError, ConfigError
 
-__all__ = ["BasePayload", "HeaderMemory", "MOTION_BLOCK_SIZES", "MAX_MOTION_RANGE", "PAYLOAD_VERSION", "READABLE_VERSIONS",
+__all__ = ["BasePayload", "HeaderMemory", "MOTION_BLOCK_SIZES", "MAX_MOTION_RANGE", "PAYLOAD_VERSION",
+           "READABLE_VERSIONS",
            "SKIP_BLOCK_SIZES", "quality_code"]
 
 #: the version this encoder writes
@@ -292,7 +293,8 @@ class BasePayload:
             raise BitstreamError(f"base payload of {len(data)} bytes is shorter than its "
                                  f"{_V4_HEAD.size}-byte header", unit=_UNIT)
         ver, flags = _V4_HEAD.unpack_from(data, 0)
-        known = _INTRA | _Z | _SKIP | (_MOTION if ver >= 3 else 0) | (_SAME_Q | _SAME_BLOCKS if ver >= 4 else 0)
+        known = (_INTRA | _Z | _SKIP | (_MOTION if ver >= 3 else 0)
+                 | (_SAME_Q | _SAME_BLOCKS if ver >= 4 else 0))
         if flags & ~known:
             raise BitstreamError(f"base payload has reserved flag bits set (0x{flags:02x})", offset=1,
                                  unit=_UNIT)
