@@ -335,7 +335,6 @@ class SubPixelConvTransposeExact(nn.Module):
             out.add_(self.bias.reshape(1, -1, 1, 1))
         return out
 
-
     def _sum_taps(self, products: Tensor, first_row: int, offsets: list[int], length: int) -> Tensor:
         """One phase from the stacked products: its taps' rows, shifted, summed in tap order."""
         c = self.out_channels

@@ -93,9 +93,7 @@ class BaseCodec:
         self.default_quality = default_quality
         for p in self.net.parameters():
             p.requires_grad_(False)
-        # the analysis transform's oneDNN convolutions run ~30 % faster on channels-last tensors
-        # (17.6 -> 12.7 ms per 416x240 frame at 2 threads); encoder only: it decides which symbols
-        # are sent, never how a stream decodes
+        # the analysis transform's weights in channels-last layout (see analyse)
         for name in ("front_enc", "g_a_pix", "g_a_head", "g_a_seq"):
             part = getattr(self.net, name, None)
             if part is not None:
@@ -169,6 +167,16 @@ class BaseCodec:
 
     def decoder(self, long_side: int | None = None) -> BaseDecoder:
         return BaseDecoder(self, long_side)
+
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        """g_a(x): the latent y (N x M x H/16 x W/16, contiguous) of a picture tensor.
+
+        Runs on channels-last tensors, whose oneDNN convolutions are ~30 % faster (17.6 -> 12.7
+        ms per 416x240 frame at 2 threads).  Encoder only: g_a decides which symbols are sent,
+        never how a stream decodes.
+        """
+        with torch.no_grad():
+            return self.net.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
 
     # -- decoding-side transforms --------------------------------------------------
     def features(self, y_hat: torch.Tensor) -> torch.Tensor:

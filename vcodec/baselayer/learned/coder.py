@@ -92,7 +92,7 @@ class BaseEncoder:
         if not intra and self.reference is None:
             raise ConfigError("the first frame (or the first after a reset) must be intra; "
                               "pass intra=True or intra=None")
-        codec, net = self.codec, self.codec.net
+        codec = self.codec
         geom = codec.geometry(frame.width, frame.height, self.long_side)
         prev = None if intra else self.reference
         if prev is not None and tuple(prev.shape[-2:]) != geom.latent_size:
@@ -103,8 +103,7 @@ class BaseEncoder:
             q = min(max(self.qcode / 65535 + self.tools.p_quality_offset, 0.0), 1.0)
             self._frame_qcode = quality_code(q)
         x = frame_to_tensor(frame, geom)
-        with torch.no_grad():
-            y = net.g_a(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        y = codec.analyse(x)
         if self.tools.payload_version == 1:
             payload, y_hat = self._code_v1(y, prev, intra, geom, frame)
         else:

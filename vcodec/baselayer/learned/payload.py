@@ -82,7 +82,7 @@ reference's.  A P-frame header is 2 bytes in version 4 (4-7 in versions 2-3,
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from vcodec.errors import BitstreamError, ConfigError
 
@@ -200,9 +200,7 @@ class BasePayload:
                     raise BitstreamError("base payload reuses a motion block size that no earlier frame "
                                          "of its intra period sent", offset=1, unit=_UNIT)
                 mblock, mrange = last_motion
-        return BasePayload(self.intra, qcode, self.width, self.height, self.latent_h, self.latent_w,
-                           self.z_string, self.y_string, self.version, skip, mblock, mrange,
-                           self.same_q, self.same_blocks)
+        return replace(self, qcode=qcode, skip_block=skip, motion_block=mblock, motion_range=mrange)
 
     def to_bytes(self) -> bytes:
         if self.version == 1:
