@@ -226,6 +226,14 @@ def test_eval_base_layer_only(codec_test_model: Path, tmp_path: Path) -> None:
     res = json.loads((out / "results.json").read_text())
     assert [p["id"] for p in res["points"]] == ["reference", "vcodec-base_q0.50"]
     assert res["points"][1]["kbps_base"] > 0 and res["bd_rate"] == []
+    # a model whose weights carry no training record: its overlap with the evaluated frames is
+    # reported as unknown, never as zero (no adapted back end ships for this test model)
+    [overlap] = res["training_overlap"]
+    assert (overlap["role"], overlap["model"], overlap["trained"]) == ("base model", "base-e2e-test-v1", None)
+    assert overlap["evaluated"] == res["frames"] and overlap["first_frame"] == 9  # --start 9
+    summary = (out / "summary.md").read_text()
+    assert "**evaluated frames trained on**: base model base-e2e-test-v1: unknown" in summary
+    assert f"{res['frames']} frames from frame 9," in summary
 
 
 @pytest.mark.slow

@@ -25,9 +25,9 @@ provide a kind are imported lazily the first time it is asked for
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from vcodec.errors import ConfigError, RegistryError
 from vcodec.io.frame import Frame
@@ -49,6 +49,7 @@ __all__ = [
     "MODE_NAMES",
     "MODE_MODULES",
     "LEARNED_KIND",
+    "TrainedPart",
     "FEATURE_KIND",
     "get_base_factory",
     "kind_for_mode",
@@ -61,6 +62,18 @@ FEATURE_KIND = "feature-base"
 MODE_NAMES: dict[str, str] = {"learned": LEARNED_KIND, "features": FEATURE_KIND}
 #: kind -> module whose import registers its factory (lazy: torch-heavy)
 MODE_MODULES: dict[str, str] = {LEARNED_KIND: "vcodec.baselayer.learned.plugin", FEATURE_KIND: "vcodec.baselayer.features"}
+
+
+class TrainedPart(NamedTuple):
+    """A learned part of a base layer and the training record shipped with its weights (which
+    clips and frames it learned from: :mod:`vcodec.eval.training` checks evaluations against it)."""
+
+    #: what the part does ("base model", "adapted back end")
+    role: str
+    #: its weights' id (``vcodec/weights/<model>.json``)
+    model: str
+    #: the ``training`` record of that file (empty when the weights carry none)
+    record: Mapping[str, Any]
 
 
 @runtime_checkable
@@ -161,6 +174,11 @@ class BaseLayer(Protocol):
 
     def calibrate(self, frames: Iterable[Frame]) -> None:
         """See the first frames before coding (modes with ``needs_calibration``; others ignore it)."""
+        ...
+
+    def trained_parts(self, detector: SplitDetector) -> list[TrainedPart]:
+        """The learned parts whose training data could flatter an evaluation with ``detector``
+        (none for a training-free mode)."""
         ...
 
 

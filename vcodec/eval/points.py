@@ -20,6 +20,7 @@ import numpy as np
 
 from vcodec.errors import InputError
 from vcodec.eval.bdrate import BDResult
+from vcodec.eval.training import TrainingOverlap
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -220,6 +221,9 @@ class EvalResults:
     bd_rate: tuple[BDEntry, ...]
     detector_geometry: Mapping[str, Any] | None = None
     base_model: Mapping[str, Any] | None = None
+    #: how many evaluated frames each learned part of the base layer trained on
+    #: (:mod:`vcodec.eval.training`; None in results stored before it was recorded)
+    training_overlap: tuple[TrainingOverlap, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -236,12 +240,15 @@ class EvalResults:
         for k in ("detector_geometry", "base_model"):  # absent from results stored before they existed
             if getattr(self, k) is not None:
                 out[k] = getattr(self, k)
+        if self.training_overlap is not None:
+            out["training_overlap"] = [o.to_json() for o in self.training_overlap]
         return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> EvalResults:
         known = {f.name for f in fields(cls)}
-        missing = sorted(k for k in known - {"detector_geometry", "base_model"} if k not in d)
+        missing = sorted(k for k in known - {"detector_geometry", "base_model", "training_overlap"}
+                         if k not in d)
         odd = sorted(set(d) - known)
         if missing or odd:
             what = [*([f"missing {missing}"] if missing else []), *([f"unknown {odd}"] if odd else [])]
@@ -259,6 +266,8 @@ class EvalResults:
             bd_rate=tuple(BDEntry.from_json(e) for e in d["bd_rate"]),
             detector_geometry=d.get("detector_geometry"),
             base_model=d.get("base_model"),
+            training_overlap=None if d.get("training_overlap") is None
+            else tuple(TrainingOverlap.from_json(o) for o in d["training_overlap"]),
         )
 
 

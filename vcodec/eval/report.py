@@ -257,6 +257,23 @@ def _geometry_lines(geo: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def _window(results: EvalResults) -> str:
+    start = results.provenance.get("settings", {}).get("start")
+    return "" if start is None else f" from frame {start}"
+
+
+def _training_lines(results: EvalResults) -> list[str]:
+    """Whether the learned parts trained on the evaluated frames (a number on training frames
+    flatters them)."""
+    if results.training_overlap is None:
+        return []
+    if not results.training_overlap:
+        return ["- evaluated frames trained on: none (no learned part)"]
+    flag = any(o.trained != 0 for o in results.training_overlap)
+    text = "; ".join(o.describe() for o in results.training_overlap)
+    return [f"- {'**' if flag else ''}evaluated frames trained on{'**' if flag else ''}: {text}"]
+
+
 def write_summary(results: EvalResults, path: Path) -> None:
     prov = results.provenance
     det = prov["detector"]
@@ -272,7 +289,9 @@ def write_summary(results: EvalResults, path: Path) -> None:
             if results.pseudo_ground_truth
             else []
         ),
-        f"- {results.frames} frames, {results.size[0]}x{results.size[1]} at {results.fps:g} fps",
+        f"- {results.frames} frames{_window(results)}, {results.size[0]}x{results.size[1]} at "
+        f"{results.fps:g} fps",
+        *_training_lines(results),
         f"- **{results.ground_truth}**",
         f"- detector {det['name']} (weights {det['weights']}, sha256 {det['sha256'][:16] or 'n/a'}), "
         f"predictions scored from {det['score_threshold']}",

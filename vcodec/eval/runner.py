@@ -55,6 +55,7 @@ from vcodec.eval.points import METRIC_COLUMNS, EvalPoint, EvalResults, dets_from
 from vcodec.eval.provenance import POINT_VERSION, cache_key, geometry_json, provenance
 from vcodec.eval.scoring import _anchor_size_rows, _score, _simulcast, anchor_size_system
 from vcodec.eval.tracking import ground_truth_tracks
+from vcodec.eval.training import TrainingOverlap, describe_overlaps, model_overlap
 from vcodec.eval.units import (
     AnchorUnit,
     VcodecUnit,
@@ -179,6 +180,7 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
     # must a new enhancement payload layout (it changes the full points' bytes) and a change of
     # the analytics path's numerics (vcodec.detection.exact: the base points' detections)
     model_sig = ""
+    training_overlap: tuple[TrainingOverlap, ...] | None = None
     if cfg.base_qualities:
         from vcodec.codec.base_layer import get_base_factory, kind_for_mode
         from vcodec.detection.exact import EXACT_VERSION
@@ -189,6 +191,13 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
         model_sig = (base.sha256 + ":" + json.dumps({k: v for k, v in record.items() if k != "base_quality"},
                                                     sort_keys=True, default=str)
                      + f":enh-payload-{ENH_PAYLOAD_VERSION}:exact-{EXACT_VERSION}")
+        indexes = [f.index for f in ctx.frames]
+        if indexes == list(range(indexes[0], indexes[0] + n)):  # a window; the records list windows too
+            training_overlap = tuple(
+                model_overlap(part.role, part.model, part.record, cfg.input, indexes[0], n)
+                for part in base.trained_parts(detector)
+            )
+            say(f"vcodec eval: evaluated frames trained on: {describe_overlaps(training_overlap)}")
 
     # plan the work: skip points whose stored key matches
     units: list[WorkUnit] = []
@@ -294,6 +303,7 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
         points=tuple(rows),
         bd_rate=tuple(_bd_entries(rows, cfg.base_qualities)),
         detector_geometry=geometry_json(working, ctx.info.width, ctx.info.height, cfg.anchor_size),
+        training_overlap=training_overlap,
     )
     write_csv(out / "results.csv", rows)
     write_json(out / "results.json", results.to_json())

@@ -171,6 +171,11 @@ class FeatureBase:
         self._calib = feats
         self._designs.clear()
 
+    def trained_parts(self, detector: Any) -> list[Any]:
+        """None: the mode is designed from each stream's own frames, not trained (the detector
+        is the same one every anchor runs)."""
+        return []
+
     def calibrate_features(self, features: Sequence[np.ndarray]) -> None:
         """Calibrate on precomputed split features (C x h x w each, consecutive frames)."""
         if not features:

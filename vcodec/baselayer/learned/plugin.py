@@ -19,6 +19,7 @@ from vcodec.baselayer.protocol import (
     BaseLayer,
     BaseLayerDecoder,
     BaseLayerEncoder,
+    TrainedPart,
 )
 from vcodec.errors import BitstreamError, ConfigError, WeightsError
 from vcodec.io.frame import Frame
@@ -157,6 +158,17 @@ class LearnedBase:
 
     def calibrate(self, frames: Iterable[Frame]) -> None:
         """Nothing to calibrate: the learned layer is ready from its weights."""
+
+    def trained_parts(self, detector: SplitDetector) -> list[TrainedPart]:
+        """The base model, and the back end adapted to its features when analytics with
+        ``detector`` use one."""
+        parts = [TrainedPart("base model", self.codec_id, self.codec.record)]
+        from vcodec.detection.backends import find_backend
+
+        backend = find_backend(self.codec_id, self.sha256)
+        if backend is not None and self.analytics_detector(detector) is not detector:
+            parts.append(TrainedPart("adapted back end", backend.name, backend.record.get("training", {})))
+        return parts
 
     def build_detector(self, weights: str | Path | None = None) -> SplitDetector:
         from vcodec.detection import get_detector
