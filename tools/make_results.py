@@ -240,7 +240,7 @@ def _load(path: str | Path) -> EvalResults:
 
 
 def _plain_comparison(res: EvalResults, anchor: str, entry: BDEntry | None = None) -> str:
-    """Without a BD-rate: the base layer's best mAP@0.5 against the anchor's cheapest point."""
+    """Without a BD-rate: both ends of each curve, and which wins where."""
     from vcodec.eval.report import short_reason
 
     why = short_reason(entry.result.reason) if entry else "not computed"
@@ -249,17 +249,22 @@ def _plain_comparison(res: EvalResults, anchor: str, entry: BDEntry | None = Non
     anc = [r for r in (p.rd("kbps_total", "map50") for p in res.points if p.system == anchor) if r]
     if not base or not anc:
         return f"base layer vs {anchor}: no mAP to compare (the ground truth holds no object)."
-    b_rate, b_map = max(base, key=lambda r: (r[1], -r[0]))
-    a_rate, a_map = min(anc, key=lambda r: r[0])
+    b_rate, b_map = max(base, key=lambda r: (r[1], -r[0]))  # best, the cheapest of equals
+    a_rate, a_map = min(anc, key=lambda r: r[0])  # cheapest
+    top_rate, top_map = max(anc, key=lambda r: (r[1], -r[0]))
     head = (
         f"no BD-rate vs {anchor} ({why}, even on the upper envelopes); the base layer's best mAP@0.5 "
         f"is {b_map:.3f} at {b_rate:.1f} kbit/s, {anchor}'s cheapest point gives "
-        f"{a_map:.3f} at {a_rate:.1f} kbit/s"
+        f"{a_map:.3f} at {a_rate:.1f} kbit/s and its best {top_map:.3f} at {top_rate:.1f}"
     )
     if b_map < a_map and b_rate >= a_rate:
         return head + ": **vcodec loses** outright."
-    if b_map >= a_map and b_rate <= a_rate:
-        return head + ": vcodec's base layer is both cheaper and at least as accurate."
+    if b_map >= top_map and b_rate <= a_rate:
+        return (head + f": vcodec's base layer is both cheaper and at least as accurate as every {anchor} "
+                "point.")
+    if b_map < top_map and b_rate <= a_rate and b_map >= a_map:
+        return (head + f": the base layer is cheaper and more accurate at the low end, but **never reaches** "
+                f"{anchor}'s best mAP@0.5 at any rate (mixed).")
     return head + ": mixed (more points are needed for a BD-rate)."
 
 
