@@ -77,6 +77,30 @@ def test_map_classes_ignore_and_empty() -> None:
     assert math.isnan(detection_map(_gt({0: FrameTruth()}), [Detections()])["map50"])
 
 
+def test_rare_pseudo_classes_leave_the_class_mean() -> None:
+    """Six frames of one person, plus a one-frame "teddy bear" (the reference detector's own
+    mistake): a codec that finds every person but not the bear scores 0.5 over every class, 1.0
+    over the classes with at least 5 objects; the summary names what was left out."""
+    from vcodec.eval.detection import PSEUDO_MIN_CLASS_OBJECTS, scored_classes
+
+    person, bear = (10.0, 10.0, 60.0, 90.0), (120.0, 120.0, 160.0, 160.0)
+    frames = {i: FrameTruth(np.array([person]), [0]) for i in range(6)}
+    frames[2] = FrameTruth(np.array([person, bear]), [0, 77])
+    truth = _gt(frames)
+    assert truth.class_counts() == {0: 6, 77: 1}
+    pred = {i: Detections(np.array([person]), [0.9], [0], 200, 200) for i in range(6)}
+    assert detection_map(truth, pred)["map50"] == pytest.approx(0.5)
+    scored = scored_classes(truth.class_counts(), PSEUDO_MIN_CLASS_OBJECTS)
+    assert scored.classes == (0,) and scored.left_out == {77: 1}
+    assert detection_map(truth, pred, scored.classes)["map50"] == pytest.approx(1.0)
+    assert scored.describe() == ("mAP over the classes with at least 5 objects (person 6); "
+                                 "left out: teddy bear 1")
+    # nothing reaches the minimum: every class is scored (never a mean over no class)
+    few = scored_classes({0: 2, 77: 1}, 5)
+    assert few.classes is None and few.left_out == {} and few.describe().startswith("mAP over every class")
+    assert scored_classes(truth.class_counts(), 1).classes is None
+
+
 # -- BD-rate -----------------------------------------------------------------------------
 def test_bd_rate_constant_ratio_is_exact() -> None:
     q = [30.0, 33.0, 36.0, 39.0]

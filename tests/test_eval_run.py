@@ -214,6 +214,9 @@ def test_eval_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         eval_main([str(SEQUENCE), "-o", str(tmp_path / "r"), "--anchors", "vp9", "--base-qualities", ""]) == 2
     )
     assert "unknown anchor" in capsys.readouterr().err
+    assert eval_main([str(SEQUENCE), "-o", str(tmp_path / "r"), "--min-class-objects", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "min_class_objects 0 is invalid" in err and len(err.strip().splitlines()) == 1
     assert (
         eval_main([str(tmp_path / "missing.y4m"), "-o", str(tmp_path / "r"), "--detector", "yolox-nano"]) == 1
     )
@@ -234,6 +237,8 @@ def test_eval_base_layer_only(codec_test_model: Path, tmp_path: Path) -> None:
     summary = (out / "summary.md").read_text()
     assert "**evaluated frames trained on**: base model base-e2e-test-v1: unknown" in summary
     assert f"{res['frames']} frames from frame 9," in summary
+    # 2 objects in 3 frames: no class reaches 5 objects, so every class is scored, and it says so
+    assert "mAP over every class of the ground truth" in res["ground_truth"]
 
 
 @pytest.mark.slow

@@ -84,6 +84,8 @@ VARIANTS: dict[str, CodingTools] = {
     "mc-r4": CodingTools(motion=4),
     "mc-r16": CodingTools(motion=16),
     "mc-p0": CodingTools(p_quality_offset=0.0),
+    "mc-p0.15": CodingTools(p_quality_offset=-0.15),
+    "mc-p0.2": CodingTools(p_quality_offset=-0.2),
     "mc-int": CodingTools(motion_precision=1),
     "mc-half": CodingTools(motion_precision=2),
     "mc-int-p0": CodingTools(motion_precision=1, p_quality_offset=0.0),
@@ -243,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--curves", default="", help="qualities (comma-separated): run every variant at each "
                     "and report BD-rate against the first variant on (bits per frame, feature PSNR = "
                     "-10 log10 Df)")
+    ap.add_argument("--starts", default="",
+                    help="first frame per clip, overriding the defaults: clip=frame,... (e.g. the held-out "
+                    "one-by-one-person-detection.mp4=1115)")
     ap.add_argument("--per-frame", action="store_true",
                     help="print and store, per frame, the adapted back end's best score on each reference "
                     "object (score >= 0.3 on the source; 0 = lost)")
@@ -255,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     for lam in [float(s) for s in args.rdoq_lambdas.split(",") if s]:
         variants[f"rdoq-lam{lam:g}"] = replace(CodingTools(), rdo_lambda=lam, skip_block=0, rdoq=True)
     starts = dict(STATIC_CLIPS)
+    for item in filter(None, args.starts.split(",")):
+        clip, _, frame = item.rpartition("=")
+        if not clip or not frame.isdigit():
+            ap.error(f"--starts item {item!r} is not clip=frame")
+        starts[clip] = int(frame)
     if args.curves:
         return curves(codec, det, variants, [float(q) for q in args.curves.split(",")], args, starts)
     report: dict[str, Any] = {"model": codec.model_id, "quality": args.quality, "frames": args.frames,

@@ -89,6 +89,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.3,
         help="score for a reference detection to count as pseudo ground truth (default 0.3)",
     )
+    parser.add_argument(
+        "--min-class-objects",
+        type=int,
+        default=None,
+        metavar="N",
+        help="mAP averages the classes with at least N ground-truth objects in the evaluated frames "
+        "(default: 5 with pseudo ground truth, whose rare classes are mostly the reference detector's "
+        "own mistakes; 1 = every class, the default with --gt); the summary names what was left out",
+    )
     parser.add_argument("--detector", help="detector name (default: the one the base model serves)")
     parser.add_argument(
         "--detector-weights",
@@ -189,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         preset=args.preset,
         intra_period=args.intra_period,
         gt_min_score=args.gt_min_score,
+        min_class_objects=args.min_class_objects,
         score_threshold=args.score_threshold,
         full_detect=not args.no_full_detect,
         jobs=args.jobs,

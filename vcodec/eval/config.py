@@ -41,6 +41,9 @@ class EvalConfig:
     preset: str = "medium"
     intra_period: int | None = None
     gt_min_score: float = 0.3
+    #: mAP averages the classes with at least this many ground-truth objects in the evaluated
+    #: frames (None: 5 for pseudo ground truth, 1 = every class for labelled ground truth)
+    min_class_objects: int | None = None
     score_threshold: float = 0.01
     track_min_score: float = 0.3
     full_detect: bool = True
@@ -86,6 +89,11 @@ class EvalConfig:
                     f"{name} {v!r} is invalid; use a long side in pixels of at least 64 "
                     "(e.g. 416, 640 or 832)"
                 )
+        if self.min_class_objects is not None and (
+                isinstance(self.min_class_objects, bool) or not isinstance(self.min_class_objects, int)
+                or self.min_class_objects < 1):
+            raise ConfigError(f"min_class_objects {self.min_class_objects!r} is invalid; use an integer >= 1 "
+                              "(1 = every class counts)")
         if self.frames is not None and self.frames <= 0:
             raise ConfigError(f"frames must be positive, got {self.frames}")
         if not 0.0 <= self.score_threshold <= self.gt_min_score <= 1.0:

@@ -7,7 +7,8 @@ standard COCO ones: 101-point interpolated precision, greedy matching by
 score, areas "all", at most ``max_dets`` detections per frame.  Ignore regions
 (``FrameTruth.ignore``) become ``iscrowd`` annotations: detections on them are
 neither true nor false positives.  mAP is the mean over the classes present in
-the ground truth.
+the ground truth (:func:`scored_classes`: with pseudo ground truth, over the
+classes with at least :data:`PSEUDO_MIN_CLASS_OBJECTS` objects).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +25,45 @@ from vcodec.detection.base import COCO80, Detections
 from vcodec.errors import InputError
 from vcodec.eval.groundtruth import GroundTruth
 
-__all__ = ["detection_map"]
+__all__ = ["PSEUDO_MIN_CLASS_OBJECTS", "ScoredClasses", "detection_map", "scored_classes"]
+
+#: with pseudo ground truth, classes with fewer objects than this in the evaluated frames are left
+#: out of the class mean: they are mostly the reference detector's own rare mistakes (a "teddy
+#: bear" on 3 frames of a person clip), and one missed object there would move the mean as much as
+#: every object of a class with a hundred
+PSEUDO_MIN_CLASS_OBJECTS = 5
+
+
+@dataclass(frozen=True)
+class ScoredClasses:
+    """Which ground-truth classes mAP averages (COCO80 indexes), and the ones it leaves out."""
+
+    minimum: int
+    counted: dict[int, int]
+    left_out: dict[int, int]
+
+    @property
+    def classes(self) -> tuple[int, ...] | None:
+        """The ``classes`` argument of :func:`detection_map` (None: every class)."""
+        return None if not self.left_out else tuple(sorted(self.counted))
+
+    def describe(self) -> str:
+        def names(d: dict[int, int]) -> str:
+            return ", ".join(f"{COCO80[c]} {n}" for c, n in sorted(d.items(), key=lambda kv: (-kv[1], kv[0])))
+
+        if not self.left_out:
+            return f"mAP over every class of the ground truth ({names(self.counted) or 'none'})"
+        return (f"mAP over the classes with at least {self.minimum} objects ({names(self.counted)}); "
+                f"left out: {names(self.left_out)}")
+
+
+def scored_classes(counts: Mapping[int, int], minimum: int) -> ScoredClasses:
+    """The classes with at least ``minimum`` objects; every class when none has that many (a
+    mean over nothing would hide that the clip holds objects)."""
+    kept = {int(c): int(n) for c, n in counts.items() if n >= minimum}
+    if not kept:
+        return ScoredClasses(minimum, {int(c): int(n) for c, n in counts.items()}, {})
+    return ScoredClasses(minimum, kept, {int(c): int(n) for c, n in counts.items() if n < minimum})
 
 
 def detection_map(

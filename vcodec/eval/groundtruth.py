@@ -135,6 +135,18 @@ class GroundTruth:
     def num_objects(self) -> int:
         return int(sum(int((~f.ignore).sum()) for f in self.frames.values()))
 
+    def class_counts(self) -> dict[int, int]:
+        """Objects (ignore regions left out) per COCO80 class over the annotated frames."""
+        counts: dict[int, int] = {}
+        for i in self.annotated:
+            f = self.frames.get(i)
+            if f is None:
+                continue
+            for c, ign in zip(f.class_ids, f.ignore, strict=True):
+                if not ign:
+                    counts[int(c)] = counts.get(int(c), 0) + 1
+        return counts
+
     def describe(self) -> str:
         """One line for reports: where the ground truth came from."""
         kind = "PSEUDO ground truth" if self.pseudo else "ground truth"

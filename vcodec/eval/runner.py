@@ -49,6 +49,7 @@ from typing import Any
 from vcodec.errors import InputError, OutputError
 from vcodec.eval.config import ANCHOR_NAMES, EvalConfig
 from vcodec.eval.curves import bd_entries as _bd_entries
+from vcodec.eval.detection import PSEUDO_MIN_CLASS_OBJECTS, scored_classes
 from vcodec.eval.groundtruth import load_ground_truth, pseudo_ground_truth
 from vcodec.eval.output import as_json, write_csv, write_json
 from vcodec.eval.points import METRIC_COLUMNS, EvalPoint, EvalResults, dets_from_json, dets_to_json, fmt_q
@@ -170,9 +171,11 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
         )
     write_json(out / "groundtruth.json", truth.to_json())
     gt_tracks, ids_assigned = ground_truth_tracks(truth)
+    minimum = cfg.min_class_objects or (PSEUDO_MIN_CLASS_OBJECTS if truth.pseudo else 1)
+    scored = scored_classes(truth.class_counts(), minimum)
     gt_note = truth.describe() + (
         "; track ids of the ground truth assigned by the IoU/Kalman tracker" if ids_assigned else ""
-    )
+    ) + "; " + scored.describe()
     say(f"vcodec eval: {gt_note}")
 
     # model signature for cache keys: a change of weights or of how the base layer codes (its
@@ -281,15 +284,15 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
     bar.close()
 
     # score every point from its stored detections (cheap) and write the tables
-    rows = [_score({**ref, "system": "reference"}, truth, gt_tracks, cfg)]
+    rows = [_score({**ref, "system": "reference"}, truth, gt_tracks, cfg, scored.classes)]
     order = [f"vcodec-base_q{fmt_q(q)}" for q in cfg.base_qualities]
     order += [f"vcodec-full_q{fmt_q(q)}_qp{qp}" for q in cfg.base_qualities for qp in cfg.enh_qps]
     order += [f"{a}_qp{qp}" for a in cfg.anchors for qp in cfg.anchor_qps]
     for pid in order:
-        row = _score(stored[pid], truth, gt_tracks, cfg)
+        row = _score(stored[pid], truth, gt_tracks, cfg, scored.classes)
         rows.append(row)
         write_csv(out / "points" / f"{pid}.csv", [row])  # as scored (NaN written as nan)
-    rows += _anchor_size_rows(cfg, stored, truth, gt_tracks)
+    rows += _anchor_size_rows(cfg, stored, truth, gt_tracks, scored.classes)
     rows += _simulcast(rows)
     rows = [r.finite() for r in rows]
     results = EvalResults(

@@ -56,9 +56,11 @@ def _plain(v: Any) -> Any:
 
 
 def _score(
-    point: Mapping[str, Any], truth: GroundTruth, gt_tracks: dict[int, Any], cfg: EvalConfig
+    point: Mapping[str, Any], truth: GroundTruth, gt_tracks: dict[int, Any], cfg: EvalConfig,
+    classes: Sequence[int] | None = None,
 ) -> EvalPoint:
-    """A coded point's row: its rates, quality and timings, its detections scored against ``truth``."""
+    """A coded point's row: its rates, quality and timings, its detections scored against ``truth``
+    (mAP over ``classes``, None = every class; :func:`vcodec.eval.detection.scored_classes`)."""
     values: dict[str, Any] = {k: _plain(point.get(k)) for k in _CARRIED}
     q = point.get("quality") or {}
     for k in ("psnr_y", "psnr_yuv", "ms_ssim"):
@@ -70,7 +72,7 @@ def _score(
             unmeasured |= _DETECTION_METRICS if key == "detections" else {col}
             continue
         dets = dets_from_json(rows)
-        m = detection_map(truth, dets)
+        m = detection_map(truth, dets, classes)
         values[col] = _plain(m["map50"])
         if key == "detections":
             values["map"] = _plain(m["map"])
@@ -91,7 +93,8 @@ def anchor_size_system(anchor: str, size: int) -> str:
 
 
 def _anchor_size_rows(
-    cfg: EvalConfig, stored: Mapping[str, Mapping[str, Any]], truth: GroundTruth, gt_tracks: dict[int, Any]
+    cfg: EvalConfig, stored: Mapping[str, Mapping[str, Any]], truth: GroundTruth, gt_tracks: dict[int, Any],
+    classes: Sequence[int] | None = None,
 ) -> list[EvalPoint]:
     """The labelled ``x265@N`` rows: each anchor point's rate and quality, its detections at N."""
     if not cfg.anchor_size:
@@ -102,7 +105,7 @@ def _anchor_size_rows(
         for qp in cfg.anchor_qps:
             p = stored[f"{a}_qp{qp}"]
             alt = {**p, "id": f"{name}_qp{qp}", "system": name, "detections": p["detections_anchor_size"]}
-            rows.append(_score(alt, truth, gt_tracks, cfg))
+            rows.append(_score(alt, truth, gt_tracks, cfg, classes))
     return rows
 
 
