@@ -154,6 +154,19 @@ def test_eval_end_to_end_two_points_per_system(
     assert "10 already computed, 0 work units" in err
     assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")} == mtimes
 
+    # the same clip copied elsewhere with another mtime (a data folder provisioned afresh): the
+    # points are keyed by the file's content, so nothing is recomputed
+    import os
+    import shutil
+
+    copy = tmp_path / "copied" / SEQUENCE.name
+    copy.parent.mkdir()
+    shutil.copy(SEQUENCE, copy)
+    os.utime(copy, (1_000_000_000, 1_000_000_000))
+    assert eval_main([str(copy), *args[1:]]) == 0
+    assert "10 already computed, 0 work units" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "points").glob("*.json")} == mtimes
+
     # anchors do not depend on the base model: a run without it (as after retraining) reuses them
     capsys.readouterr()
     i = args.index("--base-qualities")

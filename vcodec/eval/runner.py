@@ -56,6 +56,7 @@ from vcodec.eval.points import METRIC_COLUMNS, EvalPoint, EvalResults, dets_from
 from vcodec.eval.provenance import POINT_VERSION, cache_key, geometry_json, provenance
 from vcodec.eval.scoring import _anchor_size_rows, _score, _simulcast, anchor_size_system
 from vcodec.eval.tracking import ground_truth_tracks
+from vcodec.hashing import file_sha256
 from vcodec.eval.training import TrainingOverlap, describe_overlaps, model_overlap
 from vcodec.eval.units import (
     AnchorUnit,
@@ -127,11 +128,15 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
     ref_path = out / "reference.json"
     det_sig = f"{detector.name}:{prov['detector']['sha256']}"
     in_path = Path(cfg.input)
-    input_sig = {
-        "path": str(in_path.resolve()),
-        "size": in_path.stat().st_size if in_path.is_file() else 0,
-        "mtime": int(in_path.stat().st_mtime) if in_path.exists() else 0,
-    }
+    # a file by its content: a clip copied afresh (a new machine, a re-provisioned data folder)
+    # keeps its stored points; anything else (a folder of pictures) by path, size and mtime
+    input_sig = (
+        {"size": in_path.stat().st_size, "sha256": file_sha256(in_path)} if in_path.is_file() else {
+            "path": str(in_path.resolve()),
+            "size": 0,
+            "mtime": int(in_path.stat().st_mtime) if in_path.exists() else 0,
+        }
+    )
     working = ctx.working
     geometry = working.key()
     say(
