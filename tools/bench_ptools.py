@@ -51,8 +51,9 @@ STATIC_CLIPS = [
 
 
 def _v2(**tools: Any) -> CodingTools:
-    """A vcodec 0.2 setting: payload version 2, no motion field (the variants measured before it)."""
-    return CodingTools(motion=0, payload_version=2, **tools)
+    """A vcodec 0.2 setting: payload version 2, no motion field, P-frames 0.1 below their intra
+    frame unless told otherwise (the variants measured before motion compensation)."""
+    return CodingTools(motion=0, payload_version=2, **{"p_quality_offset": -0.1, **tools})
 
 
 VARIANTS: dict[str, CodingTools] = {
@@ -78,12 +79,13 @@ VARIANTS: dict[str, CodingTools] = {
     "roi-dz": _v2(p_roi=0.1, p_deadzone=0.75),
     "roi-gate-dz": _v2(p_roi=0.1, p_gate=16.0, p_deadzone=0.75),
     # motion-compensated prediction (payload version 3)
-    "mc": CodingTools(),  # the default
+    "mc": CodingTools(),  # the default (P-frames 0.2 below their intra frame)
     "mc-b2": CodingTools(motion_block=2),
     "mc-b8": CodingTools(motion_block=8),
     "mc-r4": CodingTools(motion=4),
     "mc-r16": CodingTools(motion=16),
     "mc-p0": CodingTools(p_quality_offset=0.0),
+    "mc-p0.1": CodingTools(p_quality_offset=-0.1),  # the default until vcodec 0.3
     "mc-p0.15": CodingTools(p_quality_offset=-0.15),
     "mc-p0.2": CodingTools(p_quality_offset=-0.2),
     "mc-int": CodingTools(motion_precision=1),

@@ -46,9 +46,11 @@ class CodingTools:
     first (:mod:`vcodec.baselayer.learned.refine`: gradient steps on the training objective);
     ``"faster"`` is ``"fast"`` without the motion search (``motion=0``; see :meth:`for_effort`);
     ``p_quality_offset``: added to the quality of P-frames (clamped to [0, 1]; each payload
-    carries its own quality code), like a conventional encoder's P-frame QP offset; -0.1 by
-    default: BD-rate on (bits, feature PSNR) -17.7 % on one-by-one, -1.5 % on car-detection
-    against 0 (docs/BASE_LAYER.md), since skipped blocks keep the intra frame's quality;
+    carries its own quality code), like a conventional encoder's P-frame QP offset; -0.2 by
+    default: against -0.1 (the default until vcodec 0.3), BD-rate on (bits, feature PSNR)
+    -26.4 % on one-by-one, -14.9 % on car-detection, -7.3 % on bottle-detection (held-out
+    frames), -2.4 % on cars (docs/BASE_LAYER.md), since skipped blocks and motion-compensated
+    blocks keep the quality of the frames they come from;
     ``p_deadzone``: in P-frames, elements whose source latent moved by less than this many
     quantisation steps since the reference keep the reference's value (0 = off; see
     :func:`vcodec.baselayer.learned.rdo.hold_stable`);
@@ -83,7 +85,7 @@ class CodingTools:
     rdo_lambda: float = 16.0
     rdoq: bool = False
     effort: str = "fast"
-    p_quality_offset: float = -0.1
+    p_quality_offset: float = -0.2
     p_deadzone: float = 0.0
     payload_version: int = PAYLOAD_VERSION
     p_gate: float = 0.0
@@ -158,8 +160,9 @@ class CodingTools:
 
     @classmethod
     def version2(cls) -> CodingTools:
-        """The defaults of vcodec 0.2: no motion field (streams that version reads)."""
-        return cls(motion=0, payload_version=2)
+        """The defaults of vcodec 0.2: no motion field (streams that version reads), P-frames 0.1
+        below their intra frame."""
+        return cls(motion=0, payload_version=2, p_quality_offset=-0.1)
 
     @property
     def skips(self) -> bool:
