@@ -36,6 +36,7 @@ from vcodec.detection.evaluate import map_against  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
 from vcodec.baselayer.learned import BaseCodec, BasePayload  # noqa: E402
 from vcodec.baselayer.learned.base_codec import frame_to_tensor  # noqa: E402
+from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 
 #: clip, frames per second (README), max held-out frames benchmarked
 BENCH_CLIPS = [
@@ -133,7 +134,7 @@ def speed(codec: BaseCodec, det: Any, frames: list[Frame], quality: float) -> di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="base-yolox-nano-v2", help="base model id or .json/.pt path")
+    ap.add_argument("--model", default=default_base_model(), help="base model id or .json/.pt path")
     ap.add_argument("--qualities", default="0,0.25,0.5,0.75,1", help="comma-separated base qualities")
     ap.add_argument("--intra-period", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)

@@ -30,6 +30,7 @@ from train_base import CLIPS  # noqa: E402
 
 from vcodec.detection.evaluate import map_against  # noqa: E402
 from vcodec.eval.bdrate import bd_rate_result  # noqa: E402
+from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 
 #: clip, first frame, frames per second
 SIZE_CLIPS = [("VID_1920x1080_cabac_temporal_direct.264", 0, 30.0), ("Zhling_1280x720.264", 0, 30.0),
@@ -38,7 +39,7 @@ SIZE_CLIPS = [("VID_1920x1080_cabac_temporal_direct.264", 0, 30.0), ("Zhling_128
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="base-yolox-nano-v2")
+    ap.add_argument("--model", default=default_base_model())
     ap.add_argument("--sizes", default="416,640,832")
     ap.add_argument("--qualities", default="0.5,0.75,1.0")
     ap.add_argument("--frames", type=int, default=16)

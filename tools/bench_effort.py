@@ -32,6 +32,7 @@ from train_base import CLIPS  # noqa: E402
 
 from vcodec.eval.bdrate import bd_rate  # noqa: E402
 from vcodec.baselayer.learned import CodingTools  # noqa: E402
+from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 
 #: clip, first held-out frame (frames after the training split of base-yolox-nano-v2)
 CLIPS_HELD_OUT = [("cars_320x240.i420", 24), ("one-by-one-person-detection.mp4", 1200),
@@ -40,7 +41,7 @@ CLIPS_HELD_OUT = [("cars_320x240.i420", 24), ("one-by-one-person-detection.mp4",
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="base-yolox-nano-v2")
+    ap.add_argument("--model", default=default_base_model())
     ap.add_argument("--qualities", default="0.5,0.625,0.75,0.875,1.0")
     ap.add_argument("--frames", type=int, default=4, help="held-out frames per clip")
     add_common_arguments(ap)

@@ -52,6 +52,7 @@ from vcodec.baselayer.learned.rdo import changed_positions, pixel_change  # noqa
 from vcodec.baselayer.learned.skipmap import PROB_STATES  # noqa: E402
 from vcodec.baselayer.learned.tools import FrameDetail  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
+from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 
 
 @dataclass
@@ -197,7 +198,7 @@ def x265_ratio(frames: list[Frame], qp: int, intra_period: int) -> dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="base-yolox-nano-v2")
+    ap.add_argument("--model", default=default_base_model())
     ap.add_argument("--quality", type=float, default=0.5)
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--intra-period", type=int, default=32)

@@ -41,6 +41,7 @@ from vcodec.io import open_video  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
 from vcodec.baselayer.learned import BaseCodec, CodingTools  # noqa: E402
 from vcodec.baselayer.learned.base_codec import frame_to_tensor  # noqa: E402
+from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 
 #: static-camera clips (issue: P-frame <= 15 % of I-frame at q 0.5), start frame
 STATIC_CLIPS = [
@@ -88,6 +89,8 @@ VARIANTS: dict[str, CodingTools] = {
     "mc-p0.1": CodingTools(p_quality_offset=-0.1),  # the default until vcodec 0.3
     "mc-p0.15": CodingTools(p_quality_offset=-0.15),
     "mc-p0.2": CodingTools(p_quality_offset=-0.2),
+    "mc-p0.25": CodingTools(p_quality_offset=-0.25),
+    "mc-p0.3": CodingTools(p_quality_offset=-0.3),
     "mc-int": CodingTools(motion_precision=1),
     "mc-half": CodingTools(motion_precision=2),
     "mc-int-p0": CodingTools(motion_precision=1, p_quality_offset=0.0),
@@ -236,7 +239,7 @@ def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualiti
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="base-yolox-nano-v2")
+    ap.add_argument("--model", default=default_base_model())
     ap.add_argument("--quality", type=float, default=0.5)
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--intra-period", type=int, default=32)

@@ -65,6 +65,7 @@ from vcodec.detection.weights import sha256_of  # noqa: E402
 from vcodec.detection.yolox import FRONT_PREFIXES, YOLOX, build_yolox, flatten_levels  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
 from vcodec.baselayer.learned.tools import CodingTools  # noqa: E402
+from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLIPS = SHARED / "data" / "clips"
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "train_backend",
                     help="cache/checkpoint folder")
-    ap.add_argument("--base-model", default="base-yolox-nano-v2", help="shipped base model id or .json path")
+    ap.add_argument("--base-model", default=default_base_model(), help="shipped base model id or .json path")
     ap.add_argument("--teacher", type=Path, default=TEACHER_ONNX, help="the clean YOLOX-Nano weights (.onnx)")
     ap.add_argument("--steps", type=int, default=4000, help="maximum optimisation steps")
     ap.add_argument("--minutes", type=float, default=20.0, help="training time budget (the cache excluded)")
