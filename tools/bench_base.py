@@ -32,11 +32,11 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from train_base import CLIPS, load_detector, read_clip, split_clip  # noqa: E402
 
-from vcodec.detection.evaluate import map_against  # noqa: E402
-from vcodec.io.frame import Frame  # noqa: E402
 from vcodec.baselayer.learned import BaseCodec, BasePayload  # noqa: E402
 from vcodec.baselayer.learned.base_codec import frame_to_tensor  # noqa: E402
 from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
+from vcodec.detection.evaluate import map_against  # noqa: E402
+from vcodec.io.frame import Frame  # noqa: E402
 
 #: clip, frames per second (README), max held-out frames benchmarked
 BENCH_CLIPS = [

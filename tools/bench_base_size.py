@@ -28,9 +28,9 @@ from bench_base import reference_detections  # noqa: E402
 from bench_ptools import add_common_arguments, load_model_and_detector, read_frames  # noqa: E402
 from train_base import CLIPS  # noqa: E402
 
+from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 from vcodec.detection.evaluate import map_against  # noqa: E402
 from vcodec.eval.bdrate import bd_rate_result  # noqa: E402
-from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 
 #: clip, first frame, frames per second
 SIZE_CLIPS = [("VID_1920x1080_cabac_temporal_direct.264", 0, 30.0), ("Zhling_1280x720.264", 0, 30.0),

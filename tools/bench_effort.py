@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO / "tools"))
 from bench_ptools import add_common_arguments, clean_features, load_model_and_detector, read_frames  # noqa: E402
 from train_base import CLIPS  # noqa: E402
 
-from vcodec.eval.bdrate import bd_rate  # noqa: E402
 from vcodec.baselayer.learned import CodingTools  # noqa: E402
 from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
+from vcodec.eval.bdrate import bd_rate  # noqa: E402
 
 #: clip, first held-out frame (frames after the training split of base-yolox-nano-v2)
 CLIPS_HELD_OUT = [("cars_320x240.i420", 24), ("one-by-one-person-detection.mp4", 1200),

@@ -48,11 +48,11 @@ from bench_ptools import STATIC_CLIPS, VARIANTS, read_frames  # noqa: E402
 from vcodec.baselayer.learned import BaseCodec  # noqa: E402
 from vcodec.baselayer.learned.base_codec import frame_to_tensor  # noqa: E402
 from vcodec.baselayer.learned.payload import BasePayload  # noqa: E402
+from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 from vcodec.baselayer.learned.rdo import changed_positions, pixel_change  # noqa: E402
 from vcodec.baselayer.learned.skipmap import PROB_STATES  # noqa: E402
 from vcodec.baselayer.learned.tools import FrameDetail  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
-from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 
 
 @dataclass

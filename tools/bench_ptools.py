@@ -36,12 +36,12 @@ sys.path.insert(0, str(REPO / "tools"))
 from bench_base import reference_detections  # noqa: E402
 from train_base import CLIPS, load_detector  # noqa: E402
 
-from vcodec.detection.evaluate import map_against  # noqa: E402
-from vcodec.io import open_video  # noqa: E402
-from vcodec.io.frame import Frame  # noqa: E402
 from vcodec.baselayer.learned import BaseCodec, CodingTools  # noqa: E402
 from vcodec.baselayer.learned.base_codec import frame_to_tensor  # noqa: E402
 from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
+from vcodec.detection.evaluate import map_against  # noqa: E402
+from vcodec.io import open_video  # noqa: E402
+from vcodec.io.frame import Frame  # noqa: E402
 
 #: static-camera clips (issue: P-frame <= 15 % of I-frame at q 0.5), start frame
 STATIC_CLIPS = [

@@ -60,12 +60,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
+from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
+from vcodec.baselayer.learned.tools import CodingTools  # noqa: E402
 from vcodec.detection.clips import iter_clip_bgr  # noqa: E402
 from vcodec.detection.weights import sha256_of  # noqa: E402
 from vcodec.detection.yolox import FRONT_PREFIXES, YOLOX, build_yolox, flatten_levels  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
-from vcodec.baselayer.learned.tools import CodingTools  # noqa: E402
-from vcodec.baselayer.learned.plugin import default_base_model  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLIPS = SHARED / "data" / "clips"
