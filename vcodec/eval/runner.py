@@ -56,7 +56,6 @@ from vcodec.eval.points import METRIC_COLUMNS, EvalPoint, EvalResults, dets_from
 from vcodec.eval.provenance import POINT_VERSION, cache_key, geometry_json, provenance
 from vcodec.eval.scoring import _anchor_size_rows, _score, _simulcast, anchor_size_system
 from vcodec.eval.tracking import ground_truth_tracks
-from vcodec.hashing import file_sha256
 from vcodec.eval.training import TrainingOverlap, describe_overlaps, model_overlap
 from vcodec.eval.units import (
     AnchorUnit,
@@ -67,6 +66,7 @@ from vcodec.eval.units import (
     _run_unit,
     _run_unit_task,
 )
+from vcodec.hashing import file_sha256
 
 # the old public names, re-exported for one release (they now live in the modules named above)
 __all__ = [
