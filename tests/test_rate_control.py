@@ -91,3 +91,39 @@ def test_base_kbps_lands_near_its_target_on_a_real_clip(tmp_path: Path, clips_di
     report = summary.extra["base_rate_control"]
     assert math.isclose(report["achieved_kbps"], summary.base_kbps, rel_tol=0.01)
     assert abs(summary.base_kbps - target) / target <= 0.15, report
+
+
+def test_base_p_offset_sets_the_p_frames_quality_and_is_recorded(tmp_path: Path, codec_test_model: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``--base-p-offset``: P-frames code at the base quality plus the offset (each payload carries
+    its own quality code), and the stream's LAYER_CONFIG records it."""
+    from vcodec.baselayer.learned.payload import quality_code
+
+    codes = {}
+    for offset in ("-0.1", None):
+        out = tmp_path / f"p{offset}.vcs"
+        extra = [] if offset is None else ["--base-p-offset", offset]
+        assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "3", "--base-model",
+                                str(codec_test_model), "--base-quality", "0.5", *extra, *FAST_ENCODE]) == 0
+        with StreamReader(out) as reader:
+            record = reader.layers[0].params
+            units = [u for u in reader if getattr(u, "layer", None) == 0]
+        head = [BasePayload.from_bytes(u.payload) for u in units]
+        assert record["p_quality_offset"] == (-0.1 if offset else -0.2)  # the default
+        assert head[0].qcode == quality_code(0.5)
+        codes[offset] = head[1].qcode
+    # (the coder adds the offset to the intra frame's code as a number in [0, 1])
+    assert codes["-0.1"] == quality_code(quality_code(0.5) / 65535 - 0.1)
+    assert codes[None] == quality_code(quality_code(0.5) / 65535 - 0.2)
+
+
+def test_bad_base_p_offset_is_a_usage_error(tmp_path: Path, codec_test_model: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "x.vcs"
+    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "2", "--base-model",
+                            str(codec_test_model), "--base-p-offset", "2", *FAST_ENCODE]) == 2
+    one_error_line(capsys, "P-frame quality offset 2.0 is invalid")
+    assert not out.exists()
+    with open_video(SEQUENCE, frames=1) as reader:
+        with pytest.raises(ConfigError, match="--base-p-offset needs --base-mode learned"):
+            Encoder(tmp_path / "f.vcs", reader.info, base_mode="features", base_p_offset=-0.1)

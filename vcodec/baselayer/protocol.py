@@ -188,10 +188,12 @@ class BaseLayerFactory(Protocol):
     ``base_size``: the working size (long side in pixels) the layer codes at; None = the
     mode's default. It is recorded in LAYER_CONFIG, so decoding needs nothing but the stream.
     ``effort``: the encoder preset, ``"fast"`` or ``"slow"`` (modes without a slow path refuse it).
+    ``p_offset``: what P-frames add to the base quality (None = the mode's default; modes
+    without per-frame qualities refuse a value).
     """
 
-    def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast"
-                     ) -> BaseLayer: ...
+    def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast",
+                     p_offset: float | None = None) -> BaseLayer: ...
 
     def for_decoding(self, config: LayerConfig, model: str | None = None) -> BaseLayer: ...
 

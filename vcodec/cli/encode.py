@@ -80,6 +80,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "block of the latent; slow also refines each intra frame's latent by a few gradient "
                    "steps on rate + feature distortion; faster skips the motion search (faster encode, "
                    "dearer P-frames where things move; streams vcodec 0.2 decodes)")
+    g.add_argument("--base-p-offset", type=float, metavar="DQ",
+                   help="what P-frames add to the base quality, like x265's P-frame QP offset (default "
+                   "-0.2: static cameras, where skipped and motion-compensated blocks carry the intra "
+                   "frame's quality forward; -0.1 keeps more detections on a moving camera, "
+                   "docs/BASE_LAYER.md); -1..1")
     g.add_argument("--base-size", type=int, metavar="PIXELS",
                    help="working size of the base layer: the long side it codes at (the detector then "
                    "works at this size too); larger frames are downscaled, smaller ones kept "
@@ -219,7 +224,7 @@ def _run(args: argparse.Namespace, output: Any) -> int:
         enc = Encoder(
             output, info, base_model=args.base_model, base_quality=args.base_quality,
             base_size=args.base_size, base_kbps=args.base_kbps, base_effort=args.base_effort,
-            base_mode=args.base_mode,
+            base_p_offset=args.base_p_offset, base_mode=args.base_mode,
             enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
             preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay,
             lossless=args.lossless, roi=args.roi, threads=args.threads, psnr=args.psnr,

@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--base-model")
     g.add_argument("--base-size", type=int, metavar="PIXELS")
     g.add_argument("--base-effort", choices=("faster", "fast", "slow"), default="fast")
+    g.add_argument("--base-p-offset", type=float, metavar="DQ")
     g.add_argument("--enh-codec", default="libx265", choices=list(CODECS))
     g.add_argument("--enh-qp", type=int)
     g.add_argument("--enh-crf", type=float)
@@ -74,7 +75,8 @@ def _options(args: argparse.Namespace) -> Any:
         raise ConfigError("give --enh-qp or --enh-crf, not both")
     return EncodeOptions(
         base_model=args.base_model, base_quality=args.base_quality, base_size=args.base_size,
-        base_effort=args.base_effort, enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
+        base_effort=args.base_effort, base_p_offset=args.base_p_offset, enh_codec=args.enh_codec,
+        enh_qp=args.enh_qp, enh_crf=args.enh_crf,
         preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay, lossless=args.lossless,
         threads=args.threads, psnr=args.psnr,
         inter_layer={"on": True, "off": False}.get(args.inter_layer, "auto"),

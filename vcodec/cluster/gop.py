@@ -31,9 +31,9 @@ def base_layer(options: EncodeOptions) -> Any:
     global loads
     from vcodec.codec.base_layer import get_base_factory, kind_for_mode
 
-    key = (options.base_model, options.base_size, options.base_effort)
+    key = (options.base_model, options.base_size, options.base_effort, options.base_p_offset)
     if key not in _BASES:
-        _BASES[key] = get_base_factory(kind_for_mode("learned")).for_encoding(*key)
+        _BASES[key] = get_base_factory(kind_for_mode("learned")).for_encoding(*key[:3], p_offset=key[3])
         loads += 1
     return _BASES[key]
 

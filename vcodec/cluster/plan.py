@@ -26,6 +26,7 @@ class EncodeOptions:
     base_quality: float | None = None  # None: the base model's default
     base_size: int | None = None
     base_effort: str = "fast"
+    base_p_offset: float | None = None
     enh_codec: str = "libx265"
     enh_qp: int | None = None
     enh_crf: float | None = None

@@ -67,7 +67,8 @@ class Encoder:
     ``base_quality`` in [0, 1], ``base_effort`` (``"fast"``: a motion vector
     searched per block of P-frame latents; ``"slow"``: also intra latents
     refined before coding, gain and time measured by tools/bench_effort.py;
-    ``"faster"``: no motion search, payload version 2), ``base_kbps`` (rate control: the quality of each
+    ``"faster"``: no motion search, payload version 2), ``base_p_offset`` (what P-frames add
+    to the base quality; None: the mode's default, -0.2), ``base_kbps`` (rate control: the quality of each
     frame is chosen to hold the base layer near this rate, ``base_quality`` is
     where it starts; see :mod:`vcodec.codec.ratecontrol`), ``base_size`` (the
     working size: long side in pixels the base layer and its detector work
@@ -126,6 +127,7 @@ class Encoder:
         base_size: int | None = None,
         base_kbps: float | None = None,
         base_effort: str = "fast",
+        base_p_offset: float | None = None,
         base_mode: str = "learned",
         enh_codec: str = "libx265",
         enh_qp: int | None = None,
@@ -182,8 +184,10 @@ class Encoder:
                               f"({intra_period}) with closed_gops=True")
         self.closed_gops = bool(closed_gops)
         self._first_frame = first_frame
-        self.base: BaseLayer = (base_layer if base_layer is not None
-                                else get_base_factory(self.kind).for_encoding(base_model, base_size, base_effort))
+        if base_layer is None:
+            base_layer = get_base_factory(self.kind).for_encoding(base_model, base_size, base_effort,
+                                                                  p_offset=base_p_offset)
+        self.base: BaseLayer = base_layer
         # None: the model's own operating point (quality scales differ between models)
         self.base_quality = float(self.base.default_quality if base_quality is None else base_quality)
         if detector_weights is not None:

@@ -251,10 +251,13 @@ class FeatureBaseFactory:
 
     kind = FEATURE_KIND
 
-    def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast"
-                     ) -> FeatureBase:
+    def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast",
+                     p_offset: float | None = None) -> FeatureBase:
         if effort != "fast":
             raise ConfigError(f"the feature base mode has one effort (fast); {effort!r} needs "
+                              "--base-mode learned")
+        if p_offset is not None:
+            raise ConfigError("the feature base mode codes every frame alike; --base-p-offset needs "
                               "--base-mode learned")
         if base_size is None:
             return FeatureBase(model or "vcodec-det")

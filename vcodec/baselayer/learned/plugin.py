@@ -208,13 +208,17 @@ class LearnedBaseFactory:
 
     kind = LEARNED_KIND
 
-    def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast"
-                     ) -> BaseLayer:
+    def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast",
+                     p_offset: float | None = None) -> BaseLayer:
+        from dataclasses import replace
+
         from vcodec.baselayer.learned import BaseCodec, CodingTools
         from vcodec.baselayer.learned.geometry import check_long_side
 
         check_long_side(base_size)
         tools = CodingTools.for_effort(effort)
+        if p_offset is not None:  # checked by CodingTools (a ConfigError naming the value)
+            tools = replace(tools, p_quality_offset=p_offset)
         _check_model_path(model)
         return LearnedBase(BaseCodec.from_weights(model or default_base_model()), base_size, tools)
 
