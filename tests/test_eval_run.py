@@ -272,3 +272,27 @@ def test_eval_inter_layer_off_is_simulcast_in_one_stream(codec_test_model: Path,
     assert full_point["quality_per_frame"] == x265_point["quality_per_frame"]
     for metric in ("psnr_y", "psnr_yuv", "ms_ssim"):
         assert full[metric] == x265[metric], metric
+
+
+def test_a_retrained_back_end_recomputes_the_base_points(codec_test_model: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The adapted back end decides the base points' detections: other weights, other points
+    (the stored ones would otherwise keep the old back end's detections)."""
+    from vcodec.baselayer.learned.plugin import LearnedBase
+    from vcodec.baselayer.protocol import TrainedPart
+
+    out = tmp_path / "backend"
+    args = [*_common(codec_test_model, out), "--base-qualities", "0.5", "--enh-qps", "", "--anchors", ""]
+    assert eval_main(args) == 0
+    capsys.readouterr()
+    assert eval_main(args) == 0
+    assert "1 points, 1 already computed" in capsys.readouterr().err
+    plain = LearnedBase.trained_parts
+    for sha in ("ab" * 32, "cd" * 32):
+        monkeypatch.setattr(LearnedBase, "trained_parts", lambda self, det, sha=sha: [
+            *plain(self, det), TrainedPart("adapted back end", "backend-x", {}, sha)])
+        assert eval_main(args) == 0
+        assert "1 points, 0 already computed" in capsys.readouterr().err
+    assert eval_main(args) == 0  # the same back end again: nothing to recompute
+    assert "1 points, 1 already computed" in capsys.readouterr().err

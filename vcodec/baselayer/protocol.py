@@ -74,6 +74,8 @@ class TrainedPart(NamedTuple):
     model: str
     #: the ``training`` record of that file (empty when the weights carry none)
     record: Mapping[str, Any]
+    #: hex sha256 of the weights (what an evaluation's stored results depend on)
+    sha256: str = ""
 
 
 @runtime_checkable

@@ -196,14 +196,16 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
 
         base = get_base_factory(kind_for_mode("learned")).for_encoding(cfg.base_model)
         record = base.layer_config(0.0, cfg.intra_period)
+        # the adapted back end decides the base points' detections: retrained, it must recompute them
+        parts = base.trained_parts(detector)
         model_sig = (base.sha256 + ":" + json.dumps({k: v for k, v in record.items() if k != "base_quality"},
                                                     sort_keys=True, default=str)
-                     + f":enh-payload-{ENH_PAYLOAD_VERSION}:exact-{EXACT_VERSION}")
+                     + f":enh-payload-{ENH_PAYLOAD_VERSION}:exact-{EXACT_VERSION}"
+                     + "".join(f":{p.model}={p.sha256}" for p in parts if p.role != "base model"))
         indexes = [f.index for f in ctx.frames]
         if indexes == list(range(indexes[0], indexes[0] + n)):  # a window; the records list windows too
             training_overlap = tuple(
-                model_overlap(part.role, part.model, part.record, cfg.input, indexes[0], n)
-                for part in base.trained_parts(detector)
+                model_overlap(part.role, part.model, part.record, cfg.input, indexes[0], n) for part in parts
             )
             say(f"vcodec eval: evaluated frames trained on: {describe_overlaps(training_overlap)}")
 

@@ -162,12 +162,13 @@ class LearnedBase:
     def trained_parts(self, detector: SplitDetector) -> list[TrainedPart]:
         """The base model, and the back end adapted to its features when analytics with
         ``detector`` use one."""
-        parts = [TrainedPart("base model", self.codec_id, self.codec.record)]
+        parts = [TrainedPart("base model", self.codec_id, self.codec.record, self.sha256)]
         from vcodec.detection.backends import find_backend
 
         backend = find_backend(self.codec_id, self.sha256)
         if backend is not None and self.analytics_detector(detector) is not detector:
-            parts.append(TrainedPart("adapted back end", backend.name, backend.record.get("training", {})))
+            parts.append(TrainedPart("adapted back end", backend.name, backend.record.get("training", {}),
+                                     backend.sha256))
         return parts
 
     def build_detector(self, weights: str | Path | None = None) -> SplitDetector:
