@@ -172,8 +172,8 @@ class FeatureBase:
         self._designs.clear()
 
     def trained_parts(self, detector: Any) -> list[Any]:
-        """None: the mode is designed from each stream's own frames, not trained (the detector
-        is the same one every anchor runs)."""
+        """Nothing: the mode is designed from each stream's own frames, not trained (the
+        detector is the same one every anchor runs)."""
         return []
 
     def calibrate_features(self, features: Sequence[np.ndarray]) -> None:
