@@ -33,7 +33,7 @@ SRC = Path(__file__).resolve().parents[1] / "vcodec"
 #: bottom row first.  A package may import packages on lower rows only.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("registry", "_atomic", "hashing", "_compressai", "_torchvision"),
+    ("registry", "_atomic", "_frame_ranges", "hashing", "_compressai", "_torchvision"),
     ("io", "bitstream"),
     ("enhancement", "detection", "annotate"),
     ("baselayer",),  # the protocol (vcodec/baselayer/__init__.py, protocol.py)

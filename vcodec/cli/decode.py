@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from vcodec._frame_ranges import format_frame_ranges, frame_ranges
 from vcodec.cli._io import write_json_report
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError
@@ -135,18 +136,7 @@ def _annotation(args: argparse.Namespace, info: Any) -> Iterator[Callable[[Any],
 
 def _ranges(frames: list[int]) -> str:
     """[1, 2, 3, 7] -> '(1-3, 7)'."""
-    if not frames:
-        return ""
-    parts: list[str] = []
-    start = prev = frames[0]
-    for f in frames[1:] + [None]:  # type: ignore[list-item]
-        if f is not None and f == prev + 1:
-            prev = f
-            continue
-        parts.append(f"{start}-{prev}" if prev != start else f"{start}")
-        if f is not None:
-            start = prev = f
-    return "(" + ", ".join(parts) + ")"
+    return f"({format_frame_ranges(frame_ranges(frames))})" if frames else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

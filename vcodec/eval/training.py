@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# frame_ranges is shared with vcodec decode's report of lost frames; re-exported here
+from vcodec._frame_ranges import format_frame_ranges, frame_ranges
+
 __all__ = ["TrainingOverlap", "describe_overlaps", "frame_ranges", "model_overlap", "trained_frames"]
 
 #: a record's ``init``: "<model id> (sha256 ...)"; anything else (a checkpoint, a run) ends the chain
@@ -58,7 +61,7 @@ class TrainingOverlap:
             return f"{self.role} {self.model}: unknown (its training record lists no frames)"
         if not self.trained:
             return f"{self.role} {self.model}: none of frames {self.first_frame}-{last}"
-        runs = ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in self.ranges)
+        runs = format_frame_ranges(self.ranges)
         return f"{self.role} {self.model}: {self.trained} of {self.evaluated} ({runs})"
 
     def to_json(self) -> dict[str, Any]:
@@ -107,17 +110,6 @@ def trained_frames(record: Mapping[str, Any], clip: str, evaluated: range) -> se
                 out |= set(evaluated) & set(range(0, step * int(m["train"]), step))
         return out
     return None
-
-
-def frame_ranges(frames: Iterable[int]) -> tuple[tuple[int, int], ...]:
-    """Sorted frames as inclusive (first, last) runs of consecutive indexes."""
-    runs: list[list[int]] = []
-    for f in sorted(frames):
-        if runs and f == runs[-1][1] + 1:
-            runs[-1][1] = f
-        else:
-            runs.append([f, f])
-    return tuple((a, b) for a, b in runs)
 
 
 def _records_dir_loader(weights_dir: Path) -> Callable[[str], Mapping[str, Any] | None]:
