@@ -371,11 +371,12 @@ class HeaderMemory:
         """The encoder's side: ``payload`` (complete) with ``same_q`` / ``same_blocks`` set where
         the fields equal what the decoder will remember; records the frame."""
         if payload.version >= 4 and not payload.intra:
-            payload.same_q = payload.qcode == self.previous_qcode
             has_blocks = bool(payload.skip_block or payload.motion_block)
-            payload.same_blocks = has_blocks \
-                and payload.skip_block in (0, self.skip_block) \
-                and (payload.motion_block == 0 or (payload.motion_block, payload.motion_range) == self.motion)
+            same_skip = payload.skip_block in (0, self.skip_block)
+            same_motion = payload.motion_block == 0 \
+                or (payload.motion_block, payload.motion_range) == self.motion
+            payload = replace(payload, same_q=payload.qcode == self.previous_qcode,
+                              same_blocks=has_blocks and same_skip and same_motion)
         self.record(payload)
         return payload
 
