@@ -154,13 +154,14 @@ def run_all(args: argparse.Namespace) -> None:
             out = work / key
             print(f"== {key}", file=sys.stderr, flush=True)
             t0 = time.time()
+            start, frames = CLIP_WINDOW.get(clip.name, (0, args.frames))
             try:
                 res = run_eval(
                     EvalConfig(
                         input=str(clip),
                         output=str(out),
-                        frames=CLIP_WINDOW.get(clip.name, (0, args.frames))[1],
-                        start=CLIP_WINDOW.get(clip.name, (0, args.frames))[0],
+                        frames=frames,
+                        start=start,
                         detector=cfg["detector"],
                         detector_weights=cfg["weights"],
                         base_model=cfg["base_model"],
