@@ -63,6 +63,10 @@ def test_bench_schema(
     assert set(r["stream_gops"]) <= {"R", "F"} and len(r["stream_gops"]) == 1  # 3 frames: one GOP
     s = {k: v["seconds"] for k, v in r["stages"].items()}
     assert ratios["full_decode_vs_x265"] == pytest.approx(s["full_decode"] / s["x265_decode"], rel=0.01)
+    # the residual path's encode pays for the base picture; the base layer's own figure does not
+    assert ratios["encode_vs_x265"] == pytest.approx(
+        (s["base_encode_picture"] + s["enh_encode"]) / s["x265_encode"], rel=0.01)
+    assert ratios["base_encode_vs_x265"] == pytest.approx(s["base_encode"] / s["x265_encode"], rel=0.01)
     assert all(math.isfinite(v) and v > 0 for v in ratios.values())
     assert r["kbps"]["base"] > 0 and r["kbps"]["enh"] > 0 and r["kbps"]["x265"] > 0
     assert r["settings"]["base_model_sha256"] == json.loads(codec_test_model.read_text())["sha256"]

@@ -3,7 +3,9 @@
   vcodec bench clip.y4m --frames 30 -o bench.json
   vcodec bench cars_320x240.i420 --base-model base-yolox-nano-v2 --detector-weights yolox_nano.onnx
 
-Stages: base encode, enhancement encode, base-only decode + detect (detector
+Stages: base encode (the payload alone, as analytics-only streams and full-frame
+GOPs code it; then again with the base picture a residual GOP predicts from),
+enhancement encode, base-only decode + detect (detector
 back end on the decoded latent, no pixels), full decode, and x265 single-layer
 encode, decode and decode + detect of the same frames at the same QP, preset
 and intra period.  Each stage runs --repeat times (default 3) and reports the
