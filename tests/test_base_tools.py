@@ -162,6 +162,30 @@ def test_symbol_cost_table_equals_the_formula() -> None:
     assert np.array_equal(costs(sym, idx), rdo.symbol_bits(sym, sigmas[idx]))
 
 
+@given(seed=st.integers(0, 2**31 - 1), used=st.integers(1, 12))
+@settings(max_examples=25, deadline=None)
+def test_coding_with_only_the_used_tables_gives_the_same_bytes(codec: BaseCodec, seed: int, used: int) -> None:
+    """The coder is handed only the CDFs a frame uses (a speed-up): same bytes, same symbols back."""
+    from compressai.ans import BufferedRansEncoder, RansDecoder
+
+    path = codec._path
+    cdfs, lengths, offsets = path.coder_tables()
+    rng = np.random.default_rng(seed)
+    tables = rng.choice(len(cdfs), size=used, replace=False)
+    indexes = rng.choice(tables, size=(3, 5, 7)).astype(np.int64)
+    symbols = [int(rng.integers(-3, 4)) for _ in range(indexes.size)]
+    full, subset = BufferedRansEncoder(), BufferedRansEncoder()
+    full.encode_with_indexes(symbols, indexes.reshape(-1).tolist(), cdfs, lengths, offsets)
+    renumbered, sub_cdfs, sub_lengths, sub_offsets = path.coder_tables_for(indexes)
+    assert len(sub_cdfs) == used and max(renumbered) == used - 1
+    subset.encode_with_indexes(symbols, renumbered, sub_cdfs, sub_lengths, sub_offsets)
+    data = full.flush()
+    assert subset.flush() == data
+    dec = RansDecoder()
+    dec.set_stream(data)
+    assert dec.decode_stream(*path.coder_tables_for(indexes)) == symbols
+
+
 def test_zero_mode_skips_only_blocks_whose_symbols_are_all_zero() -> None:
     sym = np.zeros((1, 3, 4, 4))
     sym[0, 2, 0, 3] = 1  # block (0, 1) codes something

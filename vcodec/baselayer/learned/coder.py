@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 __all__ = ["BaseDecoder", "BaseEncoder"]
 
 
+#: each binary CDF as a one-entry table, (cdfs, lengths, offsets), for decoding one flag
+_BINARY_TABLES = [([cdf], [length], [offset]) for cdf, length, offset
+                  in zip(BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS, strict=True)]
+
 
 class BaseEncoder:
     """Encodes frames in order; holds the reference y_hat(t-1) and its hyperprior explicitly."""
@@ -235,16 +239,14 @@ class BaseEncoder:
         else:
             self._skip_model.previous = None
         coded = np.broadcast_to(~skip_pos, sym.shape[1:])[None]
-        cdfs, lengths, offsets = path.coder_tables()
         if coded.any():
             enc.encode_with_indexes(sym[coded].astype(np.int64).tolist(),
-                                    idx_np[coded].astype(np.int64).tolist(), cdfs, lengths, offsets)
+                                    *path.coder_tables_for(idx_np[coded].astype(np.int64)))
             symbols_written = True
         if symbols_written:
             # CompressAI's flush sizes its output by the symbol count and overruns it for fewer than
             # four symbols; padding symbols after the last due one are never read by a decoder
-            enc.encode_with_indexes([0] * MIN_RANS_SYMBOLS, [PAD_CDF] * MIN_RANS_SYMBOLS,
-                                    BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)
+            enc.encode_with_indexes([0] * MIN_RANS_SYMBOLS, [0] * MIN_RANS_SYMBOLS, *_BINARY_TABLES[PAD_CDF])
         y_string = enc.flush() if symbols_written else b""
         sym_t = torch.from_numpy(np.where(coded, sym, 0.0))
         y_hat = path.reconstruct(sym_t, means, idx, gain, off)
@@ -499,7 +501,9 @@ class BaseDecoder:
             for r in range(grid.rows):
                 for c in range(grid.cols):
                     i, ctx = model.next_index(flags, r, c)
-                    bit = dec.decode_stream([i], BINARY_CDFS, BINARY_CDF_LENGTHS, BINARY_OFFSETS)[0]
+                    # one flag at a time (the next context needs it); hand over only its own table:
+                    # passing all 63 makes pybind convert every one of them on each call (12x slower)
+                    bit = dec.decode_stream([0], *_BINARY_TABLES[i])[0]
                     if bit not in (0, 1):
                         raise BitstreamError(f"skip flag ({r}, {c}) decodes to {bit}: the payload is damaged",
                                              unit="base payload")
@@ -520,8 +524,7 @@ class BaseDecoder:
             if not p.y_string:
                 raise BitstreamError("base payload has an empty y string where symbols are due",
                                      unit="base payload")
-            cdfs, lengths, offsets = self.codec._path.coder_tables()
-            values = dec.decode_stream(idx_np[coded].astype(np.int64).tolist(), cdfs, lengths, offsets)
+            values = dec.decode_stream(*self.codec._path.coder_tables_for(idx_np[coded].astype(np.int64)))
             sym[coded] = np.asarray(values, dtype=np.float64)
         return torch.from_numpy(sym), skip_pos
 

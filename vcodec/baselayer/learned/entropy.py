@@ -122,6 +122,21 @@ class EntropyPath:
                             self.gc._offset.reshape(-1).int().tolist())
         return self._tables
 
+    def coder_tables_for(self, indexes: np.ndarray
+                         ) -> tuple[list[int], list[list[int]], list[int], list[int]]:
+        """``indexes`` renumbered over the tables they use, and only those tables, in index order.
+
+        The rANS coder converts every table it is handed on every call (64 Gaussian CDFs of up to
+        ~3,000 entries: ~1.8 ms), while a frame's symbols use a few of them; each symbol keeps its
+        own CDF, so the coded bytes are the same.
+        """
+        cdfs, lengths, offsets = self.coder_tables()
+        used = np.bincount(indexes.reshape(-1), minlength=len(cdfs)) > 0  # no sort: a frame has ~1e5
+        renumber = np.cumsum(used) - 1
+        keep = np.flatnonzero(used).tolist()
+        return (renumber[indexes.reshape(-1)].tolist(), [cdfs[i] for i in keep], [lengths[i] for i in keep],
+                [offsets[i] for i in keep])
+
     def reconstruct(self, sym: torch.Tensor, means: torch.Tensor, idx: torch.Tensor, gain: float,
                     off: torch.Tensor) -> torch.Tensor:
         """y_hat from integer symbols: element-wise float64, stored as float32."""
