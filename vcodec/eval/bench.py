@@ -8,6 +8,8 @@ Stages (each timed over all frames, models loaded and warmed up beforehand; ever
 * ``base_encode_picture``: the same plus x_base = g_s(y_hat), the base picture a residual GOP's
   enhancement layer predicts from;
 * ``enh_encode``: enhancement layer, residual x - x_base coded by the enhancement encoder;
+* ``base_decode``: payload -> y_hat alone (entropy decoding and the temporal prediction: what
+  ``base_decode_detect`` spends before the detector);
 * ``base_decode_detect``: analytics path, payload -> y_hat -> T(y_hat) -> detector back end (no pixels);
 * ``full_decode``: payload -> x_base, enhancement packets -> residual, x_hat = x_base + residual;
 * ``x265_encode`` / ``x265_decode``: single-layer x265 of the input at the same QP, preset and
@@ -47,12 +49,13 @@ from vcodec.errors import ConfigError, EncoderError, InputError
 __all__ = ["run_bench", "STAGES", "BENCH_SCHEMA_VERSION"]
 
 #: 2: ``--repeat``: each stage runs ``repeat`` times and reports the median (``runs_seconds``);
-#: 3: ``base_encode`` codes the payload only, ``base_encode_picture`` adds x_base
+#: 3: ``base_encode`` codes the payload only, ``base_encode_picture`` adds x_base; ``base_decode``
 BENCH_SCHEMA_VERSION = 3
 STAGES = (
     "base_encode",
     "base_encode_picture",
     "enh_encode",
+    "base_decode",
     "base_decode_detect",
     "full_decode",
     "x265_encode",
@@ -211,6 +214,14 @@ def run_bench(
             return enc.config(), enc.extradata, packets
 
     stages["enh_encode"], (enh_cfg, enh_extra, enh_packets) = _timed(n, enh_encode, repeat)
+
+    def base_decode() -> int:
+        dec = base.decoder()
+        for intra, p in units:
+            dec.decode_frame(p, intra)
+        return len(units)
+
+    stages["base_decode"], _ = _timed(n, base_decode, repeat)
 
     def base_decode_detect() -> int:
         dec = base.decoder()
