@@ -127,3 +127,64 @@ def test_bad_base_p_offset_is_a_usage_error(tmp_path: Path, codec_test_model: Pa
     with open_video(SEQUENCE, frames=1) as reader:
         with pytest.raises(ConfigError, match="--base-p-offset needs --base-mode learned"):
             Encoder(tmp_path / "f.vcs", reader.info, base_mode="features", base_p_offset=-0.1)
+
+
+def _encode_with(tmp_path: Path, name: str, *extra: str, frames: int = 4) -> Path:
+    """The shipped model: the small test model skips every P-frame block of this clip, so a tool
+    that acts on coded symbols would have nothing to act on."""
+    out = tmp_path / f"{name}.vcs"
+    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", str(frames),
+                            "--base-quality", "0.5", *extra, *FAST_ENCODE]) == 0
+    return out
+
+
+def _base_units(path: Path) -> tuple[dict, list[bytes]]:
+    with StreamReader(path) as reader:
+        return reader.layers[0].params, [u.payload for u in reader if getattr(u, "layer", None) == 0]
+
+
+def test_base_tune_sets_the_p_frame_tools_records_them_and_decodes(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """``--base-tune``: fixed-camera turns the dead zone on, moving-camera halves the P-frame offset;
+    explicit ``--base-deadzone`` / ``--base-p-offset`` win; every stream decodes bit-exactly."""
+    from vcodec.cli import decode as decode_cli
+
+    expect = {  # name: (options, p_deadzone, p_quality_offset)
+        "default": ((), 0.5, -0.2),
+        "fixed": (("--base-tune", "fixed-camera"), 0.75, -0.2),
+        "moving": (("--base-tune", "moving-camera"), 0.0, -0.1),
+        "fixed-0.5": (("--base-tune", "fixed-camera", "--base-deadzone", "0.5"), 0.5, -0.2),
+        "moving-0.3": (("--base-tune", "moving-camera", "--base-p-offset", "-0.3"), 0.0, -0.3),
+        "off": (("--base-deadzone", "0"), 0.0, -0.2),
+    }
+    payloads = {}
+    for name, (options, deadzone, offset) in expect.items():
+        out = _encode_with(tmp_path, name, *options)
+        params, payloads[name] = _base_units(out)
+        assert (params["p_deadzone"], params["p_quality_offset"]) == (deadzone, offset), name
+        y4m = tmp_path / f"{name}.y4m"
+        assert decode_cli.main([str(out), "-o", str(y4m), "--layers", "base", "-q"]) == 0
+    # the tools act on P-frames only: the intra frame is the same, held P-frames are not
+    assert payloads["fixed"][0] == payloads["default"][0] == payloads["off"][0]
+    assert payloads["fixed-0.5"] == payloads["default"]
+    p_bytes = {name: sum(map(len, payloads[name][1:])) for name in ("off", "default", "fixed")}
+    assert p_bytes["off"] > p_bytes["default"] > p_bytes["fixed"], p_bytes
+
+
+def test_bad_base_tune_and_deadzone_are_usage_errors(tmp_path: Path, codec_test_model: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from vcodec.baselayer.learned.tools import TUNES
+    from vcodec.cli._args import TUNE_CHOICES
+
+    assert TUNE_CHOICES == TUNES
+    out = tmp_path / "x.vcs"
+    base = [str(SEQUENCE), "-o", str(out), "--frames", "2", "--base-model", str(codec_test_model)]
+    assert encode_cli.main([*base, "--base-deadzone", "-1", *FAST_ENCODE]) == 2
+    one_error_line(capsys, "P-frame dead zone -1.0 is invalid")
+    assert encode_cli.main([*base, "--base-tune", "tripod", *FAST_ENCODE]) == 2
+    assert "invalid choice: 'tripod'" in capsys.readouterr().err
+    assert not out.exists()
+    with open_video(SEQUENCE, frames=1) as reader:
+        for option in ({"base_deadzone": 0.5}, {"base_tune": "fixed-camera"}):
+            with pytest.raises(ConfigError, match="needs --base-mode learned"):
+                Encoder(tmp_path / "f.vcs", reader.info, base_mode="features", **option)

@@ -57,6 +57,11 @@ def _v2(**tools: Any) -> CodingTools:
     return CodingTools(motion=0, payload_version=2, **{"p_quality_offset": -0.1, **tools})
 
 
+def _mc(**tools: Any) -> CodingTools:
+    """Motion compensation as first measured: no temporal dead zone unless told otherwise."""
+    return CodingTools(**{"p_deadzone": 0.0, **tools})
+
+
 VARIANTS: dict[str, CodingTools] = {
     "v1": CodingTools.version1(),
     "v2": CodingTools.version2(),  # the defaults of vcodec 0.2 (no motion field)
@@ -79,21 +84,27 @@ VARIANTS: dict[str, CodingTools] = {
     # detected objects protected (the encoder's own detections on the source); lossy elsewhere
     "roi-dz": _v2(p_roi=0.1, p_deadzone=0.75),
     "roi-gate-dz": _v2(p_roi=0.1, p_gate=16.0, p_deadzone=0.75),
-    # motion-compensated prediction (payload version 3)
-    "mc": CodingTools(),  # the default (P-frames 0.2 below their intra frame)
-    "mc-b2": CodingTools(motion_block=2),
-    "mc-b8": CodingTools(motion_block=8),
-    "mc-r4": CodingTools(motion=4),
-    "mc-r16": CodingTools(motion=16),
-    "mc-p0": CodingTools(p_quality_offset=0.0),
-    "mc-p0.1": CodingTools(p_quality_offset=-0.1),  # the default until vcodec 0.3
-    "mc-p0.15": CodingTools(p_quality_offset=-0.15),
-    "mc-p0.2": CodingTools(p_quality_offset=-0.2),
-    "mc-p0.25": CodingTools(p_quality_offset=-0.25),
-    "mc-p0.3": CodingTools(p_quality_offset=-0.3),
-    "mc-int": CodingTools(motion_precision=1),
-    "mc-half": CodingTools(motion_precision=2),
-    "mc-int-p0": CodingTools(motion_precision=1, p_quality_offset=0.0),
+    # motion-compensated prediction (payload version 3), without the dead zone: the tools these
+    # variants were measured with (docs/BASE_LAYER.md)
+    "mc": _mc(),  # the default until the dead zone (P-frames 0.2 below their intra frame)
+    "mc-b2": _mc(motion_block=2),
+    "mc-b8": _mc(motion_block=8),
+    "mc-r4": _mc(motion=4),
+    "mc-r16": _mc(motion=16),
+    "mc-p0": _mc(p_quality_offset=0.0),
+    "mc-p0.1": _mc(p_quality_offset=-0.1),  # the default until vcodec 0.3
+    "mc-p0.15": _mc(p_quality_offset=-0.15),
+    "mc-p0.2": _mc(p_quality_offset=-0.2),
+    "mc-p0.25": _mc(p_quality_offset=-0.25),
+    "mc-p0.3": _mc(p_quality_offset=-0.3),
+    "mc-int": _mc(motion_precision=1),
+    "mc-half": _mc(motion_precision=2),
+    "mc-int-p0": _mc(motion_precision=1, p_quality_offset=0.0),
+    # the temporal dead zone on top of motion compensation (against the warped reference)
+    "mc-dz0.5": _mc(p_deadzone=0.5),  # = the default now
+    "mc-dz0.75": _mc(p_deadzone=0.75),  # = --base-tune fixed-camera
+    "mc-gate16-dz0.75": _mc(p_gate=16.0, p_deadzone=0.75),
+    "default": CodingTools(),  # whatever the package's defaults are
 }
 
 

@@ -191,11 +191,16 @@ class BaseLayerFactory(Protocol):
     mode's default. It is recorded in LAYER_CONFIG, so decoding needs nothing but the stream.
     ``effort``: the encoder preset, ``"fast"`` or ``"slow"`` (modes without a slow path refuse it).
     ``p_offset``: what P-frames add to the base quality (None = the mode's default; modes
-    without per-frame qualities refuse a value).
+    without per-frame qualities refuse a value). ``p_deadzone``: the P-frames' temporal dead
+    zone in quantisation steps (None = the mode's default, 0 = off; modes without P-frames
+    refuse a value). ``tune``: what the encoder may assume about the camera (``"default"``,
+    ``"fixed-camera"``, ``"moving-camera"``; modes without P-frames accept only the default);
+    ``p_offset`` and ``p_deadzone`` override what the tune sets.
     """
 
     def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast",
-                     p_offset: float | None = None) -> BaseLayer: ...
+                     p_offset: float | None = None, p_deadzone: float | None = None,
+                     tune: str = "default") -> BaseLayer: ...
 
     def for_decoding(self, config: LayerConfig, model: str | None = None) -> BaseLayer: ...
 

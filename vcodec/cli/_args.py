@@ -18,6 +18,11 @@ def is_url(text: str | os.PathLike[str]) -> bool:
     return isinstance(text, str) and text.lower().startswith(("http://", "https://"))
 
 
+#: ``--base-tune``'s choices: vcodec.baselayer.learned.tools.TUNES, restated so that parsing the
+#: command line does not import the model code (tests/test_cli_options.py checks they agree)
+TUNE_CHOICES = ("default", "fixed-camera", "moving-camera")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``416x240`` -> (416, 240)."""
     try:

@@ -13,6 +13,7 @@ Examples:
   vcodec encode clip.y4m -o clip.vcs --lossless             # bit-exact full decode
   vcodec encode clip.mp4 -o - | vcodec detect - -o dets.txt  # frame-by-frame pipe
   vcodec encode clip.mp4 -o clip.vcs --inter-layer on       # always the residual
+  vcodec encode lobby.mp4 -o lobby.vcs --base-tune fixed-camera  # cheaper P-frames on a still camera
   vcodec encode long.y4m -o long.vcs --workers 2 --enh-qp 30 # GOP-parallel on local Ray
   vcodec encode /shared/long.y4m -o long.vcs --ray HEAD:6379 # on a Ray cluster (docs/CLUSTER.md)
 
@@ -51,7 +52,7 @@ import sys
 from typing import Any, BinaryIO
 from collections.abc import Sequence
 
-from vcodec.cli._args import parse_fps, parse_size
+from vcodec.cli._args import TUNE_CHOICES, parse_fps, parse_size
 from vcodec.cli._io import write_json_report
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError, InputError
@@ -85,6 +86,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "-0.2: static cameras, where skipped and motion-compensated blocks carry the intra "
                    "frame's quality forward; -0.1 keeps more detections on a moving camera, "
                    "docs/BASE_LAYER.md); -1..1")
+    g.add_argument("--base-tune", choices=TUNE_CHOICES, default="default",
+                   help="what the base encoder may assume about the camera, like x265's --tune: "
+                   "fixed-camera widens the P-frames' dead zone to 0.75 step (11-45 %% fewer bits for "
+                   "the same feature fidelity on the static-camera test clips, P-frames at 5-7 %% of an "
+                   "intra frame; detections at equal rate went both ways, so compare at equal rate: "
+                   "raise --base-quality); moving-camera codes P-frames 0.1 below their intra frame "
+                   "instead of 0.2 and turns the dead zone off; --base-p-offset and --base-deadzone "
+                   "override it (default: default)")
+    g.add_argument("--base-deadzone", type=float, metavar="STEPS",
+                   help="the P-frames' temporal dead zone in quantisation steps, 0 (off) to 4: a "
+                   "latent element whose source moved by less since the motion-compensated reference "
+                   "keeps the reference's value (default 0.5; docs/BASE_LAYER.md)")
     g.add_argument("--base-size", type=int, metavar="PIXELS",
                    help="working size of the base layer: the long side it codes at (the detector then "
                    "works at this size too); larger frames are downscaled, smaller ones kept "
@@ -224,7 +237,8 @@ def _run(args: argparse.Namespace, output: Any) -> int:
         enc = Encoder(
             output, info, base_model=args.base_model, base_quality=args.base_quality,
             base_size=args.base_size, base_kbps=args.base_kbps, base_effort=args.base_effort,
-            base_p_offset=args.base_p_offset, base_mode=args.base_mode,
+            base_p_offset=args.base_p_offset, base_deadzone=args.base_deadzone,
+            base_tune=args.base_tune, base_mode=args.base_mode,
             enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
             preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay,
             lossless=args.lossless, roi=args.roi, threads=args.threads, psnr=args.psnr,

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from vcodec.cli._args import TUNE_CHOICES
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError, OutputError, VcodecError
 
@@ -51,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--base-size", type=int, metavar="PIXELS")
     g.add_argument("--base-effort", choices=("faster", "fast", "slow"), default="fast")
     g.add_argument("--base-p-offset", type=float, metavar="DQ")
+    g.add_argument("--base-deadzone", type=float, metavar="STEPS")
+    g.add_argument("--base-tune", choices=TUNE_CHOICES, default="default")
     g.add_argument("--enh-codec", default="libx265", choices=list(CODECS))
     g.add_argument("--enh-qp", type=int)
     g.add_argument("--enh-crf", type=float)
@@ -75,7 +78,8 @@ def _options(args: argparse.Namespace) -> Any:
         raise ConfigError("give --enh-qp or --enh-crf, not both")
     return EncodeOptions(
         base_model=args.base_model, base_quality=args.base_quality, base_size=args.base_size,
-        base_effort=args.base_effort, base_p_offset=args.base_p_offset, enh_codec=args.enh_codec,
+        base_effort=args.base_effort, base_p_offset=args.base_p_offset,
+        base_deadzone=args.base_deadzone, base_tune=args.base_tune, enh_codec=args.enh_codec,
         enh_qp=args.enh_qp, enh_crf=args.enh_crf,
         preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay, lossless=args.lossless,
         threads=args.threads, psnr=args.psnr,

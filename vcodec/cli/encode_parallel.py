@@ -20,7 +20,8 @@ def options_from_args(args: argparse.Namespace):  # noqa: ANN201 - EncodeOptions
 
     return EncodeOptions(
         base_model=args.base_model, base_quality=args.base_quality, base_size=args.base_size,
-        base_effort=args.base_effort, base_p_offset=args.base_p_offset, enh_codec=args.enh_codec,
+        base_effort=args.base_effort, base_p_offset=args.base_p_offset,
+        base_deadzone=args.base_deadzone, base_tune=args.base_tune, enh_codec=args.enh_codec,
         enh_qp=args.enh_qp, enh_crf=args.enh_crf,
         preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay, lossless=args.lossless,
         roi=args.roi, threads=args.threads, psnr=args.psnr, detector_weights=args.detector_weights,

@@ -31,9 +31,12 @@ def base_layer(options: EncodeOptions) -> Any:
     global loads
     from vcodec.codec.base_layer import get_base_factory, kind_for_mode
 
-    key = (options.base_model, options.base_size, options.base_effort, options.base_p_offset)
+    key = (options.base_model, options.base_size, options.base_effort, options.base_p_offset,
+           options.base_deadzone, options.base_tune)
     if key not in _BASES:
-        _BASES[key] = get_base_factory(kind_for_mode("learned")).for_encoding(*key[:3], p_offset=key[3])
+        _BASES[key] = get_base_factory(kind_for_mode("learned")).for_encoding(
+            options.base_model, options.base_size, options.base_effort, p_offset=options.base_p_offset,
+            p_deadzone=options.base_deadzone, tune=options.base_tune)
         loads += 1
     return _BASES[key]
 

@@ -27,6 +27,8 @@ class EncodeOptions:
     base_size: int | None = None
     base_effort: str = "fast"
     base_p_offset: float | None = None
+    base_deadzone: float | None = None
+    base_tune: str = "default"
     enh_codec: str = "libx265"
     enh_qp: int | None = None
     enh_crf: float | None = None

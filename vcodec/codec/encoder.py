@@ -68,9 +68,12 @@ class Encoder:
     searched per block of P-frame latents; ``"slow"``: also intra latents
     refined before coding, gain and time measured by tools/bench_effort.py;
     ``"faster"``: no motion search, payload version 2), ``base_p_offset`` (what P-frames add
-    to the base quality; None: the mode's default, -0.2), ``base_kbps`` (rate control: the quality of each
-    frame is chosen to hold the base layer near this rate, ``base_quality`` is
-    where it starts; see :mod:`vcodec.codec.ratecontrol`), ``base_size`` (the
+    to the base quality; None: the mode's default, -0.2), ``base_deadzone`` (the P-frames' temporal
+    dead zone in quantisation steps; None: the mode's default, 0.5; 0 = off), ``base_tune``
+    (``"default"``, ``"fixed-camera"``: the dead zone at 0.75, ``"moving-camera"``: P-frames 0.1
+    below their intra frame, no dead zone; ``base_p_offset`` and ``base_deadzone`` override it), ``base_kbps``
+    (rate control: the quality of each frame is chosen to hold the base layer near this rate,
+    ``base_quality`` is where it starts; see :mod:`vcodec.codec.ratecontrol`), ``base_size`` (the
     working size: long side in pixels the base layer and its detector work
     at; None = the model's, 832), ``base_mode`` ``"learned"`` or
     ``"features"`` (training-free; the enhancement layer then codes full
@@ -128,6 +131,8 @@ class Encoder:
         base_kbps: float | None = None,
         base_effort: str = "fast",
         base_p_offset: float | None = None,
+        base_deadzone: float | None = None,
+        base_tune: str = "default",
         base_mode: str = "learned",
         enh_codec: str = "libx265",
         enh_qp: int | None = None,
@@ -185,8 +190,9 @@ class Encoder:
         self.closed_gops = bool(closed_gops)
         self._first_frame = first_frame
         if base_layer is None:
-            base_layer = get_base_factory(self.kind).for_encoding(base_model, base_size, base_effort,
-                                                                  p_offset=base_p_offset)
+            base_layer = get_base_factory(self.kind).for_encoding(
+                base_model, base_size, base_effort, p_offset=base_p_offset, p_deadzone=base_deadzone,
+                tune=base_tune)
         self.base: BaseLayer = base_layer
         # None: the model's own operating point (quality scales differ between models)
         self.base_quality = float(self.base.default_quality if base_quality is None else base_quality)

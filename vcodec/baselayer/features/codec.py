@@ -252,13 +252,16 @@ class FeatureBaseFactory:
     kind = FEATURE_KIND
 
     def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast",
-                     p_offset: float | None = None) -> FeatureBase:
+                     p_offset: float | None = None, p_deadzone: float | None = None,
+                     tune: str = "default") -> FeatureBase:
         if effort != "fast":
             raise ConfigError(f"the feature base mode has one effort (fast); {effort!r} needs "
                               "--base-mode learned")
-        if p_offset is not None:
-            raise ConfigError("the feature base mode codes every frame alike; --base-p-offset needs "
-                              "--base-mode learned")
+        for value, option in ((p_offset, "--base-p-offset"), (p_deadzone, "--base-deadzone"),
+                              (None if tune == "default" else tune, "--base-tune")):
+            if value is not None:
+                raise ConfigError(f"the feature base mode codes every frame alike; {option} needs "
+                                  "--base-mode learned")
         if base_size is None:
             return FeatureBase(model or "vcodec-det")
         from vcodec.baselayer.geometry import check_long_side

@@ -210,16 +210,20 @@ class LearnedBaseFactory:
     kind = LEARNED_KIND
 
     def for_encoding(self, model: str | None, base_size: int | None = None, effort: str = "fast",
-                     p_offset: float | None = None) -> BaseLayer:
+                     p_offset: float | None = None, p_deadzone: float | None = None,
+                     tune: str = "default") -> BaseLayer:
         from dataclasses import replace
 
         from vcodec.baselayer.learned import BaseCodec, CodingTools
         from vcodec.baselayer.learned.geometry import check_long_side
 
         check_long_side(base_size)
-        tools = CodingTools.for_effort(effort)
-        if p_offset is not None:  # checked by CodingTools (a ConfigError naming the value)
+        tools = CodingTools.for_effort(effort).tuned(tune)
+        # explicit values win over the tune's; CodingTools checks them (a ConfigError naming the value)
+        if p_offset is not None:
             tools = replace(tools, p_quality_offset=p_offset)
+        if p_deadzone is not None:
+            tools = replace(tools, p_deadzone=p_deadzone)
         _check_model_path(model)
         return LearnedBase(BaseCodec.from_weights(model or default_base_model()), base_size, tools)
 
