@@ -19,7 +19,7 @@ def is_url(text: str | os.PathLike[str]) -> bool:
 
 
 #: ``--base-tune``'s choices: vcodec.baselayer.learned.tools.TUNES, restated so that parsing the
-#: command line does not import the model code (tests/test_cli_options.py checks they agree)
+#: command line does not import the model code (tests/test_rate_control.py checks they agree)
 TUNE_CHOICES = ("default", "fixed-camera", "moving-camera")
 
 

@@ -72,19 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from vcodec.cluster import EncodeOptions
+    from vcodec.cli.encode_parallel import options_from_args
 
     if args.enh_qp is not None and args.enh_crf is not None:
         raise ConfigError("give --enh-qp or --enh-crf, not both")
-    return EncodeOptions(
-        base_model=args.base_model, base_quality=args.base_quality, base_size=args.base_size,
-        base_effort=args.base_effort, base_p_offset=args.base_p_offset,
-        base_deadzone=args.base_deadzone, base_tune=args.base_tune, enh_codec=args.enh_codec,
-        enh_qp=args.enh_qp, enh_crf=args.enh_crf,
-        preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay, lossless=args.lossless,
-        threads=args.threads, psnr=args.psnr,
-        inter_layer={"on": True, "off": False}.get(args.inter_layer, "auto"),
-    )
+    return options_from_args(args)  # no --roi or --detector-weights here: their defaults
 
 
 def _resumable(item: Any) -> bool:

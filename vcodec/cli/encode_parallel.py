@@ -16,17 +16,16 @@ __all__ = ["run_parallel", "options_from_args"]
 
 
 def options_from_args(args: argparse.Namespace):  # noqa: ANN201 - EncodeOptions (lazy import)
+    """The EncodeOptions of a command line (``vcodec encode``'s or ``vcodec encode-batch``'s): every
+    field the command's parser defines, under the same name; the others keep their defaults (one
+    builder, so an option added to EncodeOptions and to a parser reaches the encoder)."""
+    from dataclasses import fields
+
     from vcodec.cluster import EncodeOptions
 
-    return EncodeOptions(
-        base_model=args.base_model, base_quality=args.base_quality, base_size=args.base_size,
-        base_effort=args.base_effort, base_p_offset=args.base_p_offset,
-        base_deadzone=args.base_deadzone, base_tune=args.base_tune, enh_codec=args.enh_codec,
-        enh_qp=args.enh_qp, enh_crf=args.enh_crf,
-        preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay, lossless=args.lossless,
-        roi=args.roi, threads=args.threads, psnr=args.psnr, detector_weights=args.detector_weights,
-        inter_layer={"on": True, "off": False}.get(args.inter_layer, "auto"),
-    )
+    given = {f.name: getattr(args, f.name) for f in fields(EncodeOptions) if hasattr(args, f.name)}
+    given["inter_layer"] = {"on": True, "off": False}.get(args.inter_layer, "auto")
+    return EncodeOptions(**given)
 
 
 def check_parallel_args(args: argparse.Namespace) -> None:

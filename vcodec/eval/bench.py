@@ -24,8 +24,9 @@ Stages (each timed over all frames, models loaded and warmed up beforehand; ever
   same run; ``stream_encode_detail`` has both runs' probe seconds and whether the streams match.
 
 Ratios (``ratios``): vcodec time / x265 time for encoding (base with its picture +
-enhancement vs x265; the base layer's payload alone vs x265), full decoding, and analytics (base decode + back end vs x265 decode +
-whole detector).  Below 1 vcodec is faster.
+enhancement vs x265; the base layer's payload alone vs x265), full decoding, and
+analytics (base decode + back end vs x265 decode + whole detector).  Below 1 vcodec
+is faster.
 
 Peak memory: the process's peak resident set (VmHWM) reset before each stage
 (Linux ``/proc/self/clear_refs``), so each figure is the peak *during* that
