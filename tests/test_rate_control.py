@@ -150,10 +150,10 @@ def test_base_tune_sets_the_p_frame_tools_records_them_and_decodes(tmp_path: Pat
     from vcodec.cli import decode as decode_cli
 
     expect = {  # name: (options, p_deadzone, p_quality_offset)
-        "default": ((), 0.5, -0.2),
+        "default": ((), 0.55, -0.2),
         "fixed": (("--base-tune", "fixed-camera"), 0.75, -0.2),
         "moving": (("--base-tune", "moving-camera"), 0.0, -0.1),
-        "fixed-0.5": (("--base-tune", "fixed-camera", "--base-deadzone", "0.5"), 0.5, -0.2),
+        "fixed-0.55": (("--base-tune", "fixed-camera", "--base-deadzone", "0.55"), 0.55, -0.2),
         "moving-0.3": (("--base-tune", "moving-camera", "--base-p-offset", "-0.3"), 0.0, -0.3),
         "off": (("--base-deadzone", "0"), 0.0, -0.2),
     }
@@ -166,7 +166,7 @@ def test_base_tune_sets_the_p_frame_tools_records_them_and_decodes(tmp_path: Pat
         assert decode_cli.main([str(out), "-o", str(y4m), "--layers", "base", "-q"]) == 0
     # the tools act on P-frames only: the intra frame is the same, held P-frames are not
     assert payloads["fixed"][0] == payloads["default"][0] == payloads["off"][0]
-    assert payloads["fixed-0.5"] == payloads["default"]
+    assert payloads["fixed-0.55"] == payloads["default"]
     p_bytes = {name: sum(map(len, payloads[name][1:])) for name in ("off", "default", "fixed")}
     assert p_bytes["off"] > p_bytes["default"] > p_bytes["fixed"], p_bytes
 

@@ -18,6 +18,10 @@ is coded with the chosen coding tools and every P-frame's payload is broken down
 * with ``--boxes``: how much of it lies inside the objects YOLOX-Nano finds on the
   uncompressed frame (score >= 0.3, boxes grown by one latent position), i.e. what a
   decision that protects only detected objects could still cut;
+* the **rounding flips**: elements whose rounded source differs from the symbol that
+  keeps the (motion-compensated) reference, counted with the bits of the rounded symbol
+  by their distance from the reference in steps, before any holding: a temporal dead
+  zone of width w holds the bands below w (``CodingTools.p_deadzone``);
 * what a classic codec does on the same frames: libx265 through PyAV (preset
   medium, no B-frames, the same intra period, scene cuts off) at ``--x265-qp``,
   its mean P-frame size over its mean I-frame size.
@@ -31,7 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,9 @@ from vcodec.baselayer.learned.rdo import changed_positions, pixel_change  # noqa
 from vcodec.baselayer.learned.skipmap import PROB_STATES  # noqa: E402
 from vcodec.baselayer.learned.tools import FrameDetail  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
+
+#: lower edges of the distance bands (quantisation steps) the rounding flips are counted in
+FLIP_BANDS = (0.0, 0.25, 0.5, 0.55, 0.6, 0.65, 0.75, 1.0, 1.5)
 
 
 @dataclass
@@ -80,6 +87,9 @@ class PBits:
     positions_changed: int = 0
     positions_coded: int = 0
     positions_coded_static: int = 0
+    #: elements whose rounded source differs from the symbol that keeps the reference, by their
+    #: distance |y(t) - reference| in steps: [lower band edge, elements, bits of the rounded symbol]
+    flips: list[list[float]] = field(default_factory=lambda: [[lo, 0.0, 0.0] for lo in FLIP_BANDS])
 
     def per_frame(self) -> dict[str, float]:
         n = max(self.frames, 1)
@@ -89,6 +99,7 @@ class PBits:
         out["share_coded_positions"] = round(self.positions_coded / max(self.positions, 1), 4)
         nonzero = max(self.nonzero_still + self.nonzero_moved, 1)
         out["share_nonzero_still"] = round(self.nonzero_still / nonzero, 4)
+        out["flips"] = [[lo, round(k / n, 1), round(b / n, 1)] for lo, k, b in self.flips]
         return out
 
 
@@ -163,6 +174,18 @@ def break_down(codec: BaseCodec, frames: list[Frame], quality: float, intra_peri
                 box = np.broadcast_to(inside, d.symbols.shape[1:])[None]
                 out.y_in_boxes += float(bits[coded & box].sum())
                 out.positions_in_boxes += int(inside.sum())
+            if d.reference is not None:
+                # what a dead zone of width w would hold: the flips with distance < w (before any holding)
+                residual = (d.source - d.means) * d.gain
+                reference = (d.reference - d.means) * d.gain
+                rounded, keep = np.round(residual), np.round(reference)
+                flip = rounded != keep
+                distance = np.abs(residual - reference)[flip]
+                flip_bits = costs(rounded, d.scale_index)[flip]
+                band = np.searchsorted(FLIP_BANDS, distance, side="right") - 1
+                for i in range(len(FLIP_BANDS)):
+                    out.flips[i][1] += float(np.count_nonzero(band == i))
+                    out.flips[i][2] += float(flip_bits[band == i].sum())
             out.positions += changed.size
             out.positions_changed += int(changed.sum())
             out.positions_coded += int(d.coded.sum())
@@ -251,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         if refs is not None:
             print(f"  inside the reference boxes: ~{row['y_in_boxes']:.0f} y bits on "
                   f"{sums.positions_in_boxes / max(sums.positions, 1):.1%} of the positions", flush=True)
+        print("  symbols that differ from the reference's, by distance from it (a dead zone of width w "
+              "holds those below w): " + ", ".join(
+                  f"[{lo:g}, {hi:g}) {k:.0f} ~{b:.0f} bits" for (lo, k, b), hi in
+                  zip(row["flips"], [*FLIP_BANDS[1:], float("inf")], strict=True) if k), flush=True)
         for x in row["x265"]:
             print(f"  x265 QP {x['qp']}: I {x['bits_i']}, P {x['bits_p']} bits, P/I {x['p_over_i']:.3f}",
                   flush=True)

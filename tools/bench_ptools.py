@@ -101,7 +101,10 @@ VARIANTS: dict[str, CodingTools] = {
     "mc-half": _mc(motion_precision=2),
     "mc-int-p0": _mc(motion_precision=1, p_quality_offset=0.0),
     # the temporal dead zone on top of motion compensation (against the warped reference)
-    "mc-dz0.5": _mc(p_deadzone=0.5),  # = the default now
+    "mc-dz0.5": _mc(p_deadzone=0.5),  # the default of session 8
+    "mc-dz0.55": _mc(p_deadzone=0.55),  # = the default now
+    "mc-dz0.6": _mc(p_deadzone=0.6),
+    "mc-dz0.65": _mc(p_deadzone=0.65),
     "mc-dz0.75": _mc(p_deadzone=0.75),  # = --base-tune fixed-camera
     "mc-gate16-dz0.75": _mc(p_gate=16.0, p_deadzone=0.75),
     "default": CodingTools(),  # whatever the package's defaults are

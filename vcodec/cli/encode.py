@@ -97,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--base-deadzone", type=float, metavar="STEPS",
                    help="the P-frames' temporal dead zone in quantisation steps, 0 (off) to 4: a "
                    "latent element whose source moved by less since the motion-compensated reference "
-                   "keeps the reference's value (default 0.5; docs/BASE_LAYER.md)")
+                   "keeps the reference's value (default 0.55; docs/BASE_LAYER.md)")
     g.add_argument("--base-size", type=int, metavar="PIXELS",
                    help="working size of the base layer: the long side it codes at (the detector then "
                    "works at this size too); larger frames are downscaled, smaller ones kept "

@@ -69,7 +69,7 @@ class Encoder:
     refined before coding, gain and time measured by tools/bench_effort.py;
     ``"faster"``: no motion search, payload version 2), ``base_p_offset`` (what P-frames add
     to the base quality; None: the mode's default, -0.2), ``base_deadzone`` (the P-frames' temporal
-    dead zone in quantisation steps; None: the mode's default, 0.5; 0 = off), ``base_tune``
+    dead zone in quantisation steps; None: the mode's default, 0.55; 0 = off), ``base_tune``
     (``"default"``, ``"fixed-camera"``: the dead zone at 0.75, ``"moving-camera"``: P-frames 0.1
     below their intra frame, no dead zone; ``base_p_offset`` and ``base_deadzone`` override it), ``base_kbps``
     (rate control: the quality of each frame is chosen to hold the base layer near this rate,

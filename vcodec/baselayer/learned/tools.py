@@ -55,11 +55,13 @@ class CodingTools:
     blocks keep the quality of the frames they come from;
     ``p_deadzone``: in P-frames, elements whose source latent moved by less than this many
     quantisation steps since the (motion-compensated) reference keep the reference's value (0 =
-    off; see :func:`vcodec.baselayer.learned.rdo.hold_stable`); 0.5 by default (vcodec 0.3: off):
-    against 0, BD-rate on (bits, feature PSNR) -0.8 to -7.1 % on all eight windows of six clips
-    measured, and on the adapted back end's mAP@0.5 -2.1 to -66.3 % on the four static-camera
-    windows that give a number, +19.1 % on the moving camera's 11 held-out frames and +5.6 % on
-    cars (docs/BASE_LAYER.md);
+    off; see :func:`vcodec.baselayer.learned.rdo.hold_stable`); 0.55 by default (vcodec 0.3: off,
+    then 0.5): most P-frame bits are +-1 symbols of elements just past half a step
+    from the reference, where the reference's own rounding, not the scene, changed; against 0.5,
+    BD-rate on (bits, feature PSNR) -2.3 to -14.3 % on all eight windows of six clips measured,
+    on the adapted back end's mAP@0.5 -2.9 to -13.2 % on five windows and +11.5 % on the one
+    where a person walks in (docs/BASE_LAYER.md, "How wide a dead zone"); wider zones cost
+    detections where objects enter at the lowest qualities;
     ``p_gate``: a change gate for P-frames (0 = off): a latent position counts as changed when
     the mean absolute difference (8-bit levels) of the 16 x 16 source patch behind it, against
     the source it was last coded from, exceeds ``p_gate``, and so do its 8 neighbours (g_a sees
@@ -92,7 +94,7 @@ class CodingTools:
     rdoq: bool = False
     effort: str = "fast"
     p_quality_offset: float = -0.2
-    p_deadzone: float = 0.5
+    p_deadzone: float = 0.55
     payload_version: int = PAYLOAD_VERSION
     p_gate: float = 0.0
     p_roi: float = 0.0
