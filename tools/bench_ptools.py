@@ -54,12 +54,13 @@ STATIC_CLIPS = [
 def _v2(**tools: Any) -> CodingTools:
     """A vcodec 0.2 setting: payload version 2, no motion field, P-frames 0.1 below their intra
     frame unless told otherwise (the variants measured before motion compensation)."""
-    return CodingTools(motion=0, payload_version=2, **{"p_quality_offset": -0.1, **tools})
+    return CodingTools(motion=0, payload_version=2, **{"p_quality_offset": -0.1, "skip_block": 2, **tools})
 
 
 def _mc(**tools: Any) -> CodingTools:
-    """Motion compensation as first measured: no temporal dead zone unless told otherwise."""
-    return CodingTools(**{"p_deadzone": 0.0, **tools})
+    """Motion compensation as first measured: no temporal dead zone and skip blocks of 2 x 2 unless
+    told otherwise."""
+    return CodingTools(**{"p_deadzone": 0.0, "skip_block": 2, **tools})
 
 
 VARIANTS: dict[str, CodingTools] = {
@@ -102,12 +103,15 @@ VARIANTS: dict[str, CodingTools] = {
     "mc-int-p0": _mc(motion_precision=1, p_quality_offset=0.0),
     # the temporal dead zone on top of motion compensation (against the warped reference)
     "mc-dz0.5": _mc(p_deadzone=0.5),  # the default of session 8
-    "mc-dz0.55": _mc(p_deadzone=0.55),  # = the default now
+    "mc-dz0.55": _mc(p_deadzone=0.55),
+    "mc-dz0.55-s4": _mc(p_deadzone=0.55, skip_block=4),  # = the default now: a skip flag per 4x4 positions
     "mc-dz0.6": _mc(p_deadzone=0.6),
     "mc-dz0.65": _mc(p_deadzone=0.65),
     "mc-dz0.75": _mc(p_deadzone=0.75),  # = --base-tune fixed-camera
     "mc-gate16-dz0.75": _mc(p_gate=16.0, p_deadzone=0.75),
     "default": CodingTools(),  # whatever the package's defaults are
+    "fixed-camera": CodingTools().tuned("fixed-camera"),  # --base-tune fixed-camera
+    "moving-camera": CodingTools().tuned("moving-camera"),
 }
 
 

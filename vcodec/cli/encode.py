@@ -92,8 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "the same feature fidelity on the static-camera test clips, P-frames at 5-7 %% of an "
                    "intra frame; detections at equal rate went both ways, so compare at equal rate: "
                    "raise --base-quality); moving-camera codes P-frames 0.1 below their intra frame "
-                   "instead of 0.2 and turns the dead zone off; --base-p-offset and --base-deadzone "
-                   "override it (default: default)")
+                   "instead of 0.2, turns the dead zone off and skips 2x2 instead of 4x4 latent blocks; "
+                   "--base-p-offset and --base-deadzone override it (default: default)")
     g.add_argument("--base-deadzone", type=float, metavar="STEPS",
                    help="the P-frames' temporal dead zone in quantisation steps, 0 (off) to 4: a "
                    "latent element whose source moved by less since the motion-compensated reference "

@@ -31,7 +31,12 @@ TUNES = ("default", "fixed-camera", "moving-camera")
 class CodingTools:
     """Encoder choices of payload versions 2 and 3 (recorded in LAYER_CONFIG; the decoder needs none).
 
-    ``skip_block``: B of the B x B skip blocks of P-frames (0 = no skip map);
+    ``skip_block``: B of the B x B skip blocks of P-frames (0 = no skip map); 4 by default (2
+    until the dead zone widened to 0.55): with motion compensation and the dead zone, P-frames
+    are cheap enough that a flag per 2 x 2 positions is 6-8 % of them; against 2, BD-rate on
+    (bits, feature PSNR) -8.3 to -15.9 % on the five static-camera windows, -1.1 % on
+    CiscoVT2people, +3.2 % and +6.9 % where the camera or the whole scene moves (1080p dashcam,
+    cars), which is why ``moving-camera`` keeps 2 (docs/BASE_LAYER.md, "Skip blocks of 4 x 4");
     ``skip_mode``: ``"zero"`` skips only blocks whose symbols all round to 0 (what the
     block would have coded anyway, minus the predictor's drift) when copying is also the
     cheaper by rate-distortion cost; ``"rd"`` lets the cost decide for every block (lossy:
@@ -87,7 +92,7 @@ class CodingTools:
     field), 1 what vcodec 0.1 reads (no tools).
     """
 
-    skip_block: int = 2
+    skip_block: int = 4
     skip_mode: str = "zero"
     z_refresh: str = "auto"
     rdo_lambda: float = 16.0
@@ -163,7 +168,8 @@ class CodingTools:
         """The preset of ``--base-effort``: faster (no motion search: payload version 2, which vcodec
         0.2 decodes), fast (the default tools) or slow (fast + intra latent refinement)."""
         if effort == "faster":
-            return cls(effort="faster", motion=0, payload_version=2)
+            # without motion compensation 2 x 2 skip blocks were measured the better size
+            return cls(effort="faster", motion=0, payload_version=2, skip_block=2)
         return cls(effort=effort)
 
     def tuned(self, tune: str) -> CodingTools:
@@ -171,9 +177,9 @@ class CodingTools:
         compensation"). ``fixed-camera`` widens the temporal dead zone to 0.75 step: 11-45 % fewer
         bits for the same feature fidelity on the static-camera clips and P-frames at 5-7 % of an
         intra frame, but the adapted back end's mAP@0.5 at equal rate went both ways (-27 % to
-        +21 %). ``moving-camera`` codes P-frames 0.1 below their intra frame instead of 0.2 and
-        turns the dead zone off: where little is carried over from the reference, both cost
-        detections on the 1080p dashcam clip."""
+        +21 %). ``moving-camera`` codes P-frames 0.1 below their intra frame instead of 0.2, turns
+        the dead zone off and keeps skip blocks of 2 x 2: where little is carried over from the
+        reference, all three cost detections or fidelity on the 1080p dashcam clip."""
         from dataclasses import replace
 
         if tune not in TUNES:
@@ -181,14 +187,14 @@ class CodingTools:
         if tune == "fixed-camera":
             return replace(self, p_deadzone=0.75)
         if tune == "moving-camera":
-            return replace(self, p_quality_offset=-0.1, p_deadzone=0.0)
+            return replace(self, p_quality_offset=-0.1, p_deadzone=0.0, skip_block=2)
         return self
 
     @classmethod
     def version2(cls) -> CodingTools:
         """The defaults of vcodec 0.2: no motion field (streams that version reads), P-frames 0.1
-        below their intra frame, no dead zone."""
-        return cls(motion=0, payload_version=2, p_quality_offset=-0.1, p_deadzone=0.0)
+        below their intra frame, no dead zone, skip blocks of 2 x 2."""
+        return cls(motion=0, payload_version=2, p_quality_offset=-0.1, p_deadzone=0.0, skip_block=2)
 
     @property
     def skips(self) -> bool:
