@@ -145,23 +145,25 @@ def _base_units(path: Path) -> tuple[dict, list[bytes]]:
 
 def test_base_tune_sets_the_p_frame_tools_records_them_and_decodes(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    """``--base-tune``: fixed-camera turns the dead zone on, moving-camera halves the P-frame offset;
+    """``--base-tune``: fixed-camera widens the dead zone, moving-camera halves the P-frame offset, turns
+    the dead zone off and keeps 2x2 skip blocks;
     explicit ``--base-deadzone`` / ``--base-p-offset`` win; every stream decodes bit-exactly."""
     from vcodec.cli import decode as decode_cli
 
-    expect = {  # name: (options, p_deadzone, p_quality_offset)
-        "default": ((), 0.55, -0.2),
-        "fixed": (("--base-tune", "fixed-camera"), 0.75, -0.2),
-        "moving": (("--base-tune", "moving-camera"), 0.0, -0.1),
-        "fixed-0.55": (("--base-tune", "fixed-camera", "--base-deadzone", "0.55"), 0.55, -0.2),
-        "moving-0.3": (("--base-tune", "moving-camera", "--base-p-offset", "-0.3"), 0.0, -0.3),
-        "off": (("--base-deadzone", "0"), 0.0, -0.2),
+    expect = {  # name: (options, p_deadzone, p_quality_offset, skip_block)
+        "default": ((), 0.55, -0.2, 4),
+        "fixed": (("--base-tune", "fixed-camera"), 0.75, -0.2, 4),
+        "moving": (("--base-tune", "moving-camera"), 0.0, -0.1, 2),
+        "fixed-0.55": (("--base-tune", "fixed-camera", "--base-deadzone", "0.55"), 0.55, -0.2, 4),
+        "moving-0.3": (("--base-tune", "moving-camera", "--base-p-offset", "-0.3"), 0.0, -0.3, 2),
+        "off": (("--base-deadzone", "0"), 0.0, -0.2, 4),
     }
     payloads = {}
-    for name, (options, deadzone, offset) in expect.items():
+    for name, (options, deadzone, offset, skip_block) in expect.items():
         out = _encode_with(tmp_path, name, *options)
         params, payloads[name] = _base_units(out)
-        assert (params["p_deadzone"], params["p_quality_offset"]) == (deadzone, offset), name
+        assert (params["p_deadzone"], params["p_quality_offset"], params["skip_block"]) == (
+            deadzone, offset, skip_block), name
         y4m = tmp_path / f"{name}.y4m"
         assert decode_cli.main([str(out), "-o", str(y4m), "--layers", "base", "-q"]) == 0
     # the tools act on P-frames only: the intra frame is the same, held P-frames are not
