@@ -91,7 +91,7 @@ class PBits:
     #: distance |y(t) - reference| in steps: [lower band edge, elements, bits of the rounded symbol]
     flips: list[list[float]] = field(default_factory=lambda: [[lo, 0.0, 0.0] for lo in FLIP_BANDS])
 
-    def per_frame(self) -> dict[str, float]:
+    def per_frame(self) -> dict[str, Any]:
         n = max(self.frames, 1)
         out = {k: round(v / n, 1) for k, v in vars(self).items()
                if isinstance(v, (int, float)) and k != "frames"}

@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--base-tune", choices=TUNE_CHOICES, default="default",
                    help="what the base encoder may assume about the camera, like x265's --tune: "
                    "fixed-camera widens the P-frames' dead zone to 0.75 step (11-45 %% fewer bits for "
-                   "the same feature fidelity on the static-camera test clips, P-frames at 5-7 %% of an "
+                   "the same feature fidelity on the static-camera test clips, P-frames at 4-7 %% of an "
                    "intra frame; detections at equal rate went both ways, so compare at equal rate: "
                    "raise --base-quality); moving-camera codes P-frames 0.1 below their intra frame "
                    "instead of 0.2, turns the dead zone off and skips 2x2 instead of 4x4 latent blocks; "

@@ -71,13 +71,12 @@ class Encoder:
     to the base quality; None: the mode's default, -0.2), ``base_deadzone`` (the P-frames' temporal
     dead zone in quantisation steps; None: the mode's default, 0.55; 0 = off), ``base_tune``
     (``"default"``, ``"fixed-camera"``: the dead zone at 0.75, ``"moving-camera"``: P-frames 0.1
-    below their intra frame, no dead zone; ``base_p_offset`` and ``base_deadzone`` override it), ``base_kbps``
-    (rate control: the quality of each frame is chosen to hold the base layer near this rate,
-    ``base_quality`` is where it starts; see :mod:`vcodec.codec.ratecontrol`), ``base_size`` (the
-    working size: long side in pixels the base layer and its detector work
-    at; None = the model's, 832), ``base_mode`` ``"learned"`` or
-    ``"features"`` (training-free; the enhancement layer then codes full
-    frames).
+    below their intra frame, no dead zone, 2x2 skip blocks; ``base_p_offset`` and ``base_deadzone``
+    override it), ``base_kbps`` (rate control: the quality of each frame is chosen to hold the
+    base layer near this rate, ``base_quality`` is where it starts; see
+    :mod:`vcodec.codec.ratecontrol`), ``base_size`` (the working size: long side in pixels the
+    base layer and its detector work at; None = the model's, 832), ``base_mode`` ``"learned"`` or
+    ``"features"`` (training-free; the enhancement layer then codes full frames).
 
     Enhancement layer: ``enh_codec`` (libx265, libx264, libsvtav1,
     libvpx-vp9), ``enh_qp`` or ``enh_crf``, ``preset``, ``low_delay``,

@@ -175,7 +175,7 @@ class CodingTools:
     def tuned(self, tune: str) -> CodingTools:
         """These tools under ``--base-tune`` (docs/BASE_LAYER.md, "The dead zone with motion
         compensation"). ``fixed-camera`` widens the temporal dead zone to 0.75 step: 11-45 % fewer
-        bits for the same feature fidelity on the static-camera clips and P-frames at 5-7 % of an
+        bits for the same feature fidelity on the static-camera clips and P-frames at 4-7 % of an
         intra frame, but the adapted back end's mAP@0.5 at equal rate went both ways (-27 % to
         +21 %). ``moving-camera`` codes P-frames 0.1 below their intra frame instead of 0.2, turns
         the dead zone off and keeps skip blocks of 2 x 2: where little is carried over from the
