@@ -183,9 +183,11 @@ def break_down(codec: BaseCodec, frames: list[Frame], quality: float, intra_peri
                 distance = np.abs(residual - reference)[flip]
                 flip_bits = costs(rounded, d.scale_index)[flip]
                 band = np.searchsorted(FLIP_BANDS, distance, side="right") - 1
-                for i in range(len(FLIP_BANDS)):
-                    out.flips[i][1] += float(np.count_nonzero(band == i))
-                    out.flips[i][2] += float(flip_bits[band == i].sum())
+                counts = np.bincount(band, minlength=len(FLIP_BANDS))
+                band_bits = np.bincount(band, weights=flip_bits, minlength=len(FLIP_BANDS))
+                for row, k, b in zip(out.flips, counts, band_bits, strict=True):
+                    row[1] += float(k)
+                    row[2] += float(b)
             out.positions += changed.size
             out.positions_changed += int(changed.sum())
             out.positions_coded += int(d.coded.sum())

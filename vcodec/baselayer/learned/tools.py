@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -180,8 +180,6 @@ class CodingTools:
         +21 %). ``moving-camera`` codes P-frames 0.1 below their intra frame instead of 0.2, turns
         the dead zone off and keeps skip blocks of 2 x 2: where little is carried over from the
         reference, all three cost detections or fidelity on the 1080p dashcam clip."""
-        from dataclasses import replace
-
         if tune not in TUNES:
             raise ConfigError(f"base tune {tune!r} is invalid; use one of {', '.join(TUNES)}")
         if tune == "fixed-camera":
