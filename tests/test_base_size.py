@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST_ENCODE, SEQUENCE, one_error_line
+
+from vcodec.baselayer.learned import BasePayload
 from vcodec.bitstream import StreamReader
 from vcodec.cli import encode as encode_cli
 from vcodec.codec import Decoder
-from vcodec.baselayer.learned import BasePayload
 
 
 def _encode(out: Path, model: Path, *extra: str) -> int:
@@ -30,18 +30,24 @@ def test_working_size_is_recorded_and_used_by_the_decoder(tmp_path: Path, codec_
     head = BasePayload.from_bytes(first.payload)
     assert (head.latent_h, head.latent_w) == (8, 16)
     first_full = next(u for u in StreamReader(full.read_bytes()) if u.layer == 0)
-    assert (BasePayload.from_bytes(first_full.payload).latent_h, BasePayload.from_bytes(first_full.payload).latent_w) == (16, 28)
+    assert (
+        BasePayload.from_bytes(first_full.payload).latent_h,
+        BasePayload.from_bytes(first_full.payload).latent_w,
+    ) == (16, 28)
     # the base picture comes back at the source size
     assert len(pictures) == 3 and all((p.width, p.height) == (416, 240) for p in pictures)
     # a quarter of the latent positions: far fewer base bytes
-    base_bytes = [sum(len(u.payload) for u in StreamReader(p.read_bytes()) if u.layer == 0) for p in (small, full)]
+    base_bytes = [
+        sum(len(u.payload) for u in StreamReader(p.read_bytes()) if u.layer == 0) for p in (small, full)
+    ]
     assert base_bytes[0] < 0.5 * base_bytes[1], base_bytes
 
 
 @pytest.mark.parametrize("value, needle", [("0", "--base-size 0"), ("-5", "--base-size -5"),
                                            ("417", "--base-size 417")])
-def test_bad_working_sizes_are_usage_errors(tmp_path: Path, codec_test_model: Path,
-                                            capsys: pytest.CaptureFixture[str], value: str, needle: str) -> None:
+def test_bad_working_sizes_are_usage_errors(
+    tmp_path: Path, codec_test_model: Path, capsys: pytest.CaptureFixture[str], value: str, needle: str
+) -> None:
     out = tmp_path / "x.vcs"
     assert _encode(out, codec_test_model, "--base-size", value) == 2
     one_error_line(capsys, needle, "416")

@@ -12,10 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vcodec.errors import BitstreamError, ConfigError
-from vcodec.io.frame import Frame
-from vcodec.baselayer.learned import BaseCodec, BaseNet, BaseNetConfig, BasePayload, CodingTools
-from vcodec.baselayer.learned import rdo
+from vcodec.baselayer.learned import BaseCodec, BaseNet, BaseNetConfig, BasePayload, CodingTools, rdo
 from vcodec.baselayer.learned.skipmap import (
     BINARY_CDF_LENGTHS,
     BINARY_CDFS,
@@ -24,6 +21,8 @@ from vcodec.baselayer.learned.skipmap import (
     block_grid,
     expand_blocks,
 )
+from vcodec.errors import BitstreamError, ConfigError
+from vcodec.io.frame import Frame
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +33,9 @@ def codec() -> BaseCodec:
 
 def _textured(w: int = 128, h: int = 128, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    return np.kron(rng.integers(0, 256, (h // 8, w // 8 + 4, 3)).astype(np.uint8), np.ones((8, 8, 1), np.uint8))
+    return np.kron(
+        rng.integers(0, 256, (h // 8, w // 8 + 4, 3)).astype(np.uint8), np.ones((8, 8, 1), np.uint8)
+    )
 
 
 def _static(n: int) -> list[Frame]:
@@ -113,7 +114,7 @@ def test_static_clip_p_frames_cost_a_small_fraction_of_the_intra_frame(codec: Ba
     assert max(p_bits) <= 16 * 8 and max(p_bits) < 0.1 * i_bits, (i_bits, p_bits)
     assert all(s > 0 for s in skipped[1:])
     dec = codec.decoder()
-    for p, ref in zip(payloads, refs):
+    for p, ref in zip(payloads, refs, strict=True):
         assert torch.equal(dec.decode_frame(p), ref)
 
 
@@ -138,8 +139,8 @@ def test_a_fully_skipped_p_frame_decodes_to_the_previous_latent_exactly(codec: B
                                    CodingTools(skip_block=0),
                                    CodingTools(rdo_lambda=0.0), CodingTools(skip_mode="rd"),
                                    CodingTools(rdoq=True), CodingTools.version1()],
-                         ids=["default", "b1", "b8", "z-every-frame", "z-never", "no-skip", "no-rdo", "rd-skip", "rdoq",
-                              "v1"])
+                         ids=["default", "b1", "b8", "z-every-frame", "z-never", "no-skip", "no-rdo",
+                              "rd-skip", "rdoq", "v1"])
 def test_every_tool_setting_decodes_bit_exactly_and_joins_at_intra(codec: BaseCodec,
                                                                    tools: CodingTools) -> None:
     payloads, refs, _ = _code(codec, _moving(7), tools, intra_period=3)
@@ -147,10 +148,10 @@ def test_every_tool_setting_decodes_bit_exactly_and_joins_at_intra(codec: BaseCo
     assert [h.intra for h in heads] == [True, False, False, True, False, False, True]
     assert {h.version for h in heads} == {tools.payload_version}
     dec = codec.decoder()
-    for p, ref in zip(payloads, refs):
+    for p, ref in zip(payloads, refs, strict=True):
         assert torch.equal(dec.decode_frame(p), ref)
     late = codec.decoder()  # random access: join at the second intra frame
-    for p, ref in zip(payloads[3:], refs[3:]):
+    for p, ref in zip(payloads[3:], refs[3:], strict=True):
         assert torch.equal(late.decode_frame(p), ref)
 
 
@@ -164,7 +165,9 @@ def test_symbol_cost_table_equals_the_formula() -> None:
 
 @given(seed=st.integers(0, 2**31 - 1), used=st.integers(1, 12))
 @settings(max_examples=25, deadline=None)
-def test_coding_with_only_the_used_tables_gives_the_same_bytes(codec: BaseCodec, seed: int, used: int) -> None:
+def test_coding_with_only_the_used_tables_gives_the_same_bytes(
+    codec: BaseCodec, seed: int, used: int
+) -> None:
     """The coder is handed only the CDFs a frame uses (a speed-up): same bytes, same symbols back."""
     from compressai.ans import BufferedRansEncoder, RansDecoder
 
@@ -233,10 +236,11 @@ def test_rdoq_and_skip_never_break_decodability(codec: BaseCodec, seed: int, lam
                                                 quality: float) -> None:
     rng = np.random.default_rng(seed)
     frames = [Frame.from_rgb(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), index=i) for i in range(3)]
-    payloads, refs, _ = _code(codec, frames, CodingTools(skip_block=block, skip_mode="rd", rdo_lambda=lam, rdoq=True),
-                                    quality)
+    payloads, refs, _ = _code(
+        codec, frames, CodingTools(skip_block=block, skip_mode="rd", rdo_lambda=lam, rdoq=True), quality
+    )
     dec = codec.decoder()
-    for p, ref in zip(payloads, refs):
+    for p, ref in zip(payloads, refs, strict=True):
         assert torch.equal(dec.decode_frame(p), ref)
 
 
@@ -283,7 +287,7 @@ def test_slow_effort_refines_intra_latents_and_decodes_bit_exactly(codec: BaseCo
     frames = _moving(3)
     slow, refs, _ = _code(codec, frames, CodingTools(effort="slow"))
     dec = codec.decoder()
-    for p, ref in zip(slow, refs):
+    for p, ref in zip(slow, refs, strict=True):
         assert torch.equal(dec.decode_frame(p), ref)
     enc = codec.encoder(0.5, 32, CodingTools(effort="slow"))
     enc.encode_frame(frames[0], reconstruct=False)
@@ -317,8 +321,9 @@ def test_auto_z_refresh_sends_z_only_when_it_pays(codec: BaseCodec) -> None:
 
 def test_auto_z_refresh_pays_for_itself_at_a_scene_cut() -> None:
     from conftest import SEQUENCE
-    from vcodec.io import open_video
+
     from vcodec.baselayer.learned import load_base_model
+    from vcodec.io import open_video
 
     shipped = load_base_model("base-yolox-nano-v2")  # a trained hyperprior: the untrained one tells little
     with open_video(SEQUENCE, frames=2) as reader:
@@ -332,19 +337,23 @@ def test_auto_z_refresh_pays_for_itself_at_a_scene_cut() -> None:
     assert BasePayload.from_bytes(payloads[2]).z_string is not None
     assert len(payloads[2]) < len(never[2])
     dec = shipped.decoder()
-    for p, ref in zip(payloads, refs):
+    for p, ref in zip(payloads, refs, strict=True):
         assert torch.equal(dec.decode_frame(p), ref)
 
 
 def test_p_quality_offset_codes_p_frames_at_their_own_quality(codec: BaseCodec) -> None:
-    payloads, refs, _ = _code(codec, _moving(4), CodingTools(p_quality_offset=-0.2), quality=0.5, intra_period=2)
+    payloads, refs, _ = _code(
+        codec, _moving(4), CodingTools(p_quality_offset=-0.2), quality=0.5, intra_period=2
+    )
     codes = [BasePayload.from_bytes(p).qcode for p in payloads]
     p_code = round((32768 / 65535 - 0.2) * 65535)  # the intra frame's quality (code 32768) minus 0.2
     assert codes == [32768, p_code, 32768, p_code]
     dec = codec.decoder()
-    for p, ref in zip(payloads, refs):
+    for p, ref in zip(payloads, refs, strict=True):
         assert torch.equal(dec.decode_frame(p), ref)
-    low = _code(codec, [Frame.from_rgb(np.zeros((64, 64, 3), np.uint8))] * 2, CodingTools(p_quality_offset=-1.0))
+    low = _code(
+        codec, [Frame.from_rgb(np.zeros((64, 64, 3), np.uint8))] * 2, CodingTools(p_quality_offset=-1.0)
+    )
     assert BasePayload.from_bytes(low[0][1]).qcode == 0  # clamped at quality 0
     with pytest.raises(ConfigError, match="P-frame quality offset"):
         CodingTools(p_quality_offset=2.0)
@@ -375,13 +384,15 @@ def test_dead_zone_streams_decode_bit_exactly(codec: BaseCodec) -> None:
     rng = np.random.default_rng(5)
     base = _textured().astype(np.int16)[:, :128]
     # a still scene with sensor noise: the dead zone holds the flickering elements
-    frames = [Frame.from_rgb(np.clip(base + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8), index=i)
-              for i in range(4)]
+    frames = [
+        Frame.from_rgb(np.clip(base + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8), index=i)
+        for i in range(4)
+    ]
     payloads, refs, _ = _code(codec, frames, CodingTools(p_deadzone=0.75, p_quality_offset=0.0))
     plain, _, _ = _code(codec, frames, CodingTools(p_quality_offset=0.0))
     assert sum(map(len, payloads[1:])) <= sum(map(len, plain[1:]))
     dec = codec.decoder()
-    for p, ref in zip(payloads, refs):
+    for p, ref in zip(payloads, refs, strict=True):
         assert torch.equal(dec.decode_frame(p), ref)
     with pytest.raises(ConfigError, match="dead zone"):
         CodingTools(p_deadzone=-1)

@@ -262,7 +262,9 @@ def _insert_unit(data: bytes, unit: bytes) -> bytes:
 def _fix_index(body: bytes, shift: int, after: int) -> bytes:
     i = body.rfind(b"VU")
     while i >= 0:
-        if body[i + 2] == UnitType.INDEX and zlib.crc32(body[i:i + 18]) == int.from_bytes(body[i + 18:i + 22], "big"):
+        if body[i + 2] == UnitType.INDEX and zlib.crc32(body[i : i + 18]) == int.from_bytes(
+            body[i + 18 : i + 22], "big"
+        ):
             payload = body[i + UNIT_HEADER_SIZE:]
             (n,) = struct.unpack(">I", payload[:4])
             entries = [struct.unpack(">IQ", payload[4 + 12 * k: 16 + 12 * k]) for k in range(n)]
@@ -283,7 +285,9 @@ def test_unknown_unit_type_refused_in_same_minor_skipped_in_newer_minor() -> Non
     with pytest.raises(BitstreamError, match="unknown unit type 0x55"):
         read_all(data)
     newer = _with_preamble(data, 1, 3)
-    assert [(u.layer, u.frame) for u in read_all(newer)] == [(u.layer, u.frame) for u in read_all(make_stream())]
+    assert [(u.layer, u.frame) for u in read_all(newer)] == [
+        (u.layer, u.frame) for u in read_all(make_stream())
+    ]
 
 
 # -- damage -----------------------------------------------------------------------------------------
@@ -536,7 +540,9 @@ def _decode_everything(blob: bytes, conceal: bool, detector: object) -> None:
             assert len(d.boxes) == len(d.scores) == len(d.class_ids)
 
 
-def _payload_fuzz(golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject, name: str, layer: int) -> None:
+def _payload_fuzz(
+    golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject, name: str, layer: int
+) -> None:
     from vcodec.errors import VcodecError
 
     stream, detector = golden_streams[name]
@@ -560,19 +566,25 @@ _PAYLOAD_FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
 
 @_PAYLOAD_FUZZ
 @given(data=st.data())
-def test_fuzz_feature_base_payloads(golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject) -> None:
+def test_fuzz_feature_base_payloads(
+    golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject
+) -> None:
     _payload_fuzz(golden_streams, data, "features-x265", layer=0)
 
 
 @_PAYLOAD_FUZZ
 @given(data=st.data())
-def test_fuzz_enhancement_payloads(golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject) -> None:
+def test_fuzz_enhancement_payloads(
+    golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject
+) -> None:
     _payload_fuzz(golden_streams, data, "features-x265", layer=1)
 
 
 @settings(_PAYLOAD_FUZZ, max_examples=10)  # the learned decoder costs ~0.1 s per decode here
 @given(data=st.data())
-def test_fuzz_learned_base_payloads(golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject) -> None:
+def test_fuzz_learned_base_payloads(
+    golden_streams: dict[str, tuple[bytes, object]], data: st.DataObject
+) -> None:
     _payload_fuzz(golden_streams, data, "learned-x265", layer=0)
 
 

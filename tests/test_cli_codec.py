@@ -15,14 +15,13 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST_ENCODE, REPO, SEQUENCE, assert_coco_detections, cli_encode, one_error_line
+
 from vcodec.cli import decode as decode_cli
 from vcodec.cli import demo as demo_cli
 from vcodec.cli import encode as encode_cli
 from vcodec.codec import detect_stream
 from vcodec.io import open_video
-
 
 
 def _md5_frames(path: Path) -> str:
@@ -39,7 +38,9 @@ def stream(tmp_path_factory: pytest.TempPathFactory, codec_test_model: Path) -> 
 
 
 
-def test_encode_decode_roundtrip(tmp_path: Path, codec_test_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_encode_decode_roundtrip(
+    tmp_path: Path, codec_test_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "clip.vcs"
     summary = tmp_path / "summary.json"
     rc = encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "5", "--start", "2", "--base-model",
@@ -108,7 +109,9 @@ def test_pipes_through_processes(tmp_path: Path, stream: Path, codec_test_model:
 # -- bad input: one line, non-zero exit, nothing left behind ------------------------------
 def test_unreadable_input(tmp_path: Path, codec_test_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "o.vcs"
-    rc = encode_cli.main([str(tmp_path / "missing.mp4"), "-o", str(out), "--base-model", str(codec_test_model)])
+    rc = encode_cli.main(
+        [str(tmp_path / "missing.mp4"), "-o", str(out), "--base-model", str(codec_test_model)]
+    )
     assert rc == 1
     one_error_line(capsys, "vcodec encode: error:", "missing.mp4")
     junk = tmp_path / "junk.mp4"
@@ -191,7 +194,9 @@ def test_unwritable_output(tmp_path: Path, stream: Path, codec_test_model: Path,
                           str(codec_test_model), "-q"])
     assert rc == 1
     one_error_line(capsys, "is a directory")
-    rc = decode_cli.main([str(stream), "-o", str(missing / "o.y4m"), "--base-model", str(codec_test_model), "-q"])
+    rc = decode_cli.main(
+        [str(stream), "-o", str(missing / "o.y4m"), "--base-model", str(codec_test_model), "-q"]
+    )
     assert rc == 1
     one_error_line(capsys, "o.y4m")
     assert list(tmp_path.iterdir()) == []
@@ -199,8 +204,13 @@ def test_unwritable_output(tmp_path: Path, stream: Path, codec_test_model: Path,
 
 def test_help_teaches() -> None:
     for mod, name in ((encode_cli, "encode"), (decode_cli, "decode"), (demo_cli, "demo")):
-        proc = subprocess.run([sys.executable, "-m", "vcodec", name, "--help"], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "vcodec", name, "--help"],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         assert mod.HELP and ("Examples" in proc.stdout or "vcodec demo" in proc.stdout), proc.stdout
 
@@ -210,7 +220,8 @@ def test_demo_on_a_short_clip(tmp_path: Path, codec_test_model: Path, yolox_nano
                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     # the synthetic clip by name: the default is the real demo clip (tests/test_demo_pictures.py)
-    rc = demo_cli.main([str(SEQUENCE), "--frames", "4", "--out", str(out), "--base-model", str(codec_test_model),
+    rc = demo_cli.main([str(SEQUENCE), "--frames", "4", "--out", str(out),
+                        "--base-model", str(codec_test_model),
                         "--detector-weights", str(yolox_nano_onnx), "--preset", "ultrafast", "-q"])
     assert rc == 0
     text = capsys.readouterr().out

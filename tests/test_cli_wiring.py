@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST_ENCODE, REPO, SEQUENCE, assert_coco_detections, cli_encode, one_error_line
+
 from tests.test_serve import TIMEOUT, wait_until
 from vcodec.cli import decode as decode_cli
 from vcodec.cli import detect as detect_cli
@@ -87,14 +87,19 @@ def test_detect_stream_file_and_extracted_base_equal_detect_stream(
         tmp_path: Path, det_stream: Path, reference_dets: list, codec_test_model: Path, yolox_nano_onnx: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "d.json"
-    assert detect_cli.main([str(det_stream), "-o", str(out), *_detect_args(codec_test_model, yolox_nano_onnx)]) == 0
+    assert (
+        detect_cli.main([str(det_stream), "-o", str(out), *_detect_args(codec_test_model, yolox_nano_onnx)])
+        == 0
+    )
     assert "base layer" in capsys.readouterr().err  # the stream path ran, not the plain-video one
     assert json.loads(out.read_text()) == reference_dets
     base = tmp_path / "base.vcs"
     assert extract_cli.main([str(det_stream), "-o", str(base), "-q"]) == 0
     assert base.stat().st_size < det_stream.stat().st_size
     out2 = tmp_path / "d2.json"
-    assert detect_cli.main([str(base), "-o", str(out2), *_detect_args(codec_test_model, yolox_nano_onnx)]) == 0
+    assert (
+        detect_cli.main([str(base), "-o", str(out2), *_detect_args(codec_test_model, yolox_nano_onnx)]) == 0
+    )
     assert json.loads(out2.read_text()) == reference_dets
 
 
@@ -124,7 +129,9 @@ def test_decode_url_equals_the_file(tmp_path: Path, server: ServerThread, stream
     from_url, from_file = tmp_path / "url.y4m", tmp_path / "file.y4m"
     assert decode_cli.main([url, "-o", str(from_url), "--layers", "all", "--token", "ALL",
                             "--base-model", str(codec_test_model), "-q"]) == 0
-    assert decode_cli.main([str(stream), "-o", str(from_file), "--base-model", str(codec_test_model), "-q"]) == 0
+    assert (
+        decode_cli.main([str(stream), "-o", str(from_file), "--base-model", str(codec_test_model), "-q"]) == 0
+    )
     assert from_url.read_bytes() == from_file.read_bytes()
     assert len(_frames(from_url)) == FRAMES
 
@@ -177,7 +184,8 @@ def test_encode_publish_live_equals_local_file(tmp_path: Path, codec_test_model:
         url = srv.url + "/streams/cam1"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "vcodec", "encode", "-", "-o", str(local), "--publish", url, "--token", "PUB",
+            [sys.executable, "-m", "vcodec", "encode", "-", "-o", str(local),
+             "--publish", url, "--token", "PUB",
              "--base-model", str(codec_test_model), "--threads", "1", *FAST_ENCODE],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
         try:
@@ -234,7 +242,8 @@ def test_encode_publish_without_output(tmp_path: Path, codec_test_model: Path,
     with ServerThread(ServeConfig(root=root, tokens=parse_tokens(TOKENS))) as srv:
         out = tmp_path / "kept.vcs"
         assert encode_cli.main([str(SEQUENCE), "--frames", "4", "-o", str(out), "--publish",
-                                srv.url + "/streams/cam3", "--base-model", str(codec_test_model), *FAST_ENCODE]) == 2
+                                srv.url + "/streams/cam3", "--base-model", str(codec_test_model),
+                                *FAST_ENCODE]) == 2
         one_error_line(capsys, "401")
         assert not out.exists()
 

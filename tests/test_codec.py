@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import SEQUENCE, assert_detections_content
+
 from vcodec import __version__
 from vcodec.bitstream import StreamReader, UnitType, extract_layers
 from vcodec.codec import Decoder, Encoder, FrameStats, bundled_sequence
-from vcodec.codec.encoder import DB_PER_RATE_DOUBLING, choose_inter_layer
 from vcodec.codec.base_layer import BASE_MODES, LEARNED_KIND, BaseLayer, get_base_factory, kind_for_mode
+from vcodec.codec.encoder import DB_PER_RATE_DOUBLING, choose_inter_layer
 from vcodec.detection import get_detector
 from vcodec.enhancement import frame_psnr
 from vcodec.errors import (
@@ -91,7 +91,7 @@ def test_end_to_end_psnr_and_structure(encoded: Encoded, codec_test_model: Path)
         out = list(dec.frames())
         assert dec.lost_frames == [] and dec.coarse_frames == []
     assert [f.index for f in out] == list(range(FRAMES))
-    psnrs = [frame_psnr(a, b)[0] for a, b in zip(encoded.frames, out)]
+    psnrs = [frame_psnr(a, b)[0] for a, b in zip(encoded.frames, out, strict=True)]
     assert min(psnrs) > PSNR_FLOOR, psnrs
     s = encoded.summary
     # the encoder's own measurement (it decodes its packets) agrees with the real decode
@@ -118,7 +118,7 @@ def test_base_layer_pictures(encoded: Encoded, codec_test_model: Path) -> None:
     with Decoder(encoded.data, layers="base", base_model=str(codec_test_model)) as dec:
         base = list(dec.frames())
     assert [f.index for f in base] == list(range(FRAMES))
-    psnr_base = [frame_psnr(a, b)[0] for a, b in zip(encoded.frames, base)]
+    psnr_base = [frame_psnr(a, b)[0] for a, b in zip(encoded.frames, base, strict=True)]
     assert encoded.summary.psnr_base == pytest.approx(float(np.mean(psnr_base)), abs=1e-6)  # type: ignore[attr-defined]
 
 
@@ -127,7 +127,7 @@ def test_lossless_is_bit_exact(codec_test_model: Path) -> None:
     with Decoder(enc.data, base_model=str(codec_test_model)) as dec:
         out = list(dec.frames())
     assert len(out) == 5
-    for a, b in zip(enc.frames, out):
+    for a, b in zip(enc.frames, out, strict=True):
         assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v)
 
 
@@ -141,13 +141,13 @@ def test_inter_layer_off_codes_full_frames(encoded: Encoded, codec_test_model: P
     assert base(enc.data) == base(encoded.data)
     with Decoder(enc.data, base_model=str(codec_test_model)) as dec:
         out = list(dec.frames())
-    psnrs = [frame_psnr(a, b)[0] for a, b in zip(enc.frames, out)]
+    psnrs = [frame_psnr(a, b)[0] for a, b in zip(enc.frames, out, strict=True)]
     assert len(out) == FRAMES and min(psnrs) > PSNR_FLOOR
     assert enc.summary.psnr_full == pytest.approx(float(np.mean(psnrs)), abs=1e-6)  # type: ignore[attr-defined]
     # the full decode is the enhancement picture alone: it no longer depends on the base picture
     lossless = _encode(codec_test_model, n=3, lossless=True, preset="ultrafast", inter_layer=False)
     with Decoder(lossless.data, base_model=str(codec_test_model)) as dec:
-        for a, b in zip(lossless.frames, dec.frames()):
+        for a, b in zip(lossless.frames, dec.frames(), strict=False):
             assert np.array_equal(a.y, b.y) and np.array_equal(a.u, b.u) and np.array_equal(a.v, b.v)
     with pytest.raises(ConfigError, match="inter_layer"):
         _encode(codec_test_model, n=1, roi=True, inter_layer=False)
@@ -169,7 +169,9 @@ def test_choose_inter_layer_at_equal_quality() -> None:
 # inter_layer="auto" (per GOP, the default) is tested in tests/test_codec_per_gop.py
 
 
-def test_deterministic_across_runs_and_threads(encoded: Encoded, codec_test_model: Path, decoded_md5: str) -> None:
+def test_deterministic_across_runs_and_threads(
+    encoded: Encoded, codec_test_model: Path, decoded_md5: str
+) -> None:
     # encoding again gives the same bytes; decoding with 2 threads gives the same pictures
     again = _encode(codec_test_model, intra_period=INTRA, psnr=True)
     assert again.data == encoded.data
@@ -191,7 +193,7 @@ def test_base_only_stream_gives_same_latents(encoded: Encoded, codec_test_model:
 
     full, base = latents(encoded.data), latents(base_only.getvalue())
     assert [i for i, _ in full] == [i for i, _ in base] == list(range(FRAMES))
-    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(full, base))
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(full, base, strict=True))
     # a base-only stream has no full pictures
     with pytest.raises(ConfigError, match="layers='base'"):
         Decoder(base_only.getvalue(), base_model=str(codec_test_model))
@@ -211,7 +213,7 @@ def test_base_only_stream_gives_same_detections(encoded: Encoded, codec_test_mod
     full, base = run(encoded.data), run(base_only.getvalue())
     assert [i for i, *_ in full] == list(range(FRAMES))
     assert sum(len(b) for _, b, _ in full) > 0
-    for (i, b1, s1), (j, b2, s2) in zip(full, base):
+    for (i, b1, s1), (j, b2, s2) in zip(full, base, strict=False):
         assert i == j and np.array_equal(b1, b2) and np.array_equal(s1, s2)
     # the Decoder builds the same detector (default thresholds) from the weights path itself
     with Decoder(base_only.getvalue(), layers="base", base_model=str(codec_test_model),
@@ -399,7 +401,7 @@ def test_feature_base_mode_end_to_end(yolox_nano_onnx: Path) -> None:
     with Decoder(sink.getvalue(), detector_weights=yolox_nano_onnx) as dec:
         out = list(dec.frames())
     assert [f.index for f in out] == list(range(5))
-    assert min(frame_psnr(a, b)[0] for a, b in zip(frames, out)) > PSNR_FLOOR
+    assert min(frame_psnr(a, b)[0] for a, b in zip(frames, out, strict=True)) > PSNR_FLOOR
     base_only = io.BytesIO()
     extract_layers(io.BytesIO(sink.getvalue()), base_only, [0])
     with Decoder(base_only.getvalue(), layers="base", detector_weights=yolox_nano_onnx) as dec:
@@ -426,7 +428,7 @@ def test_ten_bit_lossless(codec_test_model: Path) -> None:
         out = list(dec.frames())
         assert dec.info.bit_depth == 10
     assert all(o.bit_depth == 10 and np.array_equal(o.y, f.y) and np.array_equal(o.v, f.v)
-               for o, f in zip(out, frames10))
+               for o, f in zip(out, frames10, strict=False))
 
 
 def test_roi_spends_bits_only_on_detections(codec_test_model: Path, yolox_nano_onnx: Path) -> None:

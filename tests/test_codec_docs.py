@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 DOC = REPO / "docs" / "CODEC.md"
@@ -30,9 +29,9 @@ def test_api_example_runs(path: Path, tmp_path: Path, monkeypatch: pytest.Monkey
                           capsys: pytest.CaptureFixture[str]) -> None:
     import torch
 
+    from vcodec.baselayer.learned import BASE_MODELS
     from vcodec.codec import base_layer
     from vcodec.detection.vcodec_det import SHIPPED_WEIGHTS
-    from vcodec.baselayer.learned import BASE_MODELS
 
     torch.set_num_threads(1)
     if not ("base-vcodec-det-v2" in BASE_MODELS and SHIPPED_WEIGHTS.is_file()):

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_coco_detections
+
 from vcodec.detection import DETECTORS, Detections, Geometry, get_detector
 from vcodec.detection.base import COCO80, letterbox_geometry, pad_geometry, postprocess_dense
 from vcodec.detection.formats import coco_results, format_for_path, write_mot, write_sfu
@@ -20,8 +20,6 @@ from vcodec.detection.yolox import YOLOX
 from vcodec.errors import ConfigError, InputError, RegistryError, WeightsError
 from vcodec.io.frame import Frame
 from vcodec.registry import Registry
-
-
 
 # the detector tests run with one torch thread (conftest ``one_torch_thread``)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -207,7 +205,14 @@ def test_detections_type() -> None:
 
 
 def test_registry_names_and_duplicates() -> None:
-    for name in ("vcodec-det", "yolox-nano", "yolox-tiny", "fasterrcnn-r50-fpn", "retinanet-r50-fpn", "fcos-r50-fpn"):
+    for name in (
+        "vcodec-det",
+        "yolox-nano",
+        "yolox-tiny",
+        "fasterrcnn-r50-fpn",
+        "retinanet-r50-fpn",
+        "fcos-r50-fpn",
+    ):
         assert name in DETECTORS
     with pytest.raises(RegistryError):
         DETECTORS.register("yolox-nano", lambda *a, **k: None)
@@ -264,7 +269,9 @@ def test_pth_round_trip_and_load_after_fuse(tmp_path: Path) -> None:
     loaded = get_detector("vcodec-det", p, score_threshold=0.0)
     x = torch.rand(1, 3, 64, 96) * 255
     with torch.no_grad():
-        assert torch.allclose(det.eval().raw_outputs(det.front(x)), loaded.raw_outputs(loaded.front(x)), atol=1e-5)
+        assert torch.allclose(
+            det.eval().raw_outputs(det.front(x)), loaded.raw_outputs(loaded.front(x)), atol=1e-5
+        )
     with pytest.raises(WeightsError, match="before fuse"):
         loaded.load(p)
 
@@ -283,7 +290,8 @@ def test_shipped_weights_match_their_record(shipped: dict) -> None:
     assert sha256_of(SHIPPED_WEIGHTS) == shipped["sha256"]
     assert SHIPPED_WEIGHTS.stat().st_size == shipped["size_bytes"] < 5 * 1024 * 1024
     assert shipped["classes"] == [0, 1, 2, 3, 5, 7]
-    assert [COCO80[c] for c in shipped["classes"]] == ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
+    assert [COCO80[c] for c in shipped["classes"]] == ["person", "bicycle", "car", "motorcycle", "bus",
+                                                       "truck"]
     for key in ("data", "steps", "epochs", "final_losses"):
         assert shipped["training"][key]
     assert 0.0 < shipped["evaluation"]["holdout_map50"] <= 1.0
@@ -291,7 +299,9 @@ def test_shipped_weights_match_their_record(shipped: dict) -> None:
     assert det.num_parameters()["total"] == shipped["parameters"]["total"]
 
 
-def test_shipped_weights_tampering_is_detected(shipped: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shipped_weights_tampering_is_detected(
+    shipped: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import vcodec.detection.vcodec_det as vd
 
     bad = tmp_path / "vcodec-det.pt"
@@ -325,10 +335,16 @@ def test_mot_and_sfu_writers(tmp_path: Path) -> None:
     files = write_sfu(tmp_path / "sfu", _items(), "Clip_160x90_30")
     assert [f.name for f in files] == ["Clip_160x90_30_seq_000.txt", "Clip_160x90_30_seq_001.txt"]
     rows = [r.split() for r in files[0].read_text().splitlines()]
-    assert rows[0][0] == "0" and np.allclose([float(v) for v in rows[0][1:]], [30 / 160, 50 / 90, 40 / 160, 60 / 90], atol=1e-6)
+    assert rows[0][0] == "0" and np.allclose(
+        [float(v) for v in rows[0][1:]], [30 / 160, 50 / 90, 40 / 160, 60 / 90], atol=1e-6
+    )
     assert rows[1][0] == "7" and np.allclose([float(v) for v in rows[1][1:]], [0.5, 0.5, 1.0, 1.0])
     assert files[1].read_text() == ""
-    assert format_for_path("a.json") == "coco" and format_for_path("a.txt") == "mot" and format_for_path("dir") == "sfu"
+    assert (
+        format_for_path("a.json") == "coco"
+        and format_for_path("a.txt") == "mot"
+        and format_for_path("dir") == "sfu"
+    )
     with pytest.raises(ConfigError):
         format_for_path("a.xml")
 

@@ -169,8 +169,8 @@ def default_stream() -> bytes:
 
 def test_base_streams_use_the_adapted_back_end_and_pixels_the_clean_one(default_stream: bytes,
                                                                          backend: AdaptedBackend) -> None:
-    from vcodec.codec import Decoder
     from vcodec.baselayer.learned import BaseCodec
+    from vcodec.codec import Decoder
 
     codec = BaseCodec.from_weights(DEFAULT_BASE)
     clean = get_detector()

@@ -12,7 +12,6 @@ from vcodec.detection import COCO80_TO_CATEGORY_ID, get_detector
 from vcodec.detection.tv import TorchvisionDetector
 from vcodec.errors import ConfigError, WeightsError
 
-
 # the detector tests run with one torch thread (conftest ``one_torch_thread``)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -21,7 +20,9 @@ def _picture() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("name,channels", [("fasterrcnn-r50-fpn", 1536), ("retinanet-r50-fpn", 512), ("fcos-r50-fpn", 512)])
+@pytest.mark.parametrize(
+    "name,channels", [("fasterrcnn-r50-fpn", 1536), ("retinanet-r50-fpn", 512), ("fcos-r50-fpn", 512)]
+)
 def test_split_equals_unsplit_torchvision_model(name: str, channels: int) -> None:
     torch.manual_seed(0)
     det = get_detector(name, score_threshold=0.0, max_detections=20)

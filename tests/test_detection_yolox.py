@@ -19,8 +19,6 @@ from vcodec.detection.clips import iter_clip_bgr
 from vcodec.detection.yolox import YOLOX
 from vcodec.errors import WeightsError
 
-
-
 # the detector tests run with one torch thread (conftest ``one_torch_thread``)
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,8 +41,15 @@ def onnx_reference(path: Path, images: torch.Tensor) -> torch.Tensor:
         if op == "Conv":
             pads = list(a.get("pads", [0, 0, 0, 0]))
             assert pads[:2] == pads[2:], "asymmetric padding not used by YOLOX"
-            y = F.conv2d(ins[0], ins[1], ins[2] if len(ins) > 2 else None, stride=tuple(a.get("strides", [1, 1])),
-                         padding=tuple(pads[:2]), dilation=tuple(a.get("dilations", [1, 1])), groups=a.get("group", 1))
+            y = F.conv2d(
+                ins[0],
+                ins[1],
+                ins[2] if len(ins) > 2 else None,
+                stride=tuple(a.get("strides", [1, 1])),
+                padding=tuple(pads[:2]),
+                dilation=tuple(a.get("dilations", [1, 1])),
+                groups=a.get("group", 1),
+            )
         elif op == "Sigmoid":
             y = torch.sigmoid(ins[0])
         elif op == "Mul":
@@ -60,13 +65,18 @@ def onnx_reference(path: Path, images: torch.Tensor) -> torch.Tensor:
             axes = ins[3].tolist() if len(ins) > 3 else list(range(len(starts)))
             steps = ins[4].tolist() if len(ins) > 4 else [1] * len(starts)
             idx = [slice(None)] * data.ndim
-            for s, e, ax, st in zip(starts, ends, axes, steps):
+            for s, e, ax, st in zip(starts, ends, axes, steps, strict=False):
                 idx[ax] = slice(s, min(e, data.shape[ax]), st)
             y = data[tuple(idx)]
         elif op == "MaxPool":
             pads = list(a["pads"])
-            y = F.max_pool2d(ins[0], tuple(a["kernel_shape"]), tuple(a.get("strides", [1, 1])), tuple(pads[:2]),
-                             ceil_mode=bool(a.get("ceil_mode", 0)))
+            y = F.max_pool2d(
+                ins[0],
+                tuple(a["kernel_shape"]),
+                tuple(a.get("strides", [1, 1])),
+                tuple(pads[:2]),
+                ceil_mode=bool(a.get("ceil_mode", 0)),
+            )
         elif op == "Resize":
             assert a["mode"] == b"nearest" and a["coordinate_transformation_mode"] == b"asymmetric"
             scales = ins[2].tolist()
@@ -93,13 +103,17 @@ def nano(yolox_nano_onnx: Path) -> YOLOX:
 @pytest.fixture(scope="module")
 def real_frames(clips_dir: Path) -> list[np.ndarray]:
     cars = [b for _, b in iter_clip_bgr(clips_dir / "cars_320x240.i420", step=10, max_frames=2)]
-    people = [b for _, b in iter_clip_bgr(clips_dir / "one-by-one-person-detection.mp4", step=300, max_frames=1)]
+    people = [
+        b for _, b in iter_clip_bgr(clips_dir / "one-by-one-person-detection.mp4", step=300, max_frames=1)
+    ]
     return cars + people
 
 
 @pytest.mark.shared
 @pytest.mark.parametrize("mode", ["letterbox", "pad"])
-def test_port_matches_onnx_on_real_frames(nano: YOLOX, yolox_nano_onnx: Path, real_frames: list[np.ndarray], mode: str) -> None:
+def test_port_matches_onnx_on_real_frames(
+    nano: YOLOX, yolox_nano_onnx: Path, real_frames: list[np.ndarray], mode: str
+) -> None:
     worst = 0.0
     for bgr in real_frames:
         x, _ = nano.prepare(bgr, mode, 416)
@@ -151,8 +165,10 @@ def test_real_detections_split_equals_detect(nano: YOLOX, real_frames: list[np.n
 
 
 def _iou(b: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    x0 = np.maximum(b[0], boxes[:, 0]); y0 = np.maximum(b[1], boxes[:, 1])
-    x1 = np.minimum(b[2], boxes[:, 2]); y1 = np.minimum(b[3], boxes[:, 3])
+    x0 = np.maximum(b[0], boxes[:, 0])
+    y0 = np.maximum(b[1], boxes[:, 1])
+    x1 = np.minimum(b[2], boxes[:, 2])
+    y1 = np.minimum(b[3], boxes[:, 3])
     inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
     area = lambda r: (r[..., 2] - r[..., 0]) * (r[..., 3] - r[..., 1])  # noqa: E731
     return inter / (area(b) + area(boxes) - inter)
@@ -175,9 +191,15 @@ def test_official_pth_layout_loads_and_fuses(tmp_path: Path) -> None:
             m.weight.data.uniform_(0.5, 1.5)
     state = ref.state_dict()
     # the official key layout
-    for key in ("backbone.backbone.stem.conv.conv.weight", "backbone.backbone.dark3.1.m.2.conv2.dconv.bn.running_var",
-                "backbone.lateral_conv0.conv.weight", "backbone.C3_n4.conv3.bn.bias",
-                "head.cls_preds.0.weight", "head.reg_convs.2.1.pconv.conv.weight", "head.obj_preds.1.bias"):
+    for key in (
+        "backbone.backbone.stem.conv.conv.weight",
+        "backbone.backbone.dark3.1.m.2.conv2.dconv.bn.running_var",
+        "backbone.lateral_conv0.conv.weight",
+        "backbone.C3_n4.conv3.bn.bias",
+        "head.cls_preds.0.weight",
+        "head.reg_convs.2.1.pconv.conv.weight",
+        "head.obj_preds.1.bias",
+    ):
         assert key in state
     p = tmp_path / "yolox_nano.pth"
     torch.save({"model": state, "start_epoch": 300}, p)

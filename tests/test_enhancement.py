@@ -83,7 +83,7 @@ def full_decode(cfg, extradata, packets, bases):  # type: ignore[no-untyped-def]
 
 
 def same(a: Frame, b: Frame) -> bool:
-    return all(np.array_equal(p, q) for p, q in zip(a.planes, b.planes))
+    return all(np.array_equal(p, q) for p, q in zip(a.planes, b.planes, strict=True))
 
 
 # -- lossless -----------------------------------------------------------------
@@ -127,7 +127,9 @@ def test_residual_beyond_container_range_is_clipped_with_a_warning() -> None:
     xs = textured(64, 48, 1, 10)
     bases = [Frame.blank(64, 48, 10, value=0)]
     with pytest.warns(ResidualClippedWarning, match="10-bit range"):
-        with EnhancementEncoder(64, 48, bit_depth=10, codec="libx264", lossless=True, preset="ultrafast") as enc:
+        with EnhancementEncoder(
+            64, 48, bit_depth=10, codec="libx264", lossless=True, preset="ultrafast"
+        ) as enc:
             enc.encode(xs[0], bases[0])
             enc.flush()
     assert enc.clipped_samples > 0
@@ -141,10 +143,12 @@ def test_frame_count_and_order_preserved_with_and_without_bframes(low_delay: boo
     for i, f in enumerate(xs):  # stamp each frame so the decode order is observable
         f.y[:8, :8] = 20 + 15 * i
     bases = [Frame.blank(64, 48)] * n
-    enc = EnhancementEncoder(64, 48, qp=20, preset="ultrafast", low_delay=low_delay, intra_period=8, threads=1)
+    enc = EnhancementEncoder(
+        64, 48, qp=20, preset="ultrafast", low_delay=low_delay, intra_period=8, threads=1
+    )
     packets = []
     immediate = 0
-    for x, b in zip(xs, bases):
+    for x, b in zip(xs, bases, strict=True):
         got = enc.encode(x, b)
         immediate += len(got)
         packets += got
@@ -175,7 +179,9 @@ def test_keyframes_exactly_at_intra_period(codec: str) -> None:
         f.y[:] = 255 - f.y
         f.index = i
     bases = [Frame.blank(64, 48)] * n
-    cfg, ed, pk = encode_sequence(xs, bases, codec=codec, qp=30, preset="ultrafast", intra_period=period, threads=1)
+    cfg, ed, pk = encode_sequence(
+        xs, bases, codec=codec, qp=30, preset="ultrafast", intra_period=period, threads=1
+    )
     want = {i for i in range(n) if i % period == 0}
     assert {p.frame_index for p in pk if p.keyframe} == want
     out = full_decode(cfg, ed, pk, bases)
@@ -196,7 +202,9 @@ def test_each_encoder_round_trips(codec: str, anchor: bool) -> None:
     bases = None if anchor else perturbed(xs, amp=20)
     # SVT-AV1's QP is on its 10-bit scale for residuals (not compensated, see docs)
     qp = 4 if codec == "libsvtav1" and not anchor else 24
-    cfg, ed, pk = encode_sequence(xs, bases, codec=codec, qp=qp, preset="ultrafast", intra_period=2, threads=1)
+    cfg, ed, pk = encode_sequence(
+        xs, bases, codec=codec, qp=qp, preset="ultrafast", intra_period=2, threads=1
+    )
     assert cfg["codec"] == codec and len(pk) == 4
     if codec != "libvpx-vp9":
         assert ed, "extradata must carry the parameter sets"
@@ -230,8 +238,8 @@ def test_psnr_falls_monotonically_as_qp_rises() -> None:
         results.append((psnr, sum(len(p.data) for p in pk)))
     psnrs = [r[0] for r in results]
     sizes = [r[1] for r in results]
-    assert all(a > b for a, b in zip(psnrs, psnrs[1:])), psnrs
-    assert all(a > b for a, b in zip(sizes, sizes[1:])), sizes
+    assert all(a > b for a, b in zip(psnrs, psnrs[1:], strict=False)), psnrs
+    assert all(a > b for a, b in zip(sizes, sizes[1:], strict=False)), sizes
 
 
 def test_qp_means_the_same_step_for_residual_and_anchor() -> None:
@@ -264,7 +272,9 @@ def test_residual_chroma_is_quantised_like_the_anchor(codec: str, cars_i420: byt
 def test_encoder_logging_is_silent(capfd: pytest.CaptureFixture[str]) -> None:
     for codec in ("libx265", "libsvtav1"):
         if codec in AVAILABLE:
-            encode_sequence(textured(64, 48, 2), [Frame.blank(64, 48)] * 2, codec=codec, qp=30, preset="ultrafast")
+            encode_sequence(
+                textured(64, 48, 2), [Frame.blank(64, 48)] * 2, codec=codec, qp=30, preset="ultrafast"
+            )
     captured = capfd.readouterr()
     assert "x265 [" not in captured.err and "Svt[info]" not in captured.err, captured.err[:500]
 
@@ -292,7 +302,7 @@ def test_roi_mode_spends_bits_only_in_regions() -> None:
     def run(with_boxes: bool):  # type: ignore[no-untyped-def]
         enc = EnhancementEncoder(128, 96, qp=22, preset="ultrafast", threads=1, roi_margin=4)
         pk = []
-        for x, b in zip(xs, bases):
+        for x, b in zip(xs, bases, strict=True):
             pk += enc.encode(x, b, boxes=boxes if with_boxes else None)
         pk += enc.flush()
         out = full_decode(enc.config(), enc.extradata, pk, bases)

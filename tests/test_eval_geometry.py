@@ -1,4 +1,5 @@
-"""`vcodec eval` is fair: the detector on pixels (pseudo ground truth, anchors) sees the base layer's geometry.
+"""`vcodec eval` is fair: the detector on pixels (pseudo ground truth, anchors) sees the base layer's
+geometry.
 
 The base layer codes at its working size (``--base-size``, else the model's ``max_long_side``)
 and its detector back end runs on features of that picture; the reference and the x265/x264

@@ -257,8 +257,8 @@ def test_eval_base_layer_only(codec_test_model: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_eval_inter_layer_off_is_simulcast_in_one_stream(codec_test_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "off"
-    args = [*_common(codec_test_model, out), "--base-qualities", "0.5", "--enh-qps", "30", "--anchors", "x265",
-            "--anchor-qps", "30", "--inter-layer", "off", "--no-full-detect"]
+    args = [*_common(codec_test_model, out), "--base-qualities", "0.5", "--enh-qps", "30",
+            "--anchors", "x265", "--anchor-qps", "30", "--inter-layer", "off", "--no-full-detect"]
     assert eval_main(args) == 0
     by = {p["id"]: p for p in json.loads((out / "results.json").read_text())["points"]}
     full, x265 = by["vcodec-full_q0.50_qp30"], by["x265_qp30"]

@@ -11,18 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from vcodec.bitstream import (
-    BASE_LAYER,
-    ENHANCEMENT_LAYER,
-    LayerConfig,
-    SequenceHeader,
-    StreamReader,
-    StreamWriter,
-    UnitType,
-    extract_layers,
-)
-from vcodec.codec.base_layer import get_base_factory
-from vcodec.errors import BitstreamError, ConfigError
 from vcodec.baselayer.features import FEATURE_KIND, FeatureBase, FeatureDesign, quality_to_levels
 from vcodec.baselayer.features.clipping import (
     SILU_MIN,
@@ -35,13 +23,27 @@ from vcodec.baselayer.features.clipping import (
 from vcodec.baselayer.features.codec import design_from_features
 from vcodec.baselayer.features.entropy import CdfTables, decode_indexes, encode_indexes, quantized_cdf
 from vcodec.baselayer.features.quantizer import design_ecsq, ecsq_cost, uniform_levels
+from vcodec.bitstream import (
+    BASE_LAYER,
+    ENHANCEMENT_LAYER,
+    LayerConfig,
+    SequenceHeader,
+    StreamReader,
+    StreamWriter,
+    UnitType,
+    extract_layers,
+)
+from vcodec.codec.base_layer import get_base_factory
+from vcodec.errors import BitstreamError, ConfigError
 from vcodec.io.frame import Frame
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # -- clip-range optimiser ------------------------------------------------------------------
-@pytest.mark.parametrize("family,levels", [("exponential", 4), ("exponential", 16), ("gamma", 4), ("gamma", 16)])
+@pytest.mark.parametrize(
+    "family,levels", [("exponential", 4), ("exponential", 16), ("gamma", 4), ("gamma", 16)]
+)
 def test_relu_clip_matches_brute_force(family: str, levels: int) -> None:
     rng = np.random.default_rng(1)
     x = rng.exponential(0.7, 100_000) if family == "exponential" else rng.gamma(2.5, 0.4, 100_000)
@@ -54,7 +56,9 @@ def test_relu_clip_matches_brute_force(family: str, levels: int) -> None:
     assert abs(hi - b_hi) / b_hi < 0.05
     assert empirical_error(x, lo, hi, levels) <= b_err * 1.01
     # the closed-form cost predicts the real error of that clip
-    assert expected_error(model, lo, hi, levels) == pytest.approx(empirical_error(x, lo, hi, levels), rel=0.05)
+    assert expected_error(model, lo, hi, levels) == pytest.approx(
+        empirical_error(x, lo, hi, levels), rel=0.05
+    )
 
 
 def test_leaky_relu_gets_its_own_smaller_lower_clip() -> None:
@@ -95,7 +99,7 @@ def test_ecsq_converges_and_never_increases_cost(lam: float) -> None:
     u = np.clip(rng.exponential(0.15, 200_000), 0, 1)
     d = design_ecsq(u, 16, lam)
     assert d.converged
-    assert all(b <= a + 1e-12 for a, b in zip(d.costs, d.costs[1:])), d.costs
+    assert all(b <= a + 1e-12 for a, b in zip(d.costs, d.costs[1:], strict=False)), d.costs
     assert d.levels[0] == 0.0 and d.levels[-1] == 1.0  # clipped end points stay levels
     assert np.all(np.diff(d.levels) > 0)
     # better than the uniform quantizer it started from, at its own trade-off
@@ -287,7 +291,7 @@ def test_base_only_detect_equals_full_stream_detect(yolox_nano_onnx: Path, clips
     assert len(base_only) < len(full)
     a, b = _detect_stream(full, det), _detect_stream(base_only, det)
     assert len(a) == len(b) == 6
-    for (ba, sa, ca), (bb, sb, cb) in zip(a, b):
+    for (ba, sa, ca), (bb, sb, cb) in zip(a, b, strict=True):
         assert np.array_equal(ba, bb) and np.array_equal(sa, sb) and np.array_equal(ca, cb)
     # and the decoded features still find the cars found on the uncompressed frames
     ref = sum(len(det.detect(f, mode="pad", multiple=64)) for f in frames)

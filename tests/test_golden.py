@@ -23,7 +23,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
 from conftest import GENERATE_EXPECTED, REPO
 
 GOLDEN = REPO / "tests" / "golden"

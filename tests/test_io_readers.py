@@ -44,7 +44,7 @@ def smooth_frames(n: int, w: int = 64, h: int = 48) -> list[Frame]:
 
 def assert_same(a: Frame, b: Frame) -> None:
     assert a.bit_depth == b.bit_depth
-    for pa, pb in zip(a.planes, b.planes):
+    for pa, pb in zip(a.planes, b.planes, strict=True):
         assert pa.dtype == pb.dtype
         np.testing.assert_array_equal(pa, pb)
 
@@ -96,7 +96,7 @@ def test_raw_round_trip_bit_exact(tmp_path: Path, depth: int) -> None:
         assert r.info.num_frames == 5
         got = list(r)
     assert [f.index for f in got] == [0, 1, 2, 3, 4]
-    for a, b in zip(frames, got):
+    for a, b in zip(frames, got, strict=True):
         assert_same(a, b)
 
 
@@ -118,7 +118,7 @@ def test_y4m_round_trip_bit_exact(tmp_path: Path, depth: int) -> None:
         )
         got = list(r)
     assert len(got) == 4
-    for a, b in zip(frames, got):
+    for a, b in zip(frames, got, strict=True):
         assert_same(a, b)
 
 
@@ -131,7 +131,7 @@ def test_y4m_frame_parameters_and_ffmpeg_style_header(tmp_path: Path) -> None:
     with open_video(path) as r:
         assert r.info.num_frames == 3 and r.info.fps == 25
         assert r.info.matrix == "bt601"  # no tag: the size convention
-        for a, b in zip(frames, r):
+        for a, b in zip(frames, r, strict=False):
             assert_same(a, b)
 
 
@@ -378,7 +378,7 @@ def test_raw_from_pipe_with_size_and_truncation() -> None:
         with pytest.raises(InputError, match="truncated: frame 3 has 7 of 1152 bytes"):
             next(r)
     t.join()
-    for a, b in zip(frames, got):
+    for a, b in zip(frames, got, strict=True):
         assert_same(a, b)
 
 
@@ -429,7 +429,7 @@ def test_image_folder_mot_layout(tmp_path: Path) -> None:
             got = list(r)
         assert [g.index for g in got] == [0, 1, 2, 3]
         # PNG is lossless; only the RGB<->YUV conversion rounds
-        for a, b in zip(frames, got):
+        for a, b in zip(frames, got, strict=True):
             assert np.abs(a.y.astype(int) - b.y.astype(int)).max() <= 2
 
 
@@ -481,7 +481,7 @@ def test_container_write_then_read(tmp_path: Path, suffix: str, codec: str | Non
         got = list(r)
     assert len(got) == 12
     assert r.info.num_frames in (12, None)
-    for a, b in zip(frames, got):
+    for a, b in zip(frames, got, strict=True):
         assert b.y.shape == (48, 64) and b.u.shape == (24, 32)
         assert psnr(a.y, b.y) > 30
 
@@ -566,5 +566,7 @@ def test_odd_sized_container_suggests_crop(tmp_path: Path) -> None:
                 c.mux(p)
         for p in s.encode(None):
             c.mux(p)
-    with pytest.raises(InputError, match=r"odd\.mkv: decoded pictures: 4:2:0 needs even .* got 33x24.*crop=32:24"):
+    with pytest.raises(
+        InputError, match=r"odd\.mkv: decoded pictures: 4:2:0 needs even .* got 33x24.*crop=32:24"
+    ):
         open_video(path)

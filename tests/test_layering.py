@@ -26,8 +26,6 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "vcodec"
 
 #: bottom row first.  A package may import packages on lower rows only.

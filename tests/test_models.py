@@ -15,8 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from vcodec.errors import BitstreamError, ConfigError, RegistryError, WeightsError, WeightsMismatchError
-from vcodec.io.frame import Frame
 from vcodec.baselayer.learned import (
     BaseCodec,
     BaseGeometry,
@@ -27,6 +25,8 @@ from vcodec.baselayer.learned import (
     save_base_weights,
 )
 from vcodec.baselayer.learned.base_codec import BASE_MODELS, WEIGHTS_DIR
+from vcodec.errors import BitstreamError, ConfigError, RegistryError, WeightsError, WeightsMismatchError
+from vcodec.io.frame import Frame
 
 
 def _codec(seed: int = 0) -> BaseCodec:
@@ -97,7 +97,7 @@ def test_intra_period_and_random_access() -> None:
     assert flags == [True, False, False, True, False, False, True]
     # a decoder joining at the second intra frame decodes the same latents
     dec = codec.decoder()
-    for p, ref in zip(payloads[3:], refs[3:]):
+    for p, ref in zip(payloads[3:], refs[3:], strict=True):
         assert torch.equal(dec.decode_frame(p), ref)
     # a forced intra frame resets the chain too
     enc2 = codec.encoder(intra_period=32)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from vcodec.io.frame import Frame
 from vcodec.baselayer.learned import BASE_MODELS, load_base_model
 from vcodec.baselayer.learned.base_codec import frame_to_tensor
+from vcodec.io.frame import Frame
 
 MODEL = "base-yolox-nano-v2"
 

@@ -7,18 +7,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import FAST_ENCODE, SEQUENCE, one_error_line
+
+from vcodec.baselayer.learned import BasePayload
 from vcodec.bitstream import StreamReader
 from vcodec.cli import encode as encode_cli
 from vcodec.codec import Encoder
 from vcodec.codec.ratecontrol import BETA, BaseRateController
 from vcodec.errors import ConfigError
 from vcodec.io import open_video
-from vcodec.baselayer.learned import BasePayload
 
 
-def _simulate(ctrl: BaseRateController, frames: int, intra_bits: float, p_ratio: float, seed: int = 0) -> float:
+def _simulate(
+    ctrl: BaseRateController, frames: int, intra_bits: float, p_ratio: float, seed: int = 0
+) -> float:
     """Frames whose size follows the controller's model family, with +-20 % noise."""
     rng = np.random.default_rng(seed)
     for i in range(frames):
@@ -54,7 +56,8 @@ def test_controller_refuses_bad_targets(bad: float) -> None:
 
 def test_base_kbps_changes_the_quality_per_frame(tmp_path: Path, codec_test_model: Path) -> None:
     out = tmp_path / "rc.vcs"
-    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "8", "--base-model", str(codec_test_model),
+    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "8",
+                            "--base-model", str(codec_test_model),
                             "--base-kbps", "50", *FAST_ENCODE]) == 0
     units = [u for u in StreamReader(out.read_bytes()) if u.layer == 0]
     codes = {BasePayload.from_bytes(u.payload).qcode for u in units}
@@ -64,7 +67,8 @@ def test_base_kbps_changes_the_quality_per_frame(tmp_path: Path, codec_test_mode
 def test_bad_base_kbps_is_a_usage_error(tmp_path: Path, codec_test_model: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "x.vcs"
-    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "2", "--base-model", str(codec_test_model),
+    assert encode_cli.main([str(SEQUENCE), "-o", str(out), "--frames", "2",
+                            "--base-model", str(codec_test_model),
                             "--base-kbps", "-1", *FAST_ENCODE]) == 2
     one_error_line(capsys, "--base-kbps -1")
     assert not out.exists()
@@ -143,8 +147,9 @@ def _base_units(path: Path) -> tuple[dict, list[bytes]]:
         return reader.layers[0].params, [u.payload for u in reader if getattr(u, "layer", None) == 0]
 
 
-def test_base_tune_sets_the_p_frame_tools_records_them_and_decodes(tmp_path: Path,
-                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_base_tune_sets_the_p_frame_tools_records_them_and_decodes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``--base-tune``: fixed-camera widens the dead zone, moving-camera halves the P-frame offset, turns
     the dead zone off and keeps 2x2 skip blocks;
     explicit ``--base-deadzone`` / ``--base-p-offset`` win; every stream decodes bit-exactly."""

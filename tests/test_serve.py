@@ -45,10 +45,12 @@ def build_stream(frames: int = 12, intra_period: int = 4, payload: int = 40, enh
     w = StreamWriter(buf, make_header(intra_period=intra_period, num_frames=frames), make_layers())
     for f in range(frames):
         intra = f % intra_period == 0
-        w.write_frame_unit(UnitType.BASE_FRAME, 0, frame=f, payload=b"\0" + bytes([f % 251]) * (payload + f - 1),
-                           intra=intra)
-        w.write_frame_unit(UnitType.ENH_PACKET, 1, frame=f, payload=bytes([(f * 7) % 251]) * (enh_payload + f),
-                           intra=intra)
+        w.write_frame_unit(
+            UnitType.BASE_FRAME, 0, frame=f, payload=b"\0" + bytes([f % 251]) * (payload + f - 1), intra=intra
+        )
+        w.write_frame_unit(
+            UnitType.ENH_PACKET, 1, frame=f, payload=bytes([(f * 7) % 251]) * (enh_payload + f), intra=intra
+        )
     w.close()
     return buf.getvalue()
 
@@ -105,9 +107,12 @@ def read_all(url: str, **kw: object) -> bytes:
 
 # -- stored streams --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("layers,ids", [("base", [0]), ("0", [0]), ("1", [1]), ("all", [0, 1]), ("0,1", [0, 1])])
-def test_stored_layer_filter_is_byte_exact_with_extract(server: ServerThread, root: Path, layers: str,
-                                                        ids: list[int]) -> None:
+@pytest.mark.parametrize(
+    "layers,ids", [("base", [0]), ("0", [0]), ("1", [1]), ("all", [0, 1]), ("0,1", [0, 1])]
+)
+def test_stored_layer_filter_is_byte_exact_with_extract(
+    server: ServerThread, root: Path, layers: str, ids: list[int]
+) -> None:
     data = (root / "clip.vcs").read_bytes()
     got = read_all(server.url + "/streams/clip", layers=layers)
     assert got == extracted(data, ids)
@@ -270,7 +275,9 @@ def test_live_late_join_starts_at_intra_of_both_layers(server: ServerThread) -> 
         got = frame_units(s.read())  # strict reader: a valid stream with its own INDEX and END
         s.close()
         assert got[0].frame == 8 and got[0].intra and got[0].layer == 0
-        expect = [u for u in rest if u.frame is not None and u.frame >= 8 and (layers == "all" or u.layer == 0)]
+        expect = [
+            u for u in rest if u.frame is not None and u.frame >= 8 and (layers == "all" or u.layer == 0)
+        ]
         assert [u.raw for u in got] == [u.raw for u in expect]
         if layers == "all":
             enh = [u for u in got if u.layer == 1]
@@ -317,7 +324,9 @@ def test_slow_client_skips_to_intra_and_others_are_unaffected(tmp_path: Path) ->
         for u in units[1:]:
             sink.write(u.raw)
             if u.layer == 1:
-                time.sleep(0.003)  # about 300 frames/s: a fast encoder, but one a reading client keeps up with
+                time.sleep(
+                    0.003
+                )  # about 300 frames/s: a fast encoder, but one a reading client keeps up with
         publish_s = time.monotonic() - t0
         sink.finish()
         reader.join(TIMEOUT)
@@ -413,8 +422,10 @@ def test_publish_over_http_and_replay(root: Path, tmp_path: Path) -> None:
         pub = Publisher(srv.url + "/streams/pushed", token="p", timeout=TIMEOUT)
         head, units = unit_bytes(data)
         pub.write(head + units[0].raw)
-        wait_until(lambda: "pushed" in srv.server.channels and srv.server.channels["pushed"].header is not None,
-                   what="published channel")
+        wait_until(
+            lambda: "pushed" in srv.server.channels and srv.server.channels["pushed"].header is not None,
+            what="published channel",
+        )
         client = open_url(srv.url + "/streams/pushed", layers="base", token="b", timeout=TIMEOUT)
         wait_until(lambda: len(srv.server.channels["pushed"].subscribers) == 1, what="subscriber")
         rest = data[len(head) + len(units[0].raw):]
@@ -428,14 +439,18 @@ def test_publish_over_http_and_replay(root: Path, tmp_path: Path) -> None:
         # a stored stream replayed as a live one, in real time (24 frames at 30 fps ~ 0.8 s at speed 4)
         live = tmp_path / "live.vcs"
         live.write_bytes(data)
-        task = srv.call(start_live, srv.server, srv.loop, "replay", replay_producer(live, speed=4.0, loop_count=2))
+        task = srv.call(
+            start_live, srv.server, srv.loop, "replay", replay_producer(live, speed=4.0, loop_count=2)
+        )
         wait_until(lambda: task.channel.header is not None, what="replay to start")
         s = open_url(srv.url + "/streams/replay", layers="all", token="a", timeout=TIMEOUT)
         got = frame_units(s.read())
         s.close()
         task.thread.join(TIMEOUT)
         frames = sorted({u.frame for u in got})
-        assert frames == list(range(frames[0], 48)) and frames[0] % 4 == 0  # second loop continues the indexes
+        assert (
+            frames == list(range(frames[0], 48)) and frames[0] % 4 == 0
+        )  # second loop continues the indexes
         assert task.error is None
 
 

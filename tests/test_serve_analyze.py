@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import SEQUENCE
+
 from tests.test_serve import TIMEOUT, unit_bytes, wait_until
 from vcodec.errors import ConfigError
 from vcodec.serve import ChannelSink, ServeConfig, ServerThread, parse_tokens
@@ -70,9 +70,22 @@ def test_analyze_equals_detect_on_stored_stream(real_stream: Path, reference: st
     assert reference.strip(), "the reference run found nothing: the comparison would be empty"
     with ServerThread(ServeConfig(root=real_stream.parent, tokens=parse_tokens("base=bt,all=at"))) as srv:
         out = tmp_path / "dets.txt"
-        rc = analyze_cli.main([srv.url + "/streams/clip", "-o", str(out), "--token", "bt", "--weights",
-                               str(yolox_nano_onnx), "--base-model", str(codec_test_model), "--score-threshold", str(SCORE),
-                               "-q"])
+        rc = analyze_cli.main(
+            [
+                srv.url + "/streams/clip",
+                "-o",
+                str(out),
+                "--token",
+                "bt",
+                "--weights",
+                str(yolox_nano_onnx),
+                "--base-model",
+                str(codec_test_model),
+                "--score-threshold",
+                str(SCORE),
+                "-q",
+            ]
+        )
         assert rc == 0
         assert out.read_text() == reference
         # the server sent the base layer only
@@ -80,8 +93,16 @@ def test_analyze_equals_detect_on_stored_stream(real_stream: Path, reference: st
         assert metrics.bytes_sent.get(("clip", 1), 0) == 0 and metrics.bytes_sent[("clip", 0)] > 0
         # tracking adds ids to the same boxes
         buf = io.StringIO()
-        stats = analyze_url(srv.url + "/streams/clip", token="bt", out=buf, track=True, weights=yolox_nano_onnx,
-                            base_model=str(codec_test_model), score_threshold=SCORE, timeout=TIMEOUT)
+        stats = analyze_url(
+            srv.url + "/streams/clip",
+            token="bt",
+            out=buf,
+            track=True,
+            weights=yolox_nano_onnx,
+            base_model=str(codec_test_model),
+            score_threshold=SCORE,
+            timeout=TIMEOUT,
+        )
         assert stats.frames == FRAMES and stats.reconnects == 0
         ids = [int(line.split(",")[1]) for line in buf.getvalue().splitlines()]
         assert ids and min(ids) >= 1
@@ -90,8 +111,9 @@ def test_analyze_equals_detect_on_stored_stream(real_stream: Path, reference: st
                         base_model=str(codec_test_model), timeout=TIMEOUT)
 
 
-def test_analyze_reconnects_to_live_and_resumes_at_intra(real_stream: Path, reference: str, codec_test_model: Path,
-                                                        yolox_nano_onnx: Path) -> None:
+def test_analyze_reconnects_to_live_and_resumes_at_intra(
+    real_stream: Path, reference: str, codec_test_model: Path, yolox_nano_onnx: Path
+) -> None:
     head, units = unit_bytes(real_stream.read_bytes())
     by_frame = lambda lo, hi: [u for u in units if u.frame is not None and lo <= u.frame <= hi]  # noqa: E731
     with ServerThread(ServeConfig()) as srv:

@@ -31,7 +31,8 @@ def _python(code: str, *args: str) -> str:
 def test_model_paths_leave_compressai_init_torch_geometric_and_torchvision_out() -> None:
     out = _python("""
         import json, sys
-        import vcodec.baselayer.learned, vcodec.codec.decoder, vcodec.detection, vcodec.baselayer.features.entropy
+        import vcodec.baselayer.learned, vcodec.codec.decoder, """
+        """vcodec.detection, vcodec.baselayer.features.entropy
         from vcodec.baselayer.learned import load_base_model
         load_base_model("base-yolox-nano-v2")  # a shipped model: its CDF tables (GaussianConditional.update)
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in

@@ -116,7 +116,10 @@ def test_gop_coding_skips_static_blocks_exactly() -> None:
     x8 = torch.zeros(1, 6, 3, 64, 64, dtype=torch.uint8)
     gain = net.gain_at(0.75).detach()
     r = train_base.run_gop(net, None, y, f, x8, gain, 1.0, skip_block=2, lam_x=0.0, lam_t=0.0)  # type: ignore[arg-type]
-    assert float(r["skip"].detach()) == 1.0 and float(r["bpp_p"].detach()) < 0.01 * float(r["bpp_i"].detach()) + 1e-3
+    assert (
+        float(r["skip"].detach()) == 1.0
+        and float(r["bpp_p"].detach()) < 0.01 * float(r["bpp_i"].detach()) + 1e-3
+    )
 
 
 def test_front_end_fast_path_equals_prepare(yolox_nano_onnx: Path, one_torch_thread: None) -> None:

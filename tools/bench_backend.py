@@ -42,11 +42,11 @@ sys.path.insert(0, str(REPO / "tools"))
 from bench_base import BENCH_CLIPS, CLIPS, held_out, reference_detections  # noqa: E402
 from train_backend import held_out_description  # noqa: E402
 
+from vcodec.baselayer.learned import BaseCodec  # noqa: E402
 from vcodec.codec.base_layer import LearnedBase  # noqa: E402
 from vcodec.detection import get_detector  # noqa: E402
 from vcodec.detection.evaluate import map_against  # noqa: E402
 from vcodec.io.frame import Frame  # noqa: E402
-from vcodec.baselayer.learned import BaseCodec  # noqa: E402
 
 SCORE_FLOOR = 0.01  # predictions kept for mAP ranking (vcodec eval's default)
 

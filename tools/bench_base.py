@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intra-period", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-frames", type=int, default=30, help="held-out frames per clip (cap)")
-    ap.add_argument("--speed-threads", default="1,2", help="torch thread counts for the speed runs (\"\" for none)")
+    ap.add_argument(
+        "--speed-threads", default="1,2", help="torch thread counts for the speed runs (\"\" for none)"
+    )
     ap.add_argument("--json", type=Path, default=None, help="write all figures here")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -152,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                               "intra_period": args.intra_period, "points": []}
     print(f"model {codec.model_id} ({codec.sha256[:12]}), detector {codec.cfg.detector}, "
           f"{args.threads} threads; held-out frames: " + ", ".join(f"{n} {len(f)}" for n, _, f in clips))
-    print(f"{'quality':>7} {'kbit/s':>8} {'bits/I':>8} {'bits/P':>8} {'mAP50':>6} {'PSNR-Y':>6}  per clip kbit/s")
+    print(f"{'quality':>7} {'kbit/s':>8} {'bits/I':>8} {'bits/P':>8} {'mAP50':>6} {'PSNR-Y':>6}  "
+          "per clip kbit/s")
     for q in [float(s) for s in args.qualities.split(",")]:
         all_ref, all_pred, bi, bp, ps, kb = [], [], [], [], [], {}
         for n, fps, fr in clips:
@@ -164,13 +167,23 @@ def main(argv: list[str] | None = None) -> int:
             ps += r["psnr"]
             kb[n] = round(sum(r["bits_i"] + r["bits_p"]) / len(fr) * fps / 1000, 1)
         m = map_against(all_ref, all_pred)
-        point = {"quality": q, "kbps_mean": round(float(np.mean(list(kb.values()))), 1), "kbps": kb,
-                 "bits_per_i": round(float(np.mean(bi)), 0), "bits_per_p": round(float(np.mean(bp)), 0) if bp else None,
-                 "map50": round(m["map50"], 4), "map": round(m["map"], 4), "num_ref": m["num_ref"],
-                 "psnr_y_x_base": round(float(np.mean(ps)), 2)}
+        point = {
+            "quality": q,
+            "kbps_mean": round(float(np.mean(list(kb.values()))), 1),
+            "kbps": kb,
+            "bits_per_i": round(float(np.mean(bi)), 0),
+            "bits_per_p": round(float(np.mean(bp)), 0) if bp else None,
+            "map50": round(m["map50"], 4),
+            "map": round(m["map"], 4),
+            "num_ref": m["num_ref"],
+            "psnr_y_x_base": round(float(np.mean(ps)), 2),
+        }
         report["points"].append(point)
-        print(f"{q:7.2f} {point['kbps_mean']:8.1f} {point['bits_per_i']:8.0f} {point['bits_per_p'] or 0:8.0f} "
-              f"{point['map50']:6.3f} {point['psnr_y_x_base']:6.2f}  {kb}", flush=True)
+        print(
+            f"{q:7.2f} {point['kbps_mean']:8.1f} {point['bits_per_i']:8.0f} {point['bits_per_p'] or 0:8.0f} "
+            f"{point['map50']:6.3f} {point['psnr_y_x_base']:6.2f}  {kb}",
+            flush=True,
+        )
     cars = [fr for n, _, fr in clips if n.startswith("cars")]
     if cars:
         ip = {}

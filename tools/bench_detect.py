@@ -38,7 +38,14 @@ from vcodec.detection.clips import iter_clip_bgr, list_clips, load_clip, shared_
 from vcodec.detection.evaluate import map_against
 from vcodec.detection.vcodec_det import VCODEC_DET_CLASSES
 
-DEFAULT_DETECTORS = ["vcodec-det", "yolox-nano", "yolox-tiny", "fasterrcnn-r50-fpn", "retinanet-r50-fpn", "fcos-r50-fpn"]
+DEFAULT_DETECTORS = [
+    "vcodec-det",
+    "yolox-nano",
+    "yolox-tiny",
+    "fasterrcnn-r50-fpn",
+    "retinanet-r50-fpn",
+    "fcos-r50-fpn",
+]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -116,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", nargs="+", type=parse_size, default=[(416, 416), (448, 256)])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
-    ap.add_argument("--yolox-nano", type=Path, default=shared_dir() / "models" / "yolox_nano" / "yolox_nano.onnx")
+    ap.add_argument(
+        "--yolox-nano", type=Path, default=shared_dir() / "models" / "yolox_nano" / "yolox_nano.onnx"
+    )
     ap.add_argument("--weights", nargs="*", default=[], help="NAME=FILE weights for other detectors")
     ap.add_argument("--clips", type=Path, default=shared_dir() / "data" / "clips")
     ap.add_argument("--no-agreement", action="store_true")
@@ -142,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         row.update({f"params_{k}": v for k, v in det.num_parameters().items()})
         row["split_channels"] = det.split_channels
         for size in args.sizes:
-            row[f"{size[0]}x{size[1]}"] = time_detector(det, bgr, size, max(2, args.reps // 4) if big else args.reps)
+            row[f"{size[0]}x{size[1]}"] = time_detector(
+                det, bgr, size, max(2, args.reps // 4) if big else args.reps
+            )
         results[name] = row
         print(name, json.dumps(row), flush=True)
     if not args.no_agreement and "yolox-nano" in weights and clips:
@@ -151,9 +162,16 @@ def main(argv: list[str] | None = None) -> int:
         agree = agreement(det, ref, clips, args.noise)
         results["agreement_vs_yolox_nano"] = agree
         for key, res in agree.items():
-            print(f"mAP@0.5 vs YOLOX-Nano, held-out frames, {key} (feature noise): {json.dumps(res)}", flush=True)
-    meta = {"threads": args.threads, "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-            "reps": args.reps}
+            print(
+                f"mAP@0.5 vs YOLOX-Nano, held-out frames, {key} (feature noise): {json.dumps(res)}",
+                flush=True,
+            )
+    meta = {
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "reps": args.reps,
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")

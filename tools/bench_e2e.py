@@ -55,12 +55,12 @@ def reference_detections(detector: Any, frames: list[Any], geometry: Any) -> lis
 
 
 def bench_clip(path: Path, max_frames: int | None, args: argparse.Namespace, detector: Any) -> dict[str, Any]:
+    from vcodec.baselayer.learned import BaseCodec
     from vcodec.bitstream import extract_layers
     from vcodec.codec import Decoder, Encoder
     from vcodec.detection.evaluate import map_against
     from vcodec.enhancement import EnhancementDecoder, EnhancementEncoder, frame_psnr, reconstruct
     from vcodec.io import open_video
-    from vcodec.baselayer.learned import BaseCodec
 
     with open_video(path, frames=max_frames) as r:
         info = r.info
@@ -98,10 +98,10 @@ def bench_clip(path: Path, max_frames: int | None, args: argparse.Namespace, det
         t0 = time.perf_counter()
         decoded = list(dec.frames())
     row["vc_decode_fps"] = n / (time.perf_counter() - t0)
-    row["vc_psnr_y"] = float(np.mean([frame_psnr(a, b)[0] for a, b in zip(frames, decoded)]))
+    row["vc_psnr_y"] = float(np.mean([frame_psnr(a, b)[0] for a, b in zip(frames, decoded, strict=False)]))
     with Decoder(stream, layers="base", base_model=args.base_model) as dec:
         xb = list(dec.frames())
-    row["vc_base_psnr_y"] = float(np.mean([frame_psnr(a, b)[0] for a, b in zip(frames, xb)]))
+    row["vc_base_psnr_y"] = float(np.mean([frame_psnr(a, b)[0] for a, b in zip(frames, xb, strict=False)]))
     del decoded, xb
 
     geom = BaseCodec.from_weights(args.base_model).geometry(info.width, info.height)
@@ -129,7 +129,7 @@ def bench_clip(path: Path, max_frames: int | None, args: argparse.Namespace, det
         out += xd.flush()
         pics = [reconstruct(None, r, index=i) for i, r in out]
     row["x265_decode_fps"] = n / (time.perf_counter() - t0)
-    row["x265_psnr_y"] = float(np.mean([frame_psnr(a, b)[0] for a, b in zip(frames, pics)]))
+    row["x265_psnr_y"] = float(np.mean([frame_psnr(a, b)[0] for a, b in zip(frames, pics, strict=False)]))
     row["x265_map50"] = map_against(ref, reference_detections(detector, pics, geom))["map50"]
     return row
 
@@ -143,9 +143,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['clip']} ({r['size']}) | {r['frames']} | {r['qp']} | {r['vc_base_kbps']:.1f} | "
             f"{r['vc_enh_kbps']:.1f} | {r['vc_total_kbps']:.1f} | {100 * r['vc_base_share']:.1f}% | "
-            f"{r['vc_psnr_y']:.2f} | {r['vc_base_psnr_y']:.2f} | {r['vc_map50']:.3f} | {r['vc_encode_fps']:.2f} | "
-            f"{r['vc_detect_fps']:.2f} | {r['vc_decode_fps']:.2f} | {r['x265_kbps']:.1f} | {r['x265_psnr_y']:.2f} | "
-            f"{r['x265_map50']:.3f} | {r['x265_encode_fps']:.1f} | {r['x265_decode_fps']:.1f} |")
+            f"{r['vc_psnr_y']:.2f} | {r['vc_base_psnr_y']:.2f} | {r['vc_map50']:.3f} | "
+            f"{r['vc_encode_fps']:.2f} | "
+            f"{r['vc_detect_fps']:.2f} | {r['vc_decode_fps']:.2f} | {r['x265_kbps']:.1f} | "
+            f"{r['x265_psnr_y']:.2f} | "
+            f"{r['x265_map50']:.3f} | {r['x265_encode_fps']:.1f} | {r['x265_decode_fps']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -165,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from vcodec.codec.base_layer import LearnedBase, default_base_model
     from vcodec.baselayer.learned import BaseCodec
+    from vcodec.codec.base_layer import LearnedBase, default_base_model
 
     torch.set_num_threads(args.threads)
     args.base_model = args.base_model or default_base_model()

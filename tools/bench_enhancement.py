@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from vcodec.enhancement import decode_sequence, frame_psnr, reconstruct
-from vcodec.enhancement import EnhancementEncoder
+from vcodec.enhancement import EnhancementEncoder, decode_sequence, frame_psnr, reconstruct
 from vcodec.io.frame import Frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +85,7 @@ def run_point(
     t_dec = time.perf_counter() - t0
     if [i for i, _ in decoded] != list(range(len(frames))):
         raise RuntimeError("decoded frame indexes are not 0..n-1 in order")
-    psnrs = [frame_psnr(x, xh) for x, xh in zip(frames, recs)]
+    psnrs = [frame_psnr(x, xh) for x, xh in zip(frames, recs, strict=True)]
     bits = 8 * (len(ed) + sum(len(p.to_payload()) for p in packets))
     return {
         "mode": "anchor" if anchor else "residual",
@@ -107,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="medium")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--qps", default="22,27,32,37")
-    ap.add_argument("--frames", type=int, default=None, help="cap frames per clip (default: 30 cars, 60 person)")
+    ap.add_argument(
+        "--frames", type=int, default=None, help="cap frames per clip (default: 30 cars, 60 person)"
+    )
     ap.add_argument("--json", default="bench_enhancement.json")
     args = ap.parse_args(argv)
     if not CLIPS.is_dir():
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         "codec": args.codec, "preset": args.preset, "threads": args.threads, "qps": qps, "clips": {},
     }
     lines = [
-        f"Enhancement layer, {args.codec} preset {args.preset}, {args.threads} thread(s); residual = flat grey base (128)",
+        f"Enhancement layer, {args.codec} preset {args.preset}, {args.threads} thread(s); "
+        "residual = flat grey base (128)",
         "",
         "| clip | mode | QP | kbit/s | PSNR-Y | PSNR-YUV | enc fps | dec fps |",
         "|---|---|---|---|---|---|---|---|",
@@ -133,16 +135,22 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_point(frames, fps, qp, anchor, args.codec, args.preset, args.threads)
                 rows.append(r)
                 lines.append(
-                    f"| {name} ({frames[0].width}x{frames[0].height}, {len(frames)} fr) | {r['mode']} | {qp} | "
+                    f"| {name} ({frames[0].width}x{frames[0].height}, {len(frames)} fr) | "
+                    f"{r['mode']} | {qp} | "
                     f"{r['kbps']:.1f} | {r['psnr_y']:.2f} | {r['psnr_yuv']:.2f} | "
                     f"{r['encode_fps']:.1f} | {r['decode_fps']:.1f} |"
                 )
                 print(lines[-1], file=sys.stderr, flush=True)
         a = [r for r in rows if r["mode"] == "anchor"]
         t = [r for r in rows if r["mode"] == "residual"]
-        bd_y = bd_rate([r["kbps"] for r in a], [r["psnr_y"] for r in a], [r["kbps"] for r in t], [r["psnr_y"] for r in t])
+        bd_y = bd_rate(
+            [r["kbps"] for r in a], [r["psnr_y"] for r in a], [r["kbps"] for r in t], [r["psnr_y"] for r in t]
+        )
         bd_yuv = bd_rate(
-            [r["kbps"] for r in a], [r["psnr_yuv"] for r in a], [r["kbps"] for r in t], [r["psnr_yuv"] for r in t]
+            [r["kbps"] for r in a],
+            [r["psnr_yuv"] for r in a],
+            [r["kbps"] for r in t],
+            [r["psnr_yuv"] for r in t],
         )
         results["clips"][name] = {"fps": str(fps), "points": rows, "bd_rate_y": bd_y, "bd_rate_yuv": bd_yuv}
         summary.append(

@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("input", help="video file")
     ap.add_argument("--frames", type=int, default=8, help="frames to decode and time (default 8)")
     ap.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (default 5)")
-    ap.add_argument("--base-model", default=None, help="base model id or .json (default: the package default)")
+    ap.add_argument(
+        "--base-model", default=None, help="base model id or .json (default: the package default)"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--json", type=Path, help="write the results here too")
     args = ap.parse_args(argv)

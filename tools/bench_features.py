@@ -78,7 +78,7 @@ def x265_features(feats: list[np.ndarray], qp: int, intra_period: int = 32) -> t
     for fr in dec.decode(None):
         out.append(avframe_to_planes(fr)[0][:ph, :pw])
     res = []
-    for y, (lo, hi) in zip(out, ranges):
+    for y, (lo, hi) in zip(out, ranges, strict=False):
         res.append(untile(y.astype(np.float32) / 1023 * (hi - lo) + lo, c, h, w, cols).astype(np.float32))
     return res, nbytes
 
@@ -97,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    from vcodec.baselayer.features import FeatureBase
     from vcodec.detection import get_detector
     from vcodec.detection.clips import iter_clip_bgr, shared_dir
     from vcodec.detection.evaluate import map_against
-    from vcodec.baselayer.features import FeatureBase
     from vcodec.io.frame import Frame
 
     onnx = shared_dir() / "models" / "yolox_nano" / "yolox_nano.onnx"
@@ -114,9 +114,12 @@ def main(argv: list[str] | None = None) -> int:
         frames = [Frame.from_rgb(np.ascontiguousarray(b[:, :, ::-1]), index=i)
                   for i, b in iter_clip_bgr(p, max_frames=args.frames)]
         fb = FeatureBase("yolox-nano", detector=det, weights=onnx)
-        feats, geoms = zip(*(fb.front(f) for f in frames))
+        feats, geoms = zip(*(fb.front(f) for f in frames), strict=True)
         with torch.no_grad():
-            refs = [det.back(torch.from_numpy(f)[None], g.to_detector())[0] for f, g in zip(feats, geoms)]
+            refs = [
+                det.back(torch.from_numpy(f)[None], g.to_detector())[0]
+                for f, g in zip(feats, geoms, strict=True)
+            ]
         clips.append((name, frames, list(feats), list(geoms), refs))
         print(f"{name}: {len(frames)} frames, features {feats[0].shape}, "
               f"{sum(len(r.filter(0.3)) for r in refs)} reference objects", file=sys.stderr)
@@ -126,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, _, _, geoms, refs in clips:
             with torch.no_grad():
                 pred_all += [det.back(torch.from_numpy(f)[None], g.to_detector())[0]
-                             for f, g in zip(decoded[name], geoms)]
+                             for f, g in zip(decoded[name], geoms, strict=False)]
             ref_all += refs
         return map_against(ref_all, pred_all)["map50"]
 
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         for q in args.qualities:
             t0 = time.perf_counter()
             dec_all, nbytes, hdr = {}, 0, 0
-            for name, frames, feats, geoms, _ in clips:
+            for name, _frames, feats, geoms, _ in clips:
                 fb = FeatureBase("yolox-nano", detector=det, weights=onnx, quantizer=quant)
                 fb.calibrate_features(feats[: args.calibration])
                 params = fb.layer_config(q, 32)
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 enc = fb.encoder(q, 32)
                 dec = FeatureBase.from_params(params, detector=det).decoder()
                 out = []
-                for i, (f, g) in enumerate(zip(feats, geoms)):
+                for i, (f, g) in enumerate(zip(feats, geoms, strict=True)):
                     p = enc.encode_features(f, i % 32 == 0, g)
                     nbytes += len(p)
                     out.append(dec.decode_frame(p, i % 32 == 0)[0].numpy())
@@ -161,14 +164,16 @@ def main(argv: list[str] | None = None) -> int:
             out, nb = x265_features(feats, qp)
             dec_all[name] = out
             nbytes += nb
-        rows.append(("x265-10bit-tiled", f"qp={qp}", 8 * nbytes / elements, 8 * nbytes / nframes * args.fps / 1000,
-                     evaluate(dec_all), time.perf_counter() - t0))
+        rows.append(("x265-10bit-tiled", f"qp={qp}", 8 * nbytes / elements,
+                     8 * nbytes / nframes * args.fps / 1000, evaluate(dec_all), time.perf_counter() - t0))
         print(rows[-1], file=sys.stderr)
     from vcodec.baselayer.learned import BASE_MODELS
 
     learned = [m for m in BASE_MODELS.names() if "yolox-nano" in m]
-    print(f"\n{nframes} frames, {elements / nframes:.0f} elements/frame, clips: {', '.join(c[0] for c in clips)}")
-    print(f"{'method':20s} {'point':14s} {'bits/elem':>9s} {'kbit/s@%g' % args.fps:>12s} {'mAP@0.5':>8s} {'s':>6s}")
+    print(f"\n{nframes} frames, {elements / nframes:.0f} elements/frame, "
+          f"clips: {', '.join(c[0] for c in clips)}")
+    print(f"{'method':20s} {'point':14s} {'bits/elem':>9s} {f'kbit/s@{args.fps:g}':>12s} "
+          f"{'mAP@0.5':>8s} {'s':>6s}")
     for r in rows:
         print(f"{r[0]:20s} {r[1]:14s} {r[2]:9.3f} {r[3]:12.1f} {r[4]:8.4f} {r[5]:6.1f}")
     if not learned:

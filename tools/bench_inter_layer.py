@@ -35,7 +35,7 @@ def code(info: Any, frames: list[Any], bases: list[Any], qp: int, residual: bool
     enc = EnhancementEncoder(info.width, info.height, bit_depth=info.bit_depth, fps=info.fps, codec="libx265",
                              qp=qp, preset=preset, intra_period=intra_period, threads=1, anchor=not residual)
     packets = []
-    for x, xb in zip(frames, bases):
+    for x, xb in zip(frames, bases, strict=False):
         packets += enc.encode(x, xb if residual else None)
     packets += enc.flush()
     dec = EnhancementDecoder("libx265", enc.config(), enc.extradata, threads=1)
@@ -45,7 +45,7 @@ def code(info: Any, frames: list[Any], bases: list[Any], qp: int, residual: bool
     pics.update(dec.flush())
     dec.close()
     psnr = [frame_psnr(x, reconstruct(xb if residual else None, pics[i], index=i))[0]
-            for i, (x, xb) in enumerate(zip(frames, bases))]
+            for i, (x, xb) in enumerate(zip(frames, bases, strict=False))]
     return sum(len(p.data) for p in packets), float(np.mean(psnr))
 
 
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
 
     from vcodec.codec import choose_inter_layer
-    from vcodec.codec.encoder import PROBE_MARGIN
     from vcodec.codec.base_layer import get_base_factory, kind_for_mode
+    from vcodec.codec.encoder import PROBE_MARGIN
     from vcodec.enhancement import frame_psnr
     from vcodec.io import open_video
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     for q in (float(v) for v in args.qualities.split(",")):
         be = base.encoder(q, args.intra_period)
         bases = [be.encode_frame(f, i % args.intra_period == 0)[1] for i, f in enumerate(frames)]
-        base_psnr = float(np.mean([frame_psnr(x, xb)[0] for x, xb in zip(frames, bases)]))
+        base_psnr = float(np.mean([frame_psnr(x, xb)[0] for x, xb in zip(frames, bases, strict=True)]))
         for qp in (int(v) for v in args.qps.split(",")):
             rb, rp = code(info, frames, bases, qp, True, args.preset, args.intra_period)
             fb, fp = code(info, frames, bases, qp, False, args.preset, args.intra_period)

@@ -227,8 +227,13 @@ def curves(codec: BaseCodec, det: Any, variants: dict[str, CodingTools], qualiti
                 m50 = float(map_against(refs, r.pop("dets"))["map50"])
                 n_p = max(len(frames) - 1, 0)
                 bits = (r["bits_i"] + r["bits_p"] * n_p) / len(frames) if n_p else r["bits_i"]
-                row = {"quality": q, "bits_per_frame": round(bits, 1), "map50": round(m50, 4),
-                       "df": r["feature_error"], "feature_psnr": round(-10 * math.log10(r["feature_error"]), 4)}
+                row = {
+                    "quality": q,
+                    "bits_per_frame": round(bits, 1),
+                    "map50": round(m50, 4),
+                    "df": r["feature_error"],
+                    "feature_psnr": round(-10 * math.log10(r["feature_error"]), 4),
+                }
                 if refs_shipped is not None:
                     row["map50_adapted"] = round(float(map_against(refs_shipped, dets_adapted)["map50"]), 4)
                 rows[label].append(row)
@@ -314,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
             r["map50_adapted"] = None if refs_shipped is None else \
                 round(float(map_against(refs_shipped, dets_adapted)["map50"]), 4)
             if args.per_frame and refs_shipped is not None:
-                r["best_scores_adapted"] = [best_scores(d, ref) for d, ref in zip(dets_adapted, refs_shipped)]
+                r["best_scores_adapted"] = [
+                    best_scores(d, ref) for d, ref in zip(dets_adapted, refs_shipped, strict=False)
+                ]
                 for k, row in enumerate(r["best_scores_adapted"]):
                     print(f"  {label} frame {starts.get(name, 0) + k}: best adapted score per reference "
                           f"object {row}", flush=True)

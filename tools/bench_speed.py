@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     out = {"clip": Path(clip).name, "size": f"{info.width}x{info.height}", "frames": len(frames),
            "threads": args.threads, "encode_fps": len(steady) / sum(steady)}
     data = buf.getvalue()
-    for key, layers, method in (("full_decode_fps", "all", "frames"), ("base_detect_fps", "base", "detections")):
+    for key, layers, method in (
+        ("full_decode_fps", "all", "frames"),
+        ("base_detect_fps", "base", "detections"),
+    ):
         for _ in range(2):  # the second run is reported: caches and allocator warm
             t0 = time.perf_counter()
             with Decoder(data, layers=layers, threads=args.threads) as dec:

@@ -133,7 +133,7 @@ async def _client(url: str, mode: str, duration: float, record: Path | None) -> 
     if rec is not None and record is not None:
         record.write_bytes(bytes(rec))
     fs = [f for f, _ in frames]
-    gaps = sum(1 for a, b in zip(fs, fs[1:]) if b != a + 1)
+    gaps = sum(1 for a, b in zip(fs, fs[1:], strict=False) if b != a + 1)
     return {"mode": mode, "bytes": total, "per_layer": per_layer, "frames": frames, "gaps": gaps}
 
 
@@ -142,7 +142,9 @@ async def _clients(spec: list[tuple[str, str, Path | None]], duration: float) ->
 
 
 def client_main(args: argparse.Namespace) -> int:
-    spec = [(s["url"], s["mode"], Path(s["record"]) if s.get("record") else None) for s in json.loads(args.spec)]
+    spec = [
+        (s["url"], s["mode"], Path(s["record"]) if s.get("record") else None) for s in json.loads(args.spec)
+    ]
     out = asyncio.run(_clients(spec, args.duration))
     Path(args.out).write_text(json.dumps(out))
     return 0
@@ -150,8 +152,8 @@ def client_main(args: argparse.Namespace) -> int:
 
 def run_clients(spec: list[dict[str, Any]], duration: float, workdir: Path) -> list[dict[str, Any]]:
     out = workdir / f"clients-{time.monotonic_ns()}.json"
-    cmd = [sys.executable, __file__, "--client-process", "--spec", json.dumps(spec), "--duration", str(duration),
-           "--out", str(out)]
+    cmd = [sys.executable, __file__, "--client-process", "--spec", json.dumps(spec),
+           "--duration", str(duration), "--out", str(out)]
     subprocess.run(cmd, check=True, timeout=duration + 120, env=os.environ | {"PYTHONPATH": str(REPO)})
     return json.loads(out.read_text())
 
@@ -194,7 +196,9 @@ def main() -> int:
             from vcodec.baselayer.learned import BaseNet, BaseNetConfig, save_base_weights
 
             torch.manual_seed(0)
-            base_model = str(save_base_weights(BaseNet(BaseNetConfig()), "base-loadtest-v1", work).with_suffix(".json"))
+            base_model = str(
+                save_base_weights(BaseNet(BaseNetConfig()), "base-loadtest-v1", work).with_suffix(".json")
+            )
             print(f"no shipped base model: using a seeded untrained one ({base_model})", file=sys.stderr)
     enc_times: list[tuple[float, float]] = []  # (wall time, encode seconds) per frame
     rss0 = rss_mib()
@@ -251,8 +255,8 @@ def main() -> int:
                 f"{statistics.median(lats) if lats else float('nan'):.1f} | {q[94]:.1f} | "
                 f"{sum(r['gaps'] for r in rs)} |")
 
-    ana = [r for r, s in zip(results, spec) if "layers=base" in s["url"]]
-    view = [r for r, s in zip(results, spec) if "layers=all" in s["url"]]
+    ana = [r for r, s in zip(results, spec, strict=False) if "layers=base" in s["url"]]
+    view = [r for r, s in zip(results, spec, strict=False) if "layers=all" in s["url"]]
     rec_view = work / "viewer0.vcs"
     rec_ana = work / "analytics0.vcs"
     exact = "n/a"
@@ -284,7 +288,7 @@ def main() -> int:
     print(summary("viewers (all)", view))
     names = ["analytics x4", "viewer", "slow viewer", "disconnecting"]
     groups = [results2[:4], [results2[4]], [results2[5]], [results2[6]]]
-    for n, g in zip(names, groups):
+    for n, g in zip(names, groups, strict=True):
         print(summary(f"phase 2: {n}", g))
     print("\nmetrics (drops):")
     for line in metrics.splitlines():

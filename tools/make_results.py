@@ -510,7 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--yolox-weights", default=str(SHARED / "models" / "yolox_nano" / "yolox_nano.onnx"))
     p.add_argument(
-        "--base-model", default="base-yolox-nano-v3", help="base model for YOLOX-Nano (id or .json; default the package default)"
+        "--base-model",
+        default="base-yolox-nano-v3",
+        help="base model for YOLOX-Nano (id or .json; default the package default)",
     )
     p.add_argument("--det-base-model", default="base-vcodec-det-v2", help="base model for vcodec-det")
     p.add_argument("--detectors", type=lambda s: s.split(","), default=["yolox-nano", "vcodec-det"],

@@ -38,8 +38,8 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from train_base import CLIPS, read_clip  # noqa: E402
 
-from vcodec.hashing import file_sha256  # noqa: E402
 from vcodec.baselayer.learned.base_codec import PAD_VALUE  # noqa: E402
+from vcodec.hashing import file_sha256  # noqa: E402
 
 #: frames tools/bench_ptools.py measures on (start, count): always held out
 BENCH_WINDOWS: dict[str, tuple[int, int]] = {

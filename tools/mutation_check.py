@@ -119,12 +119,16 @@ def apply(mutation: Mutation, copy: Path) -> str:
     """Apply ``mutation`` to the copy; returns the original text (to restore)."""
     path = copy / mutation.path
     if not path.is_file():
-        raise SetupError(f"{mutation.name}: {mutation.path} does not exist (moved? update tools/mutation_check.py)")
+        raise SetupError(
+            f"{mutation.name}: {mutation.path} does not exist (moved? update tools/mutation_check.py)"
+        )
     text = path.read_text()
     n = text.count(mutation.old)
     if n != 1:
-        raise SetupError(f"{mutation.name}: the target text occurs {n} times in {mutation.path} (expected once); "
-                         f"the code changed, update the mutation in tools/mutation_check.py:\n{mutation.old}")
+        raise SetupError(
+            f"{mutation.name}: the target text occurs {n} times in {mutation.path} (expected once); "
+            f"the code changed, update the mutation in tools/mutation_check.py:\n{mutation.old}"
+        )
     path.write_text(text.replace(mutation.old, mutation.new))
     return text
 

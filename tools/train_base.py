@@ -77,9 +77,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tools"))
 
 from vcodec._compressai import quantize_ste  # noqa: E402 - compressai without its datasets/zoo
-from vcodec.io.frame import Frame  # noqa: E402
 from vcodec.baselayer.learned.base_codec import PAD_VALUE, save_base_weights  # noqa: E402
 from vcodec.baselayer.learned.base_net import SCALE_TABLE, BaseNet, BaseNetConfig, bits_of  # noqa: E402
+from vcodec.io.frame import Frame  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 CLIPS = SHARED / "data" / "clips"
@@ -93,10 +93,14 @@ def _fit(rgb: np.ndarray, max_long_side: int) -> np.ndarray:
     if max(h, w) <= max_long_side:
         return rgb
     s = max_long_side / max(h, w)
-    return cv2.resize(rgb, (int(round(w * s / 2)) * 2, int(round(h * s / 2)) * 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(
+        rgb, (int(round(w * s / 2)) * 2, int(round(h * s / 2)) * 2), interpolation=cv2.INTER_AREA
+    )
 
 
-def read_clip(path: Path, max_long_side: int = 832, step: int = 1, limit: int | None = None) -> list[np.ndarray]:
+def read_clip(
+    path: Path, max_long_side: int = 832, step: int = 1, limit: int | None = None
+) -> list[np.ndarray]:
     """RGB uint8 frames of one clip (raw I420 or anything PyAV decodes)."""
     frames: list[np.ndarray] = []
     name = path.name
@@ -256,11 +260,17 @@ class FrontEnd:
             t_cls = t[..., 5:].sigmoid()
             # the entropy of the soft targets: subtracted so that Dtask is 0 for T(y_hat) = F(x)
             h_obj = F.binary_cross_entropy_with_logits(t[..., 4], t_obj, reduction="sum")
-            h_cls = (t_obj.unsqueeze(-1) * F.binary_cross_entropy_with_logits(t[..., 5:], t_cls, reduction="none")).sum()
+            h_cls = (
+                t_obj.unsqueeze(-1) * F.binary_cross_entropy_with_logits(t[..., 5:], t_cls, reduction="none")
+            ).sum()
         norm = t_obj.sum().clamp_min(1.0)
         l_obj = (F.binary_cross_entropy_with_logits(s[..., 4], t_obj, reduction="sum") - h_obj) / norm
-        l_cls = ((t_obj.unsqueeze(-1) * F.binary_cross_entropy_with_logits(s[..., 5:], t_cls, reduction="none")
-                  ).sum() - h_cls) / norm
+        l_cls = (
+            (
+                t_obj.unsqueeze(-1) * F.binary_cross_entropy_with_logits(s[..., 5:], t_cls, reduction="none")
+            ).sum()
+            - h_cls
+        ) / norm
         l_box = (t_obj.unsqueeze(-1) * (s[..., :4] - t[..., :4]).abs()).sum() / norm
         return l_obj + l_cls + l_box
 
@@ -785,7 +795,9 @@ def derive(detector: str, source_json: Path, out: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--detector", default="yolox-nano", help="split detector (yolox-nano, vcodec-det, standin)")
+    ap.add_argument(
+        "--detector", default="yolox-nano", help="split detector (yolox-nano, vcodec-det, standin)"
+    )
     ap.add_argument("--train", choices=("all", "p-path", "levels"), default="all",
                     help="all: every network (two stages); p-path: fine-tune ctx and ep_p on unrolled GOPs; "
                          "levels: refit the variable-rate parts (or only move the gains, --steps 0)")

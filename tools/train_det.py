@@ -129,12 +129,16 @@ def distill_loss(student_levels: list[torch.Tensor], target: torch.Tensor) -> di
     t_obj = t[..., 4]
     norm = t_obj.sum().clamp(min=1.0)
     l_obj = F.binary_cross_entropy_with_logits(s[..., 4], t_obj, reduction="sum") / norm
-    l_cls = (t_obj.unsqueeze(-1) * F.binary_cross_entropy_with_logits(s[..., 5:], t[..., 5:], reduction="none")).sum() / norm
+    l_cls = (
+        t_obj.unsqueeze(-1) * F.binary_cross_entropy_with_logits(s[..., 5:], t[..., 5:], reduction="none")
+    ).sum() / norm
     l_reg = (t_obj * (s[..., :4] - t[..., :4]).abs().sum(-1)).sum() / norm
     return {"obj": l_obj, "cls": l_cls, "reg": l_reg, "total": l_obj + l_cls + 2.0 * l_reg}
 
 
-def evaluate(model: VcodecDet, teacher, cache: dict, long_side: int, holdout: bool = True) -> dict[str, float]:
+def evaluate(
+    model: VcodecDet, teacher, cache: dict, long_side: int, holdout: bool = True
+) -> dict[str, float]:
     """mAP@0.5 of the student against the teacher (score >= 0.3) on cached features."""
     refs, preds = [], []
     model.eval()
@@ -212,11 +216,15 @@ def calibrate_score_power(model: VcodecDet, teacher, cache: dict, target: float 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "train_det")
-    ap.add_argument("--teacher", type=Path, default=shared_dir() / "models" / "yolox_nano" / "yolox_nano.onnx")
+    ap.add_argument(
+        "--teacher", type=Path, default=shared_dir() / "models" / "yolox_nano" / "yolox_nano.onnx"
+    )
     ap.add_argument("--clips", type=Path, default=shared_dir() / "data" / "clips")
     ap.add_argument("--scales", type=int, nargs="+", default=[416, 320])
     ap.add_argument("--holdout", type=float, default=0.2)
-    ap.add_argument("--person-step", type=int, default=2, help="temporal subsampling of clips over 300 frames")
+    ap.add_argument(
+        "--person-step", type=int, default=2, help="temporal subsampling of clips over 300 frames"
+    )
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -226,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--minutes", type=float, default=55.0, help="stop (resumable) after this wall time")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--ship", action="store_true", help="write vcodec/weights/vcodec-det.{pt,json} at the end")
+    ap.add_argument(
+        "--ship", action="store_true", help="write vcodec/weights/vcodec-det.{pt,json} at the end"
+    )
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -324,7 +334,11 @@ def main(argv: list[str] | None = None) -> int:
             save_ckpt()
         if step % steps_per_epoch == 0 or step == args.steps:
             epoch = step / steps_per_epoch
-            rec = {"epoch": round(epoch, 2), "step": step, **{k: round(v / count, 5) for k, v in sums.items()}}
+            rec = {
+                "epoch": round(epoch, 2),
+                "step": step,
+                **{k: round(v / count, 5) for k, v in sums.items()},
+            }
             if int(round(epoch)) % args.eval_every_epochs == 0 or step == args.steps:
                 model.eval()
                 rec["holdout_map50"] = round(evaluate(model, teacher, cache, 416)["map50"], 4)
@@ -374,17 +388,21 @@ def ship(
         "parameters": counts,
         "parameters_training": counts_training,
         "input_format": model.input_format,
-        "front": "YOLOX-Nano stem/dark2/dark3 (Megvii, Apache-2.0), frozen: split features equal YOLOX-Nano's dark3",
+        "front": "YOLOX-Nano stem/dark2/dark3 (Megvii, Apache-2.0), frozen: "
+                 "split features equal YOLOX-Nano's dark3",
         "training": {
-            "method": "dense output distillation from YOLOX-Nano (objectness/class BCE to teacher probabilities, "
+            "method": "dense output distillation from YOLOX-Nano "
+                      "(objectness/class BCE to teacher probabilities, "
                       "L1 on raw box regression weighted by teacher objectness) on cached split features, "
-                      "random Gaussian feature noise (p=0.5, sigma up to %.2f x channel std)" % args.noise,
+                      f"random Gaussian feature noise (p=0.5, sigma up to {args.noise:.2f} x channel std)",
             "teacher": {"file": Path(args.teacher).name, "sha256": sha256_of(args.teacher)},
             "data": cache["data"],
             "letterbox_long_sides": args.scales,
             "holdout": f"last {args.holdout:.0%} of each clip, never trained on",
             "steps": args.steps,
-            "epochs": round(args.steps / max(1, sum(int((~g['holdout']).sum()) for g in cache['groups']) // args.batch), 2),
+            "epochs": round(
+                args.steps / max(1, sum(int((~g['holdout']).sum()) for g in cache['groups']) // args.batch), 2
+            ),
             "batch": args.batch,
             "optimizer": f"AdamW lr {args.lr} cosine, weight decay 1e-4",
             "seed": args.seed,
@@ -395,7 +413,8 @@ def ship(
             "history": history,
         },
         "evaluation": {
-            "metric": "COCO mAP@0.5 (pycocotools) against YOLOX-Nano detections with score >= 0.3 as reference; "
+            "metric": "COCO mAP@0.5 (pycocotools) against YOLOX-Nano detections with score >= 0.3 "
+                      "as reference; "
                       "vcodec-det detections with score >= 0.01; 6 classes; letterbox long side 416",
             "holdout_map50": round(hold["map50"], 4),
             "holdout_map50_95": round(hold["map"], 4),

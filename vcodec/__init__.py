@@ -62,15 +62,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from vcodec.bitstream import (
-        LayerConfig,
-        SequenceHeader,
-        StreamReader,
-        StreamWriter,
-        extract_layers,
-        stream_stats,
-    )
-    from vcodec.codec import Decoder, EncodeSummary, Encoder, FrameStats, detect_stream
-    from vcodec.detection import Detections, get_detector
-    from vcodec.io import open_video, open_writer
-    from vcodec.baselayer.learned import load_base_model
+    # explicit re-exports ("X as X"): the names are public through __all__ (*_LAZY) and __getattr__
+    from vcodec.baselayer.learned import load_base_model as load_base_model
+    from vcodec.bitstream import LayerConfig as LayerConfig
+    from vcodec.bitstream import SequenceHeader as SequenceHeader
+    from vcodec.bitstream import StreamReader as StreamReader
+    from vcodec.bitstream import StreamWriter as StreamWriter
+    from vcodec.bitstream import extract_layers as extract_layers
+    from vcodec.bitstream import stream_stats as stream_stats
+    from vcodec.codec import Decoder as Decoder
+    from vcodec.codec import Encoder as Encoder
+    from vcodec.codec import EncodeSummary as EncodeSummary
+    from vcodec.codec import FrameStats as FrameStats
+    from vcodec.codec import detect_stream as detect_stream
+    from vcodec.detection import Detections as Detections
+    from vcodec.detection import get_detector as get_detector
+    from vcodec.io import open_video as open_video
+    from vcodec.io import open_writer as open_writer

@@ -19,7 +19,9 @@ from types import ModuleType
 
 def alias_package(old: str, new: str) -> ModuleType:
     """Import ``new`` and register it and its modules under ``old`` in ``sys.modules``."""
-    warnings.warn(f"{old} moved to {new}; the old name goes in the next release", DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"{old} moved to {new}; the old name goes in the next release", DeprecationWarning, stacklevel=3
+    )
     package = importlib.import_module(new)
     sys.modules[old] = package
     for info in pkgutil.iter_modules(package.__path__):

@@ -36,9 +36,9 @@ from vcodec.registry import Registry
 if TYPE_CHECKING:  # types only: importing them would load torch for every vcodec command
     import torch
 
+    from vcodec.baselayer.geometry import BaseGeometry
     from vcodec.bitstream import LayerConfig
     from vcodec.detection.base import Detections, SplitDetector
-    from vcodec.baselayer.geometry import BaseGeometry
 
 __all__ = [
     "BaseLayer",
@@ -61,7 +61,10 @@ FEATURE_KIND = "feature-base"
 #: user-facing mode name (``--base-mode``) -> LAYER_CONFIG kind
 MODE_NAMES: dict[str, str] = {"learned": LEARNED_KIND, "features": FEATURE_KIND}
 #: kind -> module whose import registers its factory (lazy: torch-heavy)
-MODE_MODULES: dict[str, str] = {LEARNED_KIND: "vcodec.baselayer.learned.plugin", FEATURE_KIND: "vcodec.baselayer.features"}
+MODE_MODULES: dict[str, str] = {
+    LEARNED_KIND: "vcodec.baselayer.learned.plugin",
+    FEATURE_KIND: "vcodec.baselayer.features",
+}
 
 
 class TrainedPart(NamedTuple):

@@ -13,7 +13,8 @@ raises on the same defects:
   may be any intra frame: a stream can start at a random-access point);
 * a base payload describing a picture of another size than the SEQUENCE_HEADER's
   (read from the payload's first bytes: learned base versions 1 and 2, the
-  feature mode; layouts in :mod:`vcodec.baselayer.learned.payload` and :mod:`vcodec.baselayer.features.coder`);
+  feature mode; layouts in :mod:`vcodec.baselayer.learned.payload` and
+  :mod:`vcodec.baselayer.features.coder`);
 * an END whose frame count is not the number of base frames;
 * a unit larger than the bound the header allows (:func:`unit_size_limit`).
 """

@@ -37,7 +37,8 @@ def open_input(path: str) -> Iterator[BinaryIO]:
 
 
 def write_json_report(dest: str, report: Any) -> None:
-    """A command's ``--json`` report: to stderr for ``-`` (stdout may carry the stream), else a file, atomically."""
+    """A command's ``--json`` report: to stderr for ``-`` (stdout may carry the stream), else a file,
+    atomically."""
     import json
 
     text = json.dumps(report, indent=2, sort_keys=True)

@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base-model", help="base model id or .json/.pt path (default: the shipped one)")
     parser.add_argument(
         "--base-quality", type=float, default=None,
-        help="0..1, higher = more bits (default: the base model's own operating point, 0.25 for base-yolox-nano-v3, else 0.5)"
+        help="0..1, higher = more bits (default: the base model's own operating point, "
+             "0.25 for base-yolox-nano-v3, else 0.5)"
     )
     parser.add_argument(
         "--base-effort", choices=("faster", "fast", "slow"), default="fast",

@@ -44,13 +44,17 @@ HELP = "decode a stream: full pictures (people) or the base layer's coarse pictu
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stream", help="input .vcs stream, a `vcodec serve` URL, or - for stdin")
-    parser.add_argument("-o", "--output", required=True, help="OUT.y4m, OUT.yuv, OUT.mp4/.mkv, or - (Y4M on stdout)")
+    parser.add_argument(
+        "-o", "--output", required=True, help="OUT.y4m, OUT.yuv, OUT.mp4/.mkv, or - (Y4M on stdout)"
+    )
     parser.add_argument("--layers", choices=("all", "base"), default="all",
                         help="all = x_base + residual (default); base = x_base only")
     parser.add_argument("--conceal", action="store_true", help="conceal damaged units instead of failing")
     parser.add_argument("--token", help="bearer token for a `vcodec serve` URL")
     parser.add_argument("--base-model", help=".json/.pt of the base weights when they are not installed")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = default); results do not depend on it")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads (0 = default); results do not depend on it"
+    )
     parser.add_argument("--crf", type=int, help="quality of MP4/MKV output (x264 CRF, default 23)")
     parser.add_argument("--json", nargs="?", const="-", metavar="FILE",
                         help="write a summary as JSON (to stderr, or FILE)")
@@ -105,8 +109,10 @@ def run(args: argparse.Namespace) -> int:
               "lost_frames": lost, "coarse_frames": coarse, "damage": [d.message for d in damage]}
     if not args.quiet:
         target = "stdout" if args.output == "-" else args.output
-        print(f"vcodec decode: {count} frames ({args.layers} layers) -> {target}, {report['fps']:.1f} frames/s",
-              file=sys.stderr)
+        print(
+            f"vcodec decode: {count} frames ({args.layers} layers) -> {target}, {report['fps']:.1f} frames/s",
+            file=sys.stderr,
+        )
         if damage:
             print(f"  concealed {len(damage)} damaged region(s): {len(lost)} frame(s) lost "
                   f"{_ranges(lost)}, {len(coarse)} shown as base picture {_ranges(coarse)}", file=sys.stderr)

@@ -49,11 +49,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", help="WIDTHxHEIGHT when INPUT is raw YUV without the size in its name")
     parser.add_argument("--base-model", help="base model id or .json/.pt (default: the shipped model)")
     parser.add_argument("--base-quality", type=float, default=None,
-                        help="0..1, higher = more bits (default: the base model's own operating point, 0.25 for base-yolox-nano-v3, else 0.5)")
+                        help="0..1, higher = more bits (default: the base model's own operating point, "
+                             "0.25 for base-yolox-nano-v3, else 0.5)")
     parser.add_argument("--enh-qp", type=int, help="enhancement QP (default: the codec's CRF)")
     parser.add_argument("--preset", default="fast", help="enhancement encoder preset (default fast)")
     parser.add_argument("--intra-period", type=int, default=32, help="default 32")
-    parser.add_argument("--detector-weights", help="detector weights when the base model's detector is not shipped")
+    parser.add_argument(
+        "--detector-weights", help="detector weights when the base model's detector is not shipped"
+    )
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = default)")
     parser.add_argument("--no-pictures", action="store_true",
                         help="skip contact_sheet.png and annotated.mp4")

@@ -74,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the detectors whose weights ship with vcodec (yolox-nano, vcodec-det)")
     parser.add_argument("--frames", type=int, help="process at most N frames")
     parser.add_argument("--start", type=int, default=0, help="skip the first N frames")
-    parser.add_argument("-o", "--output", default="-", help="FILE.json, FILE.txt or a directory (default: stdout, COCO JSON)")
+    parser.add_argument(
+        "-o", "--output", default="-", help="FILE.json, FILE.txt or a directory (default: stdout, COCO JSON)"
+    )
     parser.add_argument("--format", choices=("coco", "mot", "sfu"), help="output format (default: from -o)")
     parser.add_argument("--mode", choices=("auto", "pad", "letterbox"), default="auto",
                         help="picture geometry (default auto: pad up to 640 px, else resize to --det-size)")
@@ -252,8 +254,10 @@ class _StreamAnnotation:
         if not self.dec.base.has_picture:
             kind = self.dec.base.kind
             self.dec.close()
-            raise ConfigError(f"--annotate: the base layer of {args.input} ({kind}) carries features, not a "
-                              "picture; draw on the full decode: vcodec decode STREAM -o x.y4m --annotate OUT")
+            raise ConfigError(
+                f"--annotate: the base layer of {args.input} ({kind}) carries features, not a "
+                "picture; draw on the full decode: vcodec decode STREAM -o x.y4m --annotate OUT"
+            )
         self.out = AnnotatedOutput(args.annotate, self.dec.info.fps)
         self.pictures = ByIndex((f.index, f) for f in self.dec.frames())
 

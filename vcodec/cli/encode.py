@@ -49,8 +49,8 @@ import argparse
 import contextlib
 import io
 import sys
-from typing import Any, BinaryIO
 from collections.abc import Sequence
+from typing import Any, BinaryIO
 
 from vcodec.cli._args import TUNE_CHOICES, parse_fps, parse_size
 from vcodec.cli._io import write_json_report
@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="bearer token for --publish")
     g = parser.add_argument_group("base layer (machines)")
     g.add_argument("--base-quality", type=float, default=None,
-                   help="0..1, higher = more bits (default: the base model's own operating point, 0.25 for base-yolox-nano-v3, else 0.5)")
+                   help="0..1, higher = more bits (default: the base model's own operating point, "
+                        "0.25 for base-yolox-nano-v3, else 0.5)")
     g.add_argument("--base-model", help="base model id or .json/.pt file (default: the shipped model)")
     g.add_argument("--base-kbps", type=float, metavar="KBPS",
                    help="rate control: choose the base quality of every frame to hold the base layer near "
@@ -116,11 +117,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--inter-layer", choices=("on", "off", "auto"), default="auto",
                    help="auto (default): per GOP, probe both on its first frame and keep the cheaper; "
                    "on: always the residual over the base picture; off: always full frames")
-    g.add_argument("--detector-weights", "--weights", dest="detector_weights",
-                   help="detector weights file when the detector is not shipped (--roi, --base-mode features)")
+    g.add_argument(
+        "--detector-weights",
+        "--weights",
+        dest="detector_weights",
+        help="detector weights file when the detector is not shipped (--roi, --base-mode features)",
+    )
     g = parser.add_argument_group("structure")
     g.add_argument("--intra-period", type=int, default=32, help="frames between intra frames (default 32)")
-    g.add_argument("--low-delay", action="store_true", help="no B-frames / look-ahead: each frame leaves at once")
+    g.add_argument(
+        "--low-delay", action="store_true", help="no B-frames / look-ahead: each frame leaves at once"
+    )
     g.add_argument("--closed-gops", action="store_true",
                    help="restart the enhancement encoder at every intra frame: each GOP is closed in both "
                    "layers (implied by --workers/--ray; the serial reference of a parallel encode)")
@@ -137,7 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--fps", type=parse_fps, help="frame rate of raw input (or override the container's)")
     g.add_argument("--bit-depth", type=int, choices=(8, 10), help="bit depth of raw input / convert to it")
     g = parser.add_argument_group("run")
-    g.add_argument("--threads", type=int, default=0, help="CPU threads for torch and the encoder (0 = default)")
+    g.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch and the encoder (0 = default)"
+    )
     g.add_argument("--psnr", action="store_true", help="measure PSNR of the base and full pictures")
     g.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the summary as JSON (to stderr, or FILE)")
@@ -235,14 +244,29 @@ def _run(args: argparse.Namespace, output: Any) -> int:
             raise ConfigError(f"--base-size {args.base_size} is out of range for {info.width}x{info.height} "
                               f"input; use a long side from 64 to {max(info.width, info.height)} pixels")
         enc = Encoder(
-            output, info, base_model=args.base_model, base_quality=args.base_quality,
-            base_size=args.base_size, base_kbps=args.base_kbps, base_effort=args.base_effort,
-            base_p_offset=args.base_p_offset, base_deadzone=args.base_deadzone,
-            base_tune=args.base_tune, base_mode=args.base_mode,
-            enh_codec=args.enh_codec, enh_qp=args.enh_qp, enh_crf=args.enh_crf,
-            preset=args.preset, intra_period=args.intra_period, low_delay=args.low_delay,
-            lossless=args.lossless, roi=args.roi, threads=args.threads, psnr=args.psnr,
-            detector_weights=args.detector_weights, inter_layer={"on": True, "off": False}.get(args.inter_layer, "auto"),
+            output,
+            info,
+            base_model=args.base_model,
+            base_quality=args.base_quality,
+            base_size=args.base_size,
+            base_kbps=args.base_kbps,
+            base_effort=args.base_effort,
+            base_p_offset=args.base_p_offset,
+            base_deadzone=args.base_deadzone,
+            base_tune=args.base_tune,
+            base_mode=args.base_mode,
+            enh_codec=args.enh_codec,
+            enh_qp=args.enh_qp,
+            enh_crf=args.enh_crf,
+            preset=args.preset,
+            intra_period=args.intra_period,
+            low_delay=args.low_delay,
+            lossless=args.lossless,
+            roi=args.roi,
+            threads=args.threads,
+            psnr=args.psnr,
+            detector_weights=args.detector_weights,
+            inter_layer={"on": True, "off": False}.get(args.inter_layer, "auto"),
             closed_gops=args.closed_gops,
         )
         bar = _progress(not (args.quiet or args.no_progress), info.num_frames)

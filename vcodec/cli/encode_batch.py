@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--split-frames", type=int, metavar="N",
                    help="with --workers/--ray: inputs longer than N frames are coded GOP-parallel")
     g = parser.add_argument_group("coding (as vcodec encode)")
-    g.add_argument("--base-quality", type=float, default=None, help="0..1, higher = more bits (default: the base model's own operating point, 0.25 for base-yolox-nano-v3, else 0.5)")
+    g.add_argument("--base-quality", type=float, default=None,
+                   help="0..1, higher = more bits (default: the base model's own operating point, "
+                        "0.25 for base-yolox-nano-v3, else 0.5)")
     g.add_argument("--base-model")
     g.add_argument("--base-size", type=int, metavar="PIXELS")
     g.add_argument("--base-effort", choices=("faster", "fast", "slow"), default="fast")

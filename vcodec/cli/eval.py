@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from vcodec.cli._args import add_input_size
 from vcodec.cli.main import subcommand_main
@@ -57,7 +57,9 @@ def _number_list(kind: type, example: str) -> Callable[[str], list]:
         try:
             return [kind(v) for v in text.split(",") if v.strip()]
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, e.g. {example}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {what}, e.g. {example}, got {text!r}"
+            ) from None
 
     return parse
 
@@ -164,8 +166,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--workers", type=int, metavar="N", help="run the work units as tasks on a local Ray "
                         "with N workers (pip install 'vcodec[ray]'); same results and cache as serial")
-    parser.add_argument("--ray", metavar="ADDRESS", help="run the work units on a running Ray cluster "
-                        "(`ray start --head` prints the address); the input must be reachable from every node")
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the work units on a running Ray cluster "
+        "(`ray start --head` prints the address); the input must be reachable from every node",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -73,7 +73,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name in COMMANDS:
         if only is not None and name != only:
             # still list the name, but do not import its module
-            sub.add_parser(name, help="(see vcodec %s --help)" % name, add_help=False)
+            sub.add_parser(name, help=f"(see vcodec {name} --help)", add_help=False)
             continue
         module = _load(name)
         if module is None:

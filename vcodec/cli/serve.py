@@ -68,18 +68,27 @@ def _size(text: str) -> int:
     try:
         return int(float(t[:-1] if mult > 1 else t) * mult)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size such as 262144, 256k or 4M, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a size such as 262144, 256k or 4M, got {text!r}"
+        ) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, help="directory of stored .vcs streams to serve")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 = any free port)")
-    parser.add_argument("--live", action="append", default=[], metavar="NAME=INPUT",
-                        help="publish INPUT live as NAME (repeatable); INPUT is a video file, a pipe, or a .vcs")
+    parser.add_argument(
+        "--live",
+        action="append",
+        default=[],
+        metavar="NAME=INPUT",
+        help="publish INPUT live as NAME (repeatable); INPUT is a video file, a pipe, or a .vcs",
+    )
     parser.add_argument("--token", default="", metavar="SCOPE=TOKEN,...",
                         help="bearer tokens per scope: base, all, publish")
-    parser.add_argument("--token-env", metavar="VAR", help="read the --token value from environment variable VAR")
+    parser.add_argument(
+        "--token-env", metavar="VAR", help="read the --token value from environment variable VAR"
+    )
     parser.add_argument("--token-file", type=Path, metavar="FILE", help="read the --token value from FILE")
     parser.add_argument("--max-unit-bytes", type=_size, default=None, metavar="BYTES",
                         help="largest unit a publisher may send (default 64m)")
@@ -98,7 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     enc = parser.add_argument_group("live encoding (--live with a video INPUT)")
     enc.add_argument("--base-model", help="base model id or .json/.pt (default: the shipped one)")
     enc.add_argument("--base-quality", type=float, default=None,
-                     help="0..1, higher = more bits (default: the base model's own operating point, 0.25 for base-yolox-nano-v3, else 0.5)")
+                     help="0..1, higher = more bits (default: the base model's own operating point, "
+                          "0.25 for base-yolox-nano-v3, else 0.5)")
     enc.add_argument("--enh-codec", default="libx265", help="enhancement codec (default libx265)")
     enc.add_argument("--preset", default="ultrafast", help="enhancement encoder preset (default ultrafast)")
     enc.add_argument("--intra-period", type=int, default=32, help="frames between intra frames (default 32)")
@@ -132,9 +142,18 @@ def live_producer(source: str, args: argparse.Namespace):  # -> vcodec.serve.liv
                 return replay_producer(p, loop_count=args.loop, speed=args.speed)
     from vcodec.serve.live import encode_producer
 
-    return encode_producer(source, loop_count=args.loop, speed=args.speed, size=args.input_size,
-                           base_model=args.base_model, base_quality=args.base_quality, enh_codec=args.enh_codec,
-                           preset=args.preset, intra_period=args.intra_period, threads=args.threads)
+    return encode_producer(
+        source,
+        loop_count=args.loop,
+        speed=args.speed,
+        size=args.input_size,
+        base_model=args.base_model,
+        base_quality=args.base_quality,
+        enh_codec=args.enh_codec,
+        preset=args.preset,
+        intra_period=args.intra_period,
+        threads=args.threads,
+    )
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -150,7 +169,9 @@ async def _serve(args: argparse.Namespace) -> int:
         try:
             token_text = args.token_file.read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"--token-file {args.token_file}: cannot read ({exc.strerror or exc})") from None
+            raise ConfigError(
+                f"--token-file {args.token_file}: cannot read ({exc.strerror or exc})"
+            ) from None
         if not token_text:
             raise ConfigError(f"--token-file {args.token_file}: the file is empty")
     config = ServeConfig(root=args.root, tokens=parse_tokens(token_text), allow_publish=args.allow_publish)

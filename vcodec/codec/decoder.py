@@ -237,8 +237,10 @@ class Decoder:
     def frames(self) -> Iterator[Frame]:
         """Pictures in display order (see the class docstring for ``layers`` and concealment)."""
         if self.layers == "base" and not self.base.has_picture:
-            raise ConfigError(f"{self._reader.name}: base layer kind {self.base.kind!r} has no picture of its "
-                              "own (detections() works on it); decode pictures with layers='all'")
+            raise ConfigError(
+                f"{self._reader.name}: base layer kind {self.base.kind!r} has no picture of its "
+                "own (detections() works on it); decode pictures with layers='all'"
+            )
         if self.enh_lost and not self.base.has_picture:
             raise BitstreamError("the enhancement layer's LAYER_CONFIG is damaged and the base layer "
                                  f"({self.base.kind}) has no picture to show instead", unit="LAYER_CONFIG of "

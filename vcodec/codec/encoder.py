@@ -157,12 +157,21 @@ class Encoder:
         t0 = time.perf_counter()
         if not isinstance(info, VideoInfo):
             raise ConfigError(f"info must be a VideoInfo (e.g. reader.info), got {type(info).__name__}")
-        if isinstance(intra_period, bool) or not isinstance(intra_period, int) or not 1 <= intra_period <= 0xFFFF:
-            raise ConfigError(f"intra_period={intra_period!r} is invalid; use an integer in 1..65535 (32 is usual)")
+        if (
+            isinstance(intra_period, bool)
+            or not isinstance(intra_period, int)
+            or not 1 <= intra_period <= 0xFFFF
+        ):
+            raise ConfigError(
+                f"intra_period={intra_period!r} is invalid; use an integer in 1..65535 (32 is usual)"
+            )
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise ConfigError(f"threads={threads!r} is invalid; use 0 (leave as is) or a positive count")
-        if base_quality is not None and (isinstance(base_quality, bool) or not isinstance(base_quality, (int, float))
-                                         or not 0.0 <= float(base_quality) <= 1.0):
+        if base_quality is not None and (
+            isinstance(base_quality, bool)
+            or not isinstance(base_quality, (int, float))
+            or not 0.0 <= float(base_quality) <= 1.0
+        ):
             raise ConfigError(f"base_quality={base_quality!r} is out of range; use a number in [0, 1]")
         if enh_codec not in CODECS:
             raise ConfigError(f"unknown enhancement codec {enh_codec!r}; use one of {', '.join(CODECS)}")
@@ -178,9 +187,15 @@ class Encoder:
         self.kind = kind_for_mode(base_mode)
         if base_size is not None:
             long_side = max(info.width, info.height)
-            if isinstance(base_size, bool) or not isinstance(base_size, int) or not 64 <= base_size <= long_side:
-                raise ConfigError(f"base_size={base_size!r} is invalid for {info.width}x{info.height} input; use a "
-                                  f"long side in pixels from 64 to {long_side} (the source's own size)")
+            if (
+                isinstance(base_size, bool)
+                or not isinstance(base_size, int)
+                or not 64 <= base_size <= long_side
+            ):
+                raise ConfigError(
+                    f"base_size={base_size!r} is invalid for {info.width}x{info.height} input; use a "
+                    f"long side in pixels from 64 to {long_side} (the source's own size)"
+                )
         self.base_size = base_size
         if isinstance(first_frame, bool) or not isinstance(first_frame, int) or first_frame < 0 or (
                 first_frame and (not closed_gops or first_frame % intra_period)):
@@ -208,8 +223,9 @@ class Encoder:
             raise ConfigError(f"roi needs a base picture to add the residual to; base mode {base_mode!r} has "
                               "none (use base_mode='learned')")
         if not (isinstance(inter_layer, bool) or inter_layer == "auto"):
-            raise ConfigError(f"inter_layer={inter_layer!r} is invalid; use True (residual), False (full frames) "
-                              "or 'auto'")
+            raise ConfigError(
+                f"inter_layer={inter_layer!r} is invalid; use True (residual), False (full frames) or 'auto'"
+            )
         if roi and inter_layer is False:
             raise ConfigError("roi suppresses the residual outside objects, so it needs inter_layer=True")
         from vcodec.enhancement.codecs import get_spec
@@ -322,8 +338,14 @@ class Encoder:
             enh = LayerConfig(ENHANCEMENT_LAYER, PER_GOP_KIND, self.enh_codec, b"",
                               per_gop_params(self._lanes, base_picture=True, roi=False), b"")
         else:
-            enh = LayerConfig(ENHANCEMENT_LAYER, "residual" if self.inter_layer else "full-frame", self.enh_codec,
-                              b"", self._enh_params(), self._lane.extradata)
+            enh = LayerConfig(
+                ENHANCEMENT_LAYER,
+                "residual" if self.inter_layer else "full-frame",
+                self.enh_codec,
+                b"",
+                self._enh_params(),
+                self._lane.extradata,
+            )
         return [
             LayerConfig(BASE_LAYER, self.kind, self.base.codec_id,
                         bytes.fromhex(self.base.sha256) if self.base.sha256 else b"", base_params),
@@ -353,7 +375,9 @@ class Encoder:
     def __enter__(self) -> Encoder:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if et is None:
             self.close()
         else:
@@ -422,20 +446,26 @@ class Encoder:
             payload, x_base, gop = self._probe_gop(frame, index, intra)
         elif not self.inter_layer and not (intra and self.closed_gops):
             # layer 1 codes this frame whole: x265 beside the base layer (same units, same order)
-            packets, (payload, x_base) = self._overlap.run(lambda: lane.encode(index, frame, None),
-                                                           lambda: self._base_frame(frame, index, intra, picture))
+            packets, (payload, x_base) = self._overlap.run(
+                lambda: lane.encode(index, frame, None),
+                lambda: self._base_frame(frame, index, intra, picture),
+            )
         else:
             payload, x_base = self._base_frame(frame, index, intra, picture)
             if self.closed_gops and intra and not self.per_gop and index != self._first_frame:
                 lane.restart(self._writer, self.inter_layer, index)
-        self._writer.write_frame_unit(UnitType.BASE_FRAME, BASE_LAYER, frame=index, payload=payload, intra=intra)
+        self._writer.write_frame_unit(
+            UnitType.BASE_FRAME, BASE_LAYER, frame=index, payload=payload, intra=intra
+        )
         if gop is not None:  # right after the base unit: a reader seeking to this intra frame sees it
             self._writer.write_frame_unit(UnitType.ENH_GOP, ENHANCEMENT_LAYER, frame=index,
                                           payload=gop.to_payload(), intra=True)
         if packets is None:
             boxes = None
             if self.roi:
-                dets = self.base.detect(self._base_enc.last_decoded, self._detector, self._base_enc.last_geometry)
+                dets = self.base.detect(
+                    self._base_enc.last_decoded, self._detector, self._base_enc.last_geometry
+                )
                 boxes = [tuple(float(v) for v in b) for b in dets.boxes]
             packets = lane.encode(index, frame, x_base, boxes)
         enh_bytes = lane.write(self._writer, packets)

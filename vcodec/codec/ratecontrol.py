@@ -56,10 +56,19 @@ class BaseRateController:
 
     def __init__(self, kbps: float, fps: float, intra_period: int, initial_quality: float = 0.5,
                  max_step: float = 0.15) -> None:
-        if isinstance(kbps, bool) or not isinstance(kbps, (int, float)) or not math.isfinite(kbps) or kbps <= 0:
-            raise ConfigError(f"base target rate {kbps!r} kbit/s is invalid; use a positive number (e.g. 100)")
+        if (
+            isinstance(kbps, bool)
+            or not isinstance(kbps, (int, float))
+            or not math.isfinite(kbps)
+            or kbps <= 0
+        ):
+            raise ConfigError(
+                f"base target rate {kbps!r} kbit/s is invalid; use a positive number (e.g. 100)"
+            )
         if fps <= 0:
-            raise ConfigError(f"frame rate {fps!r} is invalid for rate control; give the input's rate (--fps)")
+            raise ConfigError(
+                f"frame rate {fps!r} is invalid for rate control; give the input's rate (--fps)"
+            )
         self.kbps = float(kbps)
         self.fps = float(fps)
         self.intra_period = int(intra_period)

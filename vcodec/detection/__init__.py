@@ -129,4 +129,7 @@ def detect_frames(
         if max(w, h) <= max_pad_side:
             yield index, detector.detect(bgr, mode="pad")
         else:
-            yield index, detector.detect(bgr, mode="letterbox", size=fit_size(w, h, size or detector.default_size))
+            yield (
+                index,
+                detector.detect(bgr, mode="letterbox", size=fit_size(w, h, size or detector.default_size)),
+            )

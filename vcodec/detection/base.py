@@ -407,7 +407,7 @@ class SplitDetector(nn.Module, abc.ABC):
         with torch.no_grad():
             raw = self.back_raw(features)
         result = []
-        for (boxes, scores, ids), g in zip(raw, geoms):
+        for (boxes, scores, ids), g in zip(raw, geoms, strict=False):
             b = g.to_original(boxes.float().cpu().numpy())
             result.append(
                 Detections(b, scores.float().cpu().numpy(), ids.cpu().numpy(), g.orig_width, g.orig_height)

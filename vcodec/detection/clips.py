@@ -36,7 +36,9 @@ def raw_size_from_name(path: Path) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
-def iter_clip_bgr(path: str | Path, step: int = 1, max_frames: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+def iter_clip_bgr(
+    path: str | Path, step: int = 1, max_frames: int | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, BGR uint8 picture) for every ``step``-th frame of a clip."""
     p = Path(path)
     if not p.is_file():

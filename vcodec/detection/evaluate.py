@@ -38,17 +38,17 @@ def map_against(
         raise InputError(f"map_against: {len(reference)} reference pictures but {len(predictions)} predicted")
     keep = None if classes is None else list(classes)
     images, anns, dets = [], [], []
-    for i, (ref, pred) in enumerate(zip(reference, predictions)):
+    for i, (ref, pred) in enumerate(zip(reference, predictions, strict=True)):
         images.append({"id": i, "width": max(ref.image_width, 1), "height": max(ref.image_height, 1)})
         r = ref.filter(reference_min_score, keep)
-        for b, c in zip(r.boxes, r.class_ids):
+        for b, c in zip(r.boxes, r.class_ids, strict=True):
             w, h = float(b[2] - b[0]), float(b[3] - b[1])
             anns.append({
                 "id": len(anns) + 1, "image_id": i, "category_id": int(c) + 1, "iscrowd": 0,
                 "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h,
             })
         p = pred.filter(0.0, keep)
-        for b, s, c in zip(p.boxes, p.scores, p.class_ids):
+        for b, s, c in zip(p.boxes, p.scores, p.class_ids, strict=True):
             dets.append({
                 "image_id": i, "category_id": int(c) + 1, "score": float(s),
                 "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],

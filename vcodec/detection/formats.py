@@ -71,7 +71,7 @@ def _r(v: float) -> float:
 def coco_results(items: Iterable[tuple[int, Detections]]) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     for index, det in items:
-        for b, s, c in zip(det.boxes, det.scores, det.class_ids):
+        for b, s, c in zip(det.boxes, det.scores, det.class_ids, strict=True):
             out.append({
                 "image_id": int(index),
                 "category_id": COCO80_TO_CATEGORY_ID[int(c)],
@@ -100,7 +100,7 @@ def write_coco(path: str | Path, items: Iterable[tuple[int, Detections]]) -> int
 
 def mot_lines(items: Iterable[tuple[int, Detections]]) -> Iterable[str]:
     for index, det in items:
-        for b, s in zip(det.boxes, det.scores):
+        for b, s in zip(det.boxes, det.scores, strict=True):
             yield (
                 f"{int(index) + 1},-1,{_r(b[0])},{_r(b[1])},{_r(b[2] - b[0])},{_r(b[3] - b[1])},"
                 f"{float(s):.5f},-1,-1,-1"
@@ -122,7 +122,7 @@ def sfu_lines(det: Detections, with_scores: bool = False) -> list[str]:
         raise ConfigError("SFU output needs the picture size; Detections.image_width/height are not set")
     w, h = float(det.image_width), float(det.image_height)
     lines = []
-    for b, s, c in zip(det.boxes, det.scores, det.class_ids):
+    for b, s, c in zip(det.boxes, det.scores, det.class_ids, strict=True):
         xc, yc = (b[0] + b[2]) / 2 / w, (b[1] + b[3]) / 2 / h
         bw, bh = (b[2] - b[0]) / w, (b[3] - b[1]) / h
         line = f"{int(c)} {xc:.6f} {yc:.6f} {bw:.6f} {bh:.6f}"

@@ -50,12 +50,15 @@ class TorchvisionDetector(SplitDetector):
 
     input_format = "RGB float32 0..1, letterbox/pad grey 114, N x 3 x H x W (ImageNet normalisation in front)"
 
-    def __init__(self, name: str, weights: str | Path | None = None, split_after: str = "layer2", **kw: float):
+    def __init__(
+        self, name: str, weights: str | Path | None = None, split_after: str = "layer2", **kw: float
+    ):
         if name not in TV_MODELS:
             raise ConfigError(f"unknown torchvision detector {name!r}; use one of {sorted(TV_MODELS)}")
         if split_after != "layer2":
             raise ConfigError(
-                f"{name}: split_after={split_after!r} is not supported; the split is after 'layer2' (stride 8)"
+                f"{name}: split_after={split_after!r} is not supported; "
+                "the split is after 'layer2' (stride 8)"
             )
         super().__init__(**kw)  # type: ignore[arg-type]
         import torchvision.models.detection as tvd
@@ -70,8 +73,12 @@ class TorchvisionDetector(SplitDetector):
             state = read_state_dict(weights, name)
             load_state_dict_strict(self.model, state, weights, name)
         self.split_channels = 512 + (256 * 4 if self.uses_layer1 else 0)
-        self.register_buffer("mean", torch.tensor(self.model.transform.image_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(self.model.transform.image_std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(self.model.transform.image_mean).view(1, 3, 1, 1), persistent=False
+        )
+        self.register_buffer(
+            "std", torch.tensor(self.model.transform.image_std).view(1, 3, 1, 1), persistent=False
+        )
         self._apply_thresholds()
         self.eval()
 

@@ -83,7 +83,9 @@ class VcodecDet(BaseConvDetector):
         # back: light pyramid
         c16, c32 = 2 * width, 3 * width
         self.down16 = nn.Sequential(DWConv(64, c16, 3, 2), CSPLayer(c16, c16, 1, depthwise=True))
-        self.down32 = nn.Sequential(DWConv(c16, c32, 3, 2), CSPLayer(c32, c32, 1, shortcut=False, depthwise=True))
+        self.down32 = nn.Sequential(
+            DWConv(c16, c32, 3, 2), CSPLayer(c32, c32, 1, shortcut=False, depthwise=True)
+        )
         self.lat32 = BaseConv(c32, width, 1)
         self.lat16 = BaseConv(c16, width, 1)
         self.fuse16 = DWConv(width, width, 3)
@@ -115,7 +117,7 @@ class VcodecDet(BaseConvDetector):
         t32 = self.lat32(c32)
         t16 = self.fuse16(self.lat16(c16) + self.up(t32))
         t8 = self.fuse8(features + self.up(t16))
-        return [p(h(t)) for t, h, p in zip((t8, t16, t32), self.head_convs, self.preds)]
+        return [p(h(t)) for t, h, p in zip((t8, t16, t32), self.head_convs, self.preds, strict=True)]
 
     def raw_outputs(self, features: Tensor) -> Tensor:
         """``N x A x (4 + 1 + C)``: undecoded boxes, objectness and class probabilities."""
@@ -134,7 +136,16 @@ class VcodecDet(BaseConvDetector):
 
     def back_modules(self) -> nn.Module:
         return nn.ModuleList(
-            [self.down16, self.down32, self.lat32, self.lat16, self.fuse16, self.fuse8, self.head_convs, self.preds]
+            [
+                self.down16,
+                self.down32,
+                self.lat32,
+                self.lat16,
+                self.fuse16,
+                self.fuse8,
+                self.head_convs,
+                self.preds,
+            ]
         )
 
     def load(self, path: str | Path) -> VcodecDet:

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vcodec.detection.exact import serial_elementwise
 from vcodec.detection.base import COCO80, SplitDetector, postprocess_dense
+from vcodec.detection.exact import serial_elementwise
 from vcodec.detection.weights import load_state_dict_strict, read_state_dict, require_file, sha256_of
 from vcodec.errors import ConfigError, WeightsError
 
@@ -51,7 +51,11 @@ YOLOX_VARIANTS: dict[str, tuple[float, float, bool]] = {
 }
 
 #: state-dict key prefixes of the split front end (stem, dark2, dark3); every other key is the back end
-FRONT_PREFIXES: tuple[str, ...] = ("backbone.backbone.stem.", "backbone.backbone.dark2.", "backbone.backbone.dark3.")
+FRONT_PREFIXES: tuple[str, ...] = (
+    "backbone.backbone.stem.",
+    "backbone.backbone.dark2.",
+    "backbone.backbone.dark3.",
+)
 
 BN_EPS = 1e-3  # YOLOX's BatchNorm eps; needed to fold BN exactly
 BN_MOMENTUM = 0.03
@@ -203,8 +207,12 @@ class CSPDarknet(nn.Module):
         d = max(round(depth * 3), 1)
         self.stem = Focus(3, c, ksize=3)
         self.dark2 = nn.Sequential(conv(c, c * 2, 3, 2), CSPLayer(c * 2, c * 2, d, depthwise=depthwise))
-        self.dark3 = nn.Sequential(conv(c * 2, c * 4, 3, 2), CSPLayer(c * 4, c * 4, d * 3, depthwise=depthwise))
-        self.dark4 = nn.Sequential(conv(c * 4, c * 8, 3, 2), CSPLayer(c * 8, c * 8, d * 3, depthwise=depthwise))
+        self.dark3 = nn.Sequential(
+            conv(c * 2, c * 4, 3, 2), CSPLayer(c * 4, c * 4, d * 3, depthwise=depthwise)
+        )
+        self.dark4 = nn.Sequential(
+            conv(c * 4, c * 8, 3, 2), CSPLayer(c * 8, c * 8, d * 3, depthwise=depthwise)
+        )
         self.dark5 = nn.Sequential(
             conv(c * 8, c * 16, 3, 2),
             SPPBottleneck(c * 16, c * 16),
@@ -274,12 +282,14 @@ class YOLOXHead(nn.Module):
 _GRID_CACHE: dict[tuple[object, ...], tuple[Tensor, Tensor]] = {}
 
 
-def make_grids(shapes: list[tuple[int, int]], strides: list[int], device: torch.device) -> tuple[Tensor, Tensor]:
+def make_grids(
+    shapes: list[tuple[int, int]], strides: list[int], device: torch.device
+) -> tuple[Tensor, Tensor]:
     """(A x 2 cell x/y, A x 1 stride) for levels of the given h x w, row-major."""
     key = (tuple(shapes), tuple(strides), str(device))
     if key not in _GRID_CACHE:
         grids, strs = [], []
-        for (h, w), s in zip(shapes, strides):
+        for (h, w), s in zip(shapes, strides, strict=False):
             yv, xv = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
             grids.append(torch.stack((xv, yv), 2).reshape(-1, 2))
             strs.append(torch.full((h * w, 1), float(s)))
@@ -304,7 +314,8 @@ def decode_dense(raw: Tensor, shapes: list[tuple[int, int]], strides: list[int])
 
 
 def levels_to_raw(levels: list[Tensor]) -> Tensor:
-    """Per-level head logits -> ``N x A x (4 + 1 + C)``: undecoded boxes, objectness and class probabilities."""
+    """Per-level head logits -> ``N x A x (4 + 1 + C)``: undecoded boxes, objectness and class
+    probabilities."""
     out = flatten_levels(levels)
     return torch.cat([out[..., :4], serial_elementwise(torch.sigmoid_, out[..., 4:].clone())], -1)
 
@@ -316,7 +327,8 @@ def raw_to_dense(raw: Tensor, features: Tensor, strides: list[int]) -> Tensor:
 
 
 class YOLOX(BaseConvDetector):
-    """A YOLOX detector (variant ``nano``, ``tiny``, ``s``, ``m``, ``l`` or ``x``) with the split interface."""
+    """A YOLOX detector (variant ``nano``, ``tiny``, ``s``, ``m``, ``l`` or ``x``) with the split
+    interface."""
 
     input_format = "BGR float32 0..255 (no normalisation), letterbox/pad grey 114, N x 3 x H x W"
     strides = [8, 16, 32]
@@ -415,17 +427,24 @@ class YOLOX(BaseConvDetector):
                 f"{str(p)!r} has {len(convs)} convolutions but {what} has {len(order)}; "
                 f"it is an export of another architecture or variant"
             )
-        for i, (mod, (name, weight, bias, group, stride)) in enumerate(zip(order, convs)):
-            if tuple(weight.shape) != tuple(mod.weight.shape) or group != mod.groups or stride != mod.stride[0]:
+        for i, (mod, (name, weight, bias, group, stride)) in enumerate(zip(order, convs, strict=True)):
+            if (
+                tuple(weight.shape) != tuple(mod.weight.shape)
+                or group != mod.groups
+                or stride != mod.stride[0]
+            ):
                 raise WeightsError(
                     f"{str(p)!r} does not fit {what}: convolution {i} ({name}) has weight "
                     f"{tuple(weight.shape)}, groups {group}, stride {stride} but the model has "
-                    f"{tuple(mod.weight.shape)}, groups {mod.groups}, stride {mod.stride[0]}; another variant?"
+                    f"{tuple(mod.weight.shape)}, groups {mod.groups}, stride {mod.stride[0]}; "
+                    "another variant?"
                 )
             with torch.no_grad():
                 mod.weight.copy_(torch.from_numpy(weight))
                 if mod.bias is None:
-                    raise WeightsError(f"{what}: convolution {i} has no bias after fuse()")  # pragma: no cover
+                    raise WeightsError(  # pragma: no cover
+                        f"{what}: convolution {i} has no bias after fuse()"
+                    )
                 mod.bias.copy_(torch.from_numpy(bias) if bias is not None else torch.zeros_like(mod.bias))
         return self
 

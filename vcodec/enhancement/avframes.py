@@ -25,7 +25,7 @@ def planes_to_avframe(planes: list[np.ndarray] | tuple[np.ndarray, ...], depth: 
     h, w = planes[0].shape
     frame = av.VideoFrame(w, h, pix_fmt_for(depth))
     dtype = np.dtype(np.uint8 if depth == 8 else "<u2")
-    for dst, src in zip(frame.planes, planes):
+    for dst, src in zip(frame.planes, planes, strict=False):
         view = np.frombuffer(dst, dtype=dtype).reshape(-1, dst.line_size // dtype.itemsize)
         view[: src.shape[0], : src.shape[1]] = src
     return frame

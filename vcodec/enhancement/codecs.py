@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from vcodec.errors import CodecUnavailableError, ConfigError
 
@@ -53,9 +53,9 @@ X26X_PRESETS: tuple[str, ...] = (
 # SVT-AV1 presets run 0 (slowest) .. 13 (fastest); libvpx cpu-used 0 .. 8.
 # SVT-AV1 presets above 10 are "automation only" upstream and, measured with
 # SVT-AV1 4.1, break lossless coding of inter frames, so the fast names stop at 10.
-_SVT_PRESET = dict(zip(X26X_PRESETS, (10, 10, 9, 8, 7, 6, 5, 4, 2, 1)))
+_SVT_PRESET = dict(zip(X26X_PRESETS, (10, 10, 9, 8, 7, 6, 5, 4, 2, 1), strict=True))
 SVT_LOSSLESS_MAX_PRESET = 10
-_VP9_CPU_USED = dict(zip(X26X_PRESETS, (8, 7, 6, 5, 4, 3, 2, 1, 0, 0)))
+_VP9_CPU_USED = dict(zip(X26X_PRESETS, (8, 7, 6, 5, 4, 3, 2, 1, 0, 0), strict=True))
 
 _PIX_FMT = {8: "yuv420p", 10: "yuv420p10le", 12: "yuv420p12le"}
 
@@ -108,7 +108,9 @@ class CodecSpec:
         text = str(preset).strip().lower()
         if self.name in ("libx265", "libx264"):
             if text not in X26X_PRESETS:
-                raise ConfigError(f"preset={preset!r} is not a {self.name} preset; use one of {', '.join(X26X_PRESETS)}")
+                raise ConfigError(
+                    f"preset={preset!r} is not a {self.name} preset; use one of {', '.join(X26X_PRESETS)}"
+                )
             return text
         table, lo, hi = (_SVT_PRESET, -1, 13) if self.name == "libsvtav1" else (_VP9_CPU_USED, 0, 8)
         if text in table:
@@ -133,14 +135,15 @@ CODECS: dict[str, CodecSpec] = {
         CodecSpec("libx264", ("h264",), {8: 10, 10: 10}, (8, 10), (0, 51), (0.0, 51.0), "x264-params",
                   crf_depth_scaled=True),
         # FFmpeg's libsvtav1 wrapper treats qp/crf 0 as "not set", hence the floor of 1
-        CodecSpec("libsvtav1", ("libdav1d", "libaom-av1"), {8: 10, 10: 10}, (8, 10), (1, 63), (1.0, 63.0), "svtav1-params"),
+        CodecSpec("libsvtav1", ("libdav1d", "libaom-av1"), {8: 10, 10: 10}, (8, 10), (1, 63), (1.0, 63.0),
+                  "svtav1-params"),
         CodecSpec("libvpx-vp9", ("vp9", "libvpx-vp9"), {8: 8}, (8,), (0, 63), (0.0, 63.0), None),
     )
 }
 DEFAULT_CODEC = "libx265"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _codec_present(name: str, mode: str) -> bool:
     import av
 

@@ -31,9 +31,13 @@ class EnhancementDecoder:
     carries (see :class:`EnhancementEncoder`).
     """
 
-    def __init__(self, codec_name: str, config: dict[str, Any], extradata: bytes, *, threads: int = 0) -> None:
+    def __init__(
+        self, codec_name: str, config: dict[str, Any], extradata: bytes, *, threads: int = 0
+    ) -> None:
         if codec_name not in CODECS:
-            raise ConfigError(f"enhancement codec {codec_name!r} is unknown; this vcodec reads {', '.join(CODECS)}")
+            raise ConfigError(
+                f"enhancement codec {codec_name!r} is unknown; this vcodec reads {', '.join(CODECS)}"
+            )
         cfg = EnhancementConfig.from_dict(config, codec_name)
         self.settings = cfg
         self.width, self.height, self.anchor = cfg.width, cfg.height, cfg.anchor

@@ -109,17 +109,25 @@ class EnhancementEncoder:
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v % 2 or v > 16384:
                 raise ConfigError(f"{name}={v!r} is invalid; 4:2:0 coding needs an even size in [2, 16384]")
         if bit_depth not in (8, 10):
-            raise ConfigError(f"bit_depth={bit_depth!r} is not supported by the enhancement layer; use 8 or 10")
+            raise ConfigError(
+                f"bit_depth={bit_depth!r} is not supported by the enhancement layer; use 8 or 10"
+            )
         self.spec: CodecSpec = get_spec(codec)
         self.codec_name = codec
         self.width, self.height, self.bit_depth = width, height, bit_depth
         self.fps = check_fps(fps)
         self.anchor = bool(anchor)
-        if isinstance(intra_period, bool) or not isinstance(intra_period, int) or not 1 <= intra_period <= 100000:
+        if (
+            isinstance(intra_period, bool)
+            or not isinstance(intra_period, int)
+            or not 1 <= intra_period <= 100000
+        ):
             raise ConfigError(f"intra_period={intra_period!r} is invalid; use an integer in [1, 100000]")
         self.intra_period = intra_period
         if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= 256:
-            raise ConfigError(f"threads={threads!r} is invalid; use 0 (automatic) or a thread count up to 256")
+            raise ConfigError(
+                f"threads={threads!r} is invalid; use 0 (automatic) or a thread count up to 256"
+            )
         self.threads = threads
         if not roi_margin >= 0:
             raise ConfigError(f"roi_margin={roi_margin!r} is invalid; use a margin >= 0 pixels")
@@ -142,7 +150,12 @@ class EnhancementEncoder:
         self._enc_qp: int | None = None
         self._enc_crf: float | None = None
         self.preset = self.spec.native_preset(preset)
-        if codec == "libsvtav1" and lossless and self.preset is not None and int(self.preset) > SVT_LOSSLESS_MAX_PRESET:
+        if (
+            codec == "libsvtav1"
+            and lossless
+            and self.preset is not None
+            and int(self.preset) > SVT_LOSSLESS_MAX_PRESET
+        ):
             # measured: SVT-AV1 4.1 at presets 11+ decodes wrong inter frames in lossless mode
             warnings.warn(
                 f"SVT-AV1 preset {self.preset} is not lossless-safe; using preset {SVT_LOSSLESS_MAX_PRESET}",

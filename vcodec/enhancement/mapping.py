@@ -73,7 +73,9 @@ def check_pair(x: Frame, x_base: Frame) -> None:
 def compute_residual(x: Frame, x_base: Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``x - x_base`` per plane, as signed ``int32``."""
     check_pair(x, x_base)
-    return tuple(a.astype(np.int32) - b.astype(np.int32) for a, b in zip(x.planes, x_base.planes))  # type: ignore[return-value]
+    return tuple(  # type: ignore[return-value]
+        a.astype(np.int32) - b.astype(np.int32) for a, b in zip(x.planes, x_base.planes, strict=True)
+    )
 
 
 def map_residual(
@@ -123,7 +125,9 @@ def reconstruct(x_base: Frame | None, residual: Residual, *, index: int | None =
     dtype = np.uint8 if residual.bit_depth == 8 else np.uint16
     if residual.anchor:
         if x_base is not None:
-            raise InputError("this enhancement picture is a single-layer anchor; reconstruct it with x_base=None")
+            raise InputError(
+                "this enhancement picture is a single-layer anchor; reconstruct it with x_base=None"
+            )
         planes = [np.clip(p, 0, top).astype(dtype) for p in residual.planes]
         return Frame(*planes, bit_depth=residual.bit_depth, index=index or 0,
                      matrix=default_matrix(residual.width, residual.height))
@@ -131,7 +135,8 @@ def reconstruct(x_base: Frame | None, residual: Residual, *, index: int | None =
         raise InputError("a residual needs the base picture: pass the base layer's reconstruction as x_base")
     require_same_format(x_base, "base picture", residual, "the residual is")
     planes = [
-        np.clip(b.astype(np.int32) + r, 0, top).astype(dtype) for b, r in zip(x_base.planes, residual.planes)
+        np.clip(b.astype(np.int32) + r, 0, top).astype(dtype)
+        for b, r in zip(x_base.planes, residual.planes, strict=False)
     ]
     return Frame(*planes, bit_depth=residual.bit_depth, index=x_base.index if index is None else index,
                  matrix=x_base.matrix)

@@ -95,7 +95,10 @@ def frame_psnr(x: Frame, x_hat: Frame) -> tuple[float, float]:
     pv = psnr(x.v, x_hat.v, peak)
     if math.inf in (py, pu, pv):
         # combine MSEs rather than dB so an exact plane does not give inf overall
-        mses = [float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)) for a, b in zip(x.planes, x_hat.planes)]
+        mses = [
+            float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+            for a, b in zip(x.planes, x_hat.planes, strict=True)
+        ]
         mse = (6 * mses[0] + mses[1] + mses[2]) / 8
         return py, float("inf") if mse == 0 else 10 * math.log10(peak * peak / mse)
     return py, (6 * py + pu + pv) / 8
@@ -140,7 +143,7 @@ def roi_report(
         raise InputError("roi_report needs at least one frame")
     se_in = se_out = 0.0
     n_in = n_out = 0
-    for a, b, bx in zip(xs, hs, per_frame):
+    for a, b, bx in zip(xs, hs, per_frame, strict=True):
         if (a.width, a.height) != (b.width, b.height):
             raise InputError(f"reconstruction is {b.width}x{b.height} but the frame is {a.width}x{a.height}")
         inside = roi_mask(bx, a.width, a.height, margin=0.0) >= 1.0  # type: ignore[arg-type]

@@ -209,7 +209,7 @@ def run_bench(
     def enh_encode() -> tuple[Any, ...]:
         with EnhancementEncoder(clip[0].width, clip[0].height, **enc_settings(False)) as enc:
             packets = []
-            for f, xb in zip(clip, bases):
+            for f, xb in zip(clip, bases, strict=True):
                 packets += enc.encode(f, xb)
             packets += enc.flush()
             return enc.config(), enc.extradata, packets
@@ -236,7 +236,7 @@ def run_bench(
     def full_decode() -> int:
         dec = base.decoder()
         xbs = []
-        for f, (intra, p) in zip(clip, units):
+        for f, (intra, p) in zip(clip, units, strict=True):
             state = dec.decode_frame(p, intra)
             xbs.append(
                 base.reconstruct(

@@ -95,7 +95,7 @@ def detection_map(
     for i in frames:
         images.append({"id": i, "width": max(truth.width, 1), "height": max(truth.height, 1)})
         gt = truth.frame(i)
-        for b, c, ign in zip(gt.boxes, gt.class_ids, gt.ignore):
+        for b, c, ign in zip(gt.boxes, gt.class_ids, gt.ignore, strict=True):
             if keep is not None and int(c) not in keep:
                 continue
             w, h = float(b[2] - b[0]), float(b[3] - b[1])
@@ -111,7 +111,7 @@ def detection_map(
             )
         # a frame the system did not deliver counts as one without detections: its objects are missed
         p = preds.get(i, Detections())
-        for b, s, c in zip(p.boxes, p.scores, p.class_ids):
+        for b, s, c in zip(p.boxes, p.scores, p.class_ids, strict=True):
             if keep is not None and int(c) not in keep:
                 continue
             dets.append(

@@ -61,7 +61,7 @@ def frame_quality(ref: Frame, test: Frame, ms_ssim: bool = True) -> dict[str, fl
     if ref.bit_depth != test.bit_depth:
         test = test.with_bit_depth(ref.bit_depth)
     peak = float(ref.max_value)
-    y, u, v = (plane_psnr(a, b, peak) for a, b in zip(ref.planes, test.planes))
+    y, u, v = (plane_psnr(a, b, peak) for a, b in zip(ref.planes, test.planes, strict=True))
     out = {"psnr_y": y, "psnr_u": u, "psnr_v": v, "psnr_yuv": (6 * y + u + v) / 8}
     out["ms_ssim"] = _ms_ssim_y(ref, test) if ms_ssim else float("nan")
     return out

@@ -33,7 +33,7 @@ def _align(refs: list[Any], decoded: dict[int, Any], what: str) -> dict[int, Any
     """Decoded items keyed by the INPUT's frame indexes (streams count from 0 whatever --start was)."""
     if len(decoded) != len(refs):
         raise InputError(f"{what}: {len(decoded)} frames decoded for {len(refs)} coded")
-    return {ref.index: decoded[k] for ref, k in zip(refs, sorted(decoded))}
+    return {ref.index: decoded[k] for ref, k in zip(refs, sorted(decoded), strict=True)}
 
 
 def _renumber(frames: dict[int, Any]) -> dict[int, Any]:

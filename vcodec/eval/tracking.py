@@ -138,7 +138,7 @@ class Tracker:
             same = np.array([[t.class_id == c for c in classes] for t in self.tracks])
             cost = np.where(same, 1.0 - iou, 2.0)
             rows, cols = linear_sum_assignment(cost)
-            for r, c in zip(rows, cols):
+            for r, c in zip(rows, cols, strict=True):
                 if same[r, c] and iou[r, c] >= self.iou_threshold:
                     t = self.tracks[r]
                     t.kf.update(boxes[c])

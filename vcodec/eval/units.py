@@ -238,7 +238,8 @@ def _anchor_unit(cfg: EvalConfig, name: str, qp: int) -> list[dict[str, Any]]:
     }
     dec_s = time.perf_counter() - t0
     by_pos = {
-        f.index: decoded[k].copy(index=f.index, matrix=f.matrix) for f, k in zip(ctx.frames, sorted(decoded))
+        f.index: decoded[k].copy(index=f.index, matrix=f.matrix)
+        for f, k in zip(ctx.frames, sorted(decoded), strict=False)
     }
     if len(by_pos) != len(ctx.frames):
         raise InputError(f"{name} at QP {qp}: {len(decoded)} frames decoded for {len(ctx.frames)} coded")

@@ -256,7 +256,7 @@ class AVWriter(VideoWriter):
         # copy each plane into FFmpeg's buffer, whose rows are padded to line_size
         # (from_ndarray would do this too, but not for every bit depth)
         dtype = np.dtype(np.uint8) if frame.bit_depth == 8 else np.dtype("<u2")
-        for plane, data in zip(avf.planes, frame.planes):
+        for plane, data in zip(avf.planes, frame.planes, strict=False):
             row = plane.line_size // dtype.itemsize
             ph, pw = data.shape
             dst = np.frombuffer(plane, dtype=dtype, count=row * ph).reshape(ph, row)

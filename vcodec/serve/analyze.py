@@ -46,7 +46,7 @@ class AnalyzeStats:
 def mot_track_lines(index: int, tracked: Any) -> list[str]:
     """MOTChallenge tracking lines (frame 1-based, track id, box, conf 1) of one tracked frame."""
     out = []
-    for tid, b in zip(tracked.ids, tracked.boxes):
+    for tid, b in zip(tracked.ids, tracked.boxes, strict=False):
         out.append(f"{int(index) + 1},{int(tid)},{b[0]:.2f},{b[1]:.2f},{b[2] - b[0]:.2f},{b[3] - b[1]:.2f},"
                    "1,-1,-1,-1")
     return out
@@ -177,9 +177,11 @@ def progress_printer(stream: TextIO = sys.stderr, every: float = 0.5) -> Callabl
         if now - last[0] < every:
             return
         last[0] = now
-        stream.write(f"\ranalyze: frame {s.last_frame}, {s.frames} frames, {s.detections} detections, "
-                     f"{s.fps:.1f} frames/s, {s.bytes_received * 8 / 1000 / max(s.seconds, 1e-9):.1f} kbit/s, "
-                     f"{s.reconnects} reconnects, {s.skipped} skipped ")
+        stream.write(
+            f"\ranalyze: frame {s.last_frame}, {s.frames} frames, {s.detections} detections, "
+            f"{s.fps:.1f} frames/s, {s.bytes_received * 8 / 1000 / max(s.seconds, 1e-9):.1f} kbit/s, "
+            f"{s.reconnects} reconnects, {s.skipped} skipped "
+        )
         stream.flush()
 
     return show

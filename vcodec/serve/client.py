@@ -15,13 +15,20 @@ import http.client
 import io
 import json
 import os
-import socket
 import urllib.parse
 from typing import Any
 
 from vcodec.errors import ConfigError, InputError, OutputError
 
-__all__ = ["is_url", "stream_url", "open_url", "HTTPStream", "Publisher", "TOKEN_ENV", "StreamConnectionError"]
+__all__ = [
+    "is_url",
+    "stream_url",
+    "open_url",
+    "HTTPStream",
+    "Publisher",
+    "TOKEN_ENV",
+    "StreamConnectionError",
+]
 
 TOKEN_ENV = "VCODEC_TOKEN"
 
@@ -101,10 +108,14 @@ class HTTPStream(io.RawIOBase):
         try:
             # read1 returns what has arrived (at least one byte) rather than waiting for all n
             data = self._resp.read() if n is None or n < 0 else self._resp.read1(n)
-        except (socket.timeout, TimeoutError):
-            raise StreamConnectionError(f"{self.url}: no data for {self._conn.timeout} s (server or network stalled)") from None
+        except TimeoutError:
+            raise StreamConnectionError(
+                f"{self.url}: no data for {self._conn.timeout} s (server or network stalled)"
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise StreamConnectionError(f"{self.url}: connection lost ({exc or type(exc).__name__})") from None
+            raise StreamConnectionError(
+                f"{self.url}: connection lost ({exc or type(exc).__name__})"
+            ) from None
         self.bytes_read += len(data)
         return data
 

@@ -204,7 +204,9 @@ class LiveChannel:
 
     def open(self, header: SequenceHeader, layers: dict[int, LayerConfig], header_units: list[Unit],
              minor: int) -> None:
-        self.header, self.layers, self.header_units, self.minor = header, dict(layers), list(header_units), minor
+        self.header, self.layers, self.header_units, self.minor = (
+            header, dict(layers), list(header_units), minor
+        )
         self.ended = False
         self.failed = None
         self.started_at = time.monotonic()
@@ -238,7 +240,11 @@ class LiveChannel:
         if self.ended or unit.type in (UnitType.INDEX, UnitType.END):
             return
         self.bytes_published[unit.layer] = self.bytes_published.get(unit.layer, 0) + len(unit.raw)
-        if unit.frame is not None and unit.frame != self.last_frame and unit.layer == min(self.layers, default=0):
+        if (
+            unit.frame is not None
+            and unit.frame != self.last_frame
+            and unit.layer == min(self.layers, default=0)
+        ):
             self.last_frame = unit.frame
             self.frames_published += 1
             self.publish_times[unit.frame] = time.time()
@@ -264,7 +270,9 @@ class LiveChannel:
         if self.started_at is None:
             return {}
         elapsed = max(time.monotonic() - self.started_at, 1e-3)
-        return {i: round(b * 8 / 1000 / elapsed, 3) for i, b in self.bytes_published.items() if i != STREAM_LAYER}
+        return {
+            i: round(b * 8 / 1000 / elapsed, 3) for i, b in self.bytes_published.items() if i != STREAM_LAYER
+        }
 
     def describe(self) -> dict[str, Any]:
         h = self.header

@@ -76,7 +76,9 @@ class ServeMetrics:
         if self.clients.pop(rec.client_id, None) is None:
             return
         if rec.frames_dropped:
-            self.retired_frames_dropped[rec.stream] = self.retired_frames_dropped.get(rec.stream, 0) + rec.frames_dropped
+            self.retired_frames_dropped[rec.stream] = (
+                self.retired_frames_dropped.get(rec.stream, 0) + rec.frames_dropped
+            )
         for layer, n in rec.units_dropped.items():
             key = (rec.stream, layer)
             self.retired_units_dropped[key] = self.retired_units_dropped.get(key, 0) + n
@@ -127,20 +129,32 @@ class ServeMetrics:
                "Frames skipped because a client's buffer overflowed (it resumes at the next intra frame).")
         for s in sorted(set(frames) | {r.stream for r in self.clients.values() if r.kind == "live"}):
             lines.append(f"vcodec_serve_frames_dropped_total{_labels(stream=s)} {frames.get(s, 0)}")
-        family("vcodec_serve_units_dropped_total", "counter", "Units dropped by overflowing buffers, per layer.")
+        family(
+            "vcodec_serve_units_dropped_total", "counter", "Units dropped by overflowing buffers, per layer."
+        )
         for (s, layer), n in sorted(units.items()):
             lines.append(f"vcodec_serve_units_dropped_total{_labels(stream=s, layer=layer_label(layer))} {n}")
-        family("vcodec_serve_client_bytes_sent_total", "counter", "Bytes written to one connected client, per layer.")
+        family(
+            "vcodec_serve_client_bytes_sent_total",
+            "counter",
+            "Bytes written to one connected client, per layer.",
+        )
         for rec in sorted(self.clients.values(), key=lambda r: r.client_id):
             for layer, n in sorted(rec.bytes_sent.items()):
                 lines.append("vcodec_serve_client_bytes_sent_total" + _labels(
                     stream=rec.stream, client=str(rec.client_id), layer=layer_label(layer)) + f" {n}")
-        family("vcodec_serve_client_units_sent_total", "counter", "Units written to one connected client, per layer.")
+        family(
+            "vcodec_serve_client_units_sent_total",
+            "counter",
+            "Units written to one connected client, per layer.",
+        )
         for rec in sorted(self.clients.values(), key=lambda r: r.client_id):
             for layer, n in sorted(rec.units_sent.items()):
                 lines.append("vcodec_serve_client_units_sent_total" + _labels(
                     stream=rec.stream, client=str(rec.client_id), layer=layer_label(layer)) + f" {n}")
-        family("vcodec_serve_client_frames_dropped_total", "counter", "Frames one connected live client skipped.")
+        family(
+            "vcodec_serve_client_frames_dropped_total", "counter", "Frames one connected live client skipped."
+        )
         for rec in sorted(self.clients.values(), key=lambda r: r.client_id):
             if rec.kind == "live":
                 lines.append("vcodec_serve_client_frames_dropped_total" + _labels(

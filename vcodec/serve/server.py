@@ -51,7 +51,9 @@ _ENDED_KEPT = 16  # cleanly ended publishes kept (unlisted) for "has ended" answ
 
 def check_name(name: str) -> str:
     if not _NAME_RE.match(name):
-        raise ConfigError(f"stream name {name!r}: use letters, digits, '_', '-', '.' (not starting with '.' or '-')")
+        raise ConfigError(
+            f"stream name {name!r}: use letters, digits, '_', '-', '.' (not starting with '.' or '-')"
+        )
     return name
 
 
@@ -158,7 +160,9 @@ class StreamServer:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
-            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port") from None
+            raise ConfigError(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port"
+            ) from None
         sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001 - aiohttp exposes no public getter
         self.port = sockets[0].getsockname()[1] if sockets else port
         self._watchdog = asyncio.get_running_loop().create_task(self._close_half_open())
@@ -269,7 +273,10 @@ class StreamServer:
     def _parse_stream_query(self, request: web.Request) -> tuple[set[int] | None, int | None]:
         unknown = set(request.query) - _STREAM_PARAMS
         if unknown:
-            raise HTTPRefusal(400, f"unknown parameter(s) {', '.join(sorted(unknown))}: use layers=base|all|IDS, start=FRAME")
+            raise HTTPRefusal(
+                400,
+                f"unknown parameter(s) {', '.join(sorted(unknown))}: use layers=base|all|IDS, start=FRAME",
+            )
         try:
             keep = parse_layers(request.query.get("layers", "all"))
         except ConfigError as exc:
@@ -281,7 +288,9 @@ class StreamServer:
                 if start < 0:
                     raise ValueError
             except ValueError:
-                raise HTTPRefusal(400, f"start={request.query['start']!r}: expected a frame index >= 0") from None
+                raise HTTPRefusal(
+                    400, f"start={request.query['start']!r}: expected a frame index >= 0"
+                ) from None
         return keep, start
 
     async def _h_stream(self, request: web.Request) -> web.StreamResponse:
@@ -294,7 +303,9 @@ class StreamServer:
                 if ch.ended:
                     raise HTTPRefusal(404, f"live stream {name!r} has ended")
                 if start is not None:
-                    raise HTTPRefusal(400, "start= is for stored streams; a live stream starts at its next intra frame")
+                    raise HTTPRefusal(
+                        400, "start= is for stored streams; a live stream starts at its next intra frame"
+                    )
                 return await serve_live(req, ch, keep, metrics=self.metrics,
                                         buffer_bytes=self.config.buffer_bytes)
             path = self._resolve_stored(name)

@@ -58,7 +58,8 @@ __all__ = [
 
 
 def feature_geometry(width: int, height: int, max_long_side: int, multiple: int) -> Any:
-    """The base-layer geometry (scale to ``max_long_side``, pad to ``multiple``), as the learned mode uses it."""
+    """The base-layer geometry (scale to ``max_long_side``, pad to ``multiple``), as the learned mode
+    uses it."""
     from vcodec.baselayer.geometry import BaseGeometry
 
     return BaseGeometry.for_size(width, height, max_long_side, multiple)

@@ -139,7 +139,8 @@ def design_ecsq(u: np.ndarray, levels: int, lam: float, max_iter: int = 300, tol
     costs: list[float] = []
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):
+    for _it in range(1, max_iter + 1):
+        it = _it  # the iteration count is reported after the loop
         # (1) assignment with the current levels and lengths
         idx = assign(xs, r, lengths, lam)
         costs.append(_wcost(xs, w, r, lengths, lam, idx))

@@ -8,8 +8,9 @@
 * :mod:`~vcodec.baselayer.learned.payload` -- every read and write of the payload (versions 1 and 2);
 * :mod:`~vcodec.baselayer.learned.entropy` -- the deterministic entropy-parameter path;
 * :mod:`~vcodec.baselayer.learned.geometry` -- working size, scaling and padding;
-* :mod:`~vcodec.baselayer.learned.skipmap`, :mod:`~vcodec.baselayer.learned.rdo`, :mod:`~vcodec.baselayer.learned.refine`,
-  :mod:`~vcodec.baselayer.learned.tools` -- skip flags, encoder decisions, latent refinement, tool choices;
+* :mod:`~vcodec.baselayer.learned.skipmap`, :mod:`~vcodec.baselayer.learned.rdo`,
+  :mod:`~vcodec.baselayer.learned.refine`, :mod:`~vcodec.baselayer.learned.tools` -- skip flags,
+  encoder decisions, latent refinement, tool choices;
 * :mod:`~vcodec.baselayer.learned.weights` -- weights files and the registry of base models by id.
 """
 

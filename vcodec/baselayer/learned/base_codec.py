@@ -39,9 +39,6 @@ from typing import Any
 
 import torch
 
-from vcodec.errors import ConfigError
-from vcodec.hashing import file_sha256
-from vcodec.io.frame import Frame
 from vcodec.baselayer.learned.base_net import BaseNet, BaseNetConfig
 from vcodec.baselayer.learned.coder import BaseDecoder, BaseEncoder
 from vcodec.baselayer.learned.entropy import EntropyPath
@@ -55,6 +52,9 @@ from vcodec.baselayer.learned.geometry import (
 )
 from vcodec.baselayer.learned.payload import PAYLOAD_VERSION, BasePayload, quality_code
 from vcodec.baselayer.learned.tools import EFFORTS, SKIP_MODES, Z_REFRESH, CodingTools, FrameReport
+from vcodec.errors import ConfigError
+from vcodec.hashing import file_sha256
+from vcodec.io.frame import Frame
 
 # names that lived here before the split into geometry/entropy/tools/coder/weights (shims, one release)
 __all__ = [
@@ -231,4 +231,10 @@ class BaseCodec:
 
 
 # the weights module builds BaseCodec objects: imported after the class exists
-from vcodec.baselayer.learned.weights import BASE_MODELS, WEIGHTS_DIR, load_base_model, load_files, save_base_weights  # noqa: E402
+from vcodec.baselayer.learned.weights import (  # noqa: E402
+    BASE_MODELS,
+    WEIGHTS_DIR,
+    load_base_model,
+    load_files,
+    save_base_weights,
+)

@@ -16,8 +16,6 @@ import numpy as np
 import torch
 
 from vcodec._compressai import BufferedRansEncoder, RansDecoder
-from vcodec.errors import BitstreamError, ConfigError, InputError
-from vcodec.io.frame import Frame
 from vcodec.baselayer.learned import motion, rdo, refine
 from vcodec.baselayer.learned.entropy import MIN_RANS_SYMBOLS, PAD_CDF
 from vcodec.baselayer.learned.geometry import BaseGeometry, check_long_side, frame_to_tensor
@@ -32,6 +30,8 @@ from vcodec.baselayer.learned.skipmap import (
     flag_bits_estimate,
 )
 from vcodec.baselayer.learned.tools import CodingTools, FrameDetail, FrameReport
+from vcodec.errors import BitstreamError, ConfigError, InputError
+from vcodec.io.frame import Frame
 
 if TYPE_CHECKING:
     from vcodec.baselayer.learned.base_codec import BaseCodec

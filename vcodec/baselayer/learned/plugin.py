@@ -27,12 +27,12 @@ from vcodec.io.frame import Frame
 if TYPE_CHECKING:
     import torch
 
-    from vcodec.bitstream import LayerConfig
-    from vcodec.detection.base import Detections, SplitDetector
     from vcodec.baselayer.learned.base_codec import BaseCodec
     from vcodec.baselayer.learned.coder import BaseDecoder, BaseEncoder
     from vcodec.baselayer.learned.geometry import BaseGeometry
     from vcodec.baselayer.learned.tools import CodingTools
+    from vcodec.bitstream import LayerConfig
+    from vcodec.detection.base import Detections, SplitDetector
 
 __all__ = ["DEFAULT_BASE_MODELS", "LearnedBase", "LearnedBaseFactory", "default_base_model"]
 

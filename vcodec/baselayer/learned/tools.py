@@ -7,13 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from vcodec.errors import ConfigError
 from vcodec.baselayer.learned.payload import (
     MAX_MOTION_RANGE,
     MOTION_BLOCK_SIZES,
     PAYLOAD_VERSION,
     SKIP_BLOCK_SIZES,
 )
+from vcodec.errors import ConfigError
 
 __all__ = ["CodingTools", "EFFORTS", "FrameDetail", "FrameReport", "SKIP_MODES", "TUNES", "Z_REFRESH"]
 

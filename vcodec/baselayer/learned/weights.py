@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 from vcodec._atomic import atomic_output
-from vcodec.errors import WeightsError, WeightsMismatchError
-from vcodec.hashing import file_sha256
 from vcodec.baselayer.learned.base_codec import BaseCodec
 from vcodec.baselayer.learned.base_net import BaseNet, BaseNetConfig
+from vcodec.errors import WeightsError, WeightsMismatchError
+from vcodec.hashing import file_sha256
 from vcodec.registry import Registry
 
 __all__ = ["BASE_MODELS", "WEIGHTS_DIR", "load_base_model", "load_files", "save_base_weights"]
