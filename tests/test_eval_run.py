@@ -296,3 +296,42 @@ def test_a_retrained_back_end_recomputes_the_base_points(codec_test_model: Path,
         assert "1 points, 0 already computed" in capsys.readouterr().err
     assert eval_main(args) == 0  # the same back end again: nothing to recompute
     assert "1 points, 1 already computed" in capsys.readouterr().err
+
+
+def test_eval_codes_the_base_layer_with_the_encoders_tools(codec_test_model: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """--base-tune and friends reach the encoder, are recorded, and a change of tools recomputes
+    the vcodec points while the anchors are kept."""
+    out = tmp_path / "tools"
+    common = _common(codec_test_model, out)
+    at = common.index("--base-model")
+    del common[at:at + 2]  # the shipped model: its P-frames respond to the tools on these frames
+    args = [*common, "--base-qualities", "0.5", "--enh-qps", "", "--anchors", "x265", "--anchor-qps", "40",
+            "--no-full-detect"]
+    assert eval_main(args) == 0
+    default = json.loads((out / "points" / "vcodec-base_q0.50.json").read_text())
+    assert default["settings"]["base_tools"] == {"effort": "fast", "tune": "default", "p_offset": None,
+                                                 "deadzone": None}
+    assert "base layer coded with" not in (out / "summary.md").read_text()
+    capsys.readouterr()
+    # P-frames 0.6 above the intra frame (clamped to 1) cost more: the option reached the encoder
+    assert eval_main([*args, "--base-tune", "fixed-camera", "--base-p-offset", "0.6"]) == 0
+    assert "2 points, 1 already computed" in capsys.readouterr().err  # the x265 point is kept
+    tuned = json.loads((out / "points" / "vcodec-base_q0.50.json").read_text())
+    assert tuned["settings"]["base_tools"] == {"effort": "fast", "tune": "fixed-camera", "p_offset": 0.6,
+                                               "deadzone": None}
+    assert tuned["bytes"]["base"] > default["bytes"]["base"]
+    summary = (out / "summary.md").read_text()
+    assert "- base layer coded with --base-tune fixed-camera --base-p-offset 0.6" in summary
+    prov = json.loads((out / "provenance.json").read_text())
+    assert (prov["settings"]["base_tune"], prov["settings"]["base_p_offset"]) == ("fixed-camera", 0.6)
+
+
+def test_eval_refuses_bad_base_tools_before_writing(codec_test_model: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bad"
+    args = [*_common(codec_test_model, out), "--base-qualities", "0.5", "--anchors", ""]
+    assert eval_main([*args, "--base-deadzone", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "dead zone 9.0 is invalid" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -23,6 +23,41 @@ def is_url(text: str | os.PathLike[str]) -> bool:
 TUNE_CHOICES = ("default", "fixed-camera", "moving-camera")
 
 
+#: ``--base-effort``'s choices: vcodec.baselayer.learned.tools.EFFORTS, restated for the same reason
+EFFORT_CHOICES = ("faster", "fast", "slow")
+
+
+def add_base_tool_arguments(group: Any) -> None:
+    """``--base-effort``, ``--base-p-offset``, ``--base-tune`` and ``--base-deadzone``: the base
+    encoder's tools, one definition for every command that codes (encode, encode-batch, eval)."""
+    group.add_argument(
+        "--base-effort", choices=EFFORT_CHOICES, default="fast",
+        help="encoder effort, like x265's presets: fast (default) searches a motion vector per "
+        "block of the latent; slow also refines each intra frame's latent by a few gradient "
+        "steps on rate + feature distortion; faster skips the motion search (faster encode, "
+        "dearer P-frames where things move; streams vcodec 0.2 decodes)")
+    group.add_argument(
+        "--base-p-offset", type=float, metavar="DQ",
+        help="what P-frames add to the base quality, like x265's P-frame QP offset (default "
+        "-0.2: static cameras, where skipped and motion-compensated blocks carry the intra "
+        "frame's quality forward; -0.1 keeps more detections on a moving camera, "
+        "docs/BASE_LAYER.md); -1..1")
+    group.add_argument(
+        "--base-tune", choices=TUNE_CHOICES, default="default",
+        help="what the base encoder may assume about the camera, like x265's --tune: "
+        "fixed-camera widens the P-frames' dead zone to 0.75 step (11-45 %% fewer bits for "
+        "the same feature fidelity on the static-camera test clips, P-frames at 4-7 %% of an "
+        "intra frame; detections at equal rate went both ways, so compare at equal rate: "
+        "raise --base-quality); moving-camera codes P-frames 0.1 below their intra frame "
+        "instead of 0.2, turns the dead zone off and skips 2x2 instead of 4x4 latent blocks; "
+        "--base-p-offset and --base-deadzone override it (default: default)")
+    group.add_argument(
+        "--base-deadzone", type=float, metavar="STEPS",
+        help="the P-frames' temporal dead zone in quantisation steps, 0 (off) to 4: a "
+        "latent element whose source moved by less since the motion-compensated reference "
+        "keeps the reference's value (default 0.55; docs/BASE_LAYER.md)")
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``416x240`` -> (416, 240)."""
     try:

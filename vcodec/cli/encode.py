@@ -52,7 +52,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from vcodec.cli._args import TUNE_CHOICES, parse_fps, parse_size
+from vcodec.cli._args import add_base_tool_arguments, parse_fps, parse_size
 from vcodec.cli._io import write_json_report
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError, InputError
@@ -77,28 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="rate control: choose the base quality of every frame to hold the base layer near "
                    "this rate (kbit/s); --base-quality is where it starts. The summary reports the "
                    "achieved rate")
-    g.add_argument("--base-effort", choices=("faster", "fast", "slow"), default="fast",
-                   help="encoder effort, like x265's presets: fast (default) searches a motion vector per "
-                   "block of the latent; slow also refines each intra frame's latent by a few gradient "
-                   "steps on rate + feature distortion; faster skips the motion search (faster encode, "
-                   "dearer P-frames where things move; streams vcodec 0.2 decodes)")
-    g.add_argument("--base-p-offset", type=float, metavar="DQ",
-                   help="what P-frames add to the base quality, like x265's P-frame QP offset (default "
-                   "-0.2: static cameras, where skipped and motion-compensated blocks carry the intra "
-                   "frame's quality forward; -0.1 keeps more detections on a moving camera, "
-                   "docs/BASE_LAYER.md); -1..1")
-    g.add_argument("--base-tune", choices=TUNE_CHOICES, default="default",
-                   help="what the base encoder may assume about the camera, like x265's --tune: "
-                   "fixed-camera widens the P-frames' dead zone to 0.75 step (11-45 %% fewer bits for "
-                   "the same feature fidelity on the static-camera test clips, P-frames at 4-7 %% of an "
-                   "intra frame; detections at equal rate went both ways, so compare at equal rate: "
-                   "raise --base-quality); moving-camera codes P-frames 0.1 below their intra frame "
-                   "instead of 0.2, turns the dead zone off and skips 2x2 instead of 4x4 latent blocks; "
-                   "--base-p-offset and --base-deadzone override it (default: default)")
-    g.add_argument("--base-deadzone", type=float, metavar="STEPS",
-                   help="the P-frames' temporal dead zone in quantisation steps, 0 (off) to 4: a "
-                   "latent element whose source moved by less since the motion-compensated reference "
-                   "keeps the reference's value (default 0.55; docs/BASE_LAYER.md)")
+    add_base_tool_arguments(g)
     g.add_argument("--base-size", type=int, metavar="PIXELS",
                    help="working size of the base layer: the long side it codes at (the detector then "
                    "works at this size too); larger frames are downscaled, smaller ones kept "

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from vcodec.cli._args import TUNE_CHOICES
+from vcodec.cli._args import add_base_tool_arguments
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError, OutputError, VcodecError
 
@@ -52,10 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "0.25 for base-yolox-nano-v3, else 0.5)")
     g.add_argument("--base-model")
     g.add_argument("--base-size", type=int, metavar="PIXELS")
-    g.add_argument("--base-effort", choices=("faster", "fast", "slow"), default="fast")
-    g.add_argument("--base-p-offset", type=float, metavar="DQ")
-    g.add_argument("--base-deadzone", type=float, metavar="STEPS")
-    g.add_argument("--base-tune", choices=TUNE_CHOICES, default="default")
+    add_base_tool_arguments(g)
     g.add_argument("--enh-codec", default="libx265", choices=list(CODECS))
     g.add_argument("--enh-qp", type=int)
     g.add_argument("--enh-crf", type=float)

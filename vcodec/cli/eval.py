@@ -6,10 +6,16 @@ folder:
   vcodec eval clip.y4m -o results/ --frames 64
   vcodec eval BasketballPass_416x240_50.yuv --gt ClassD/Annotations/BasketballPass -o res/
   vcodec eval cars_320x240.i420 --base-model base-yolox-nano-v2 -o res/ --jobs 2
+  vcodec eval lobby.mp4 -o res-fixed/ --base-tune fixed-camera   # what a tune buys against x265
 
 The detector is the base model's (default: YOLOX-Nano, shipped; on the base
 layer with the back end adapted to the model's decoded features when one
 ships), the same clean detector on pixels.
+
+The base layer is coded as `vcodec encode` codes it, with the same encoder
+tools (--base-effort, --base-tune, --base-p-offset, --base-deadzone); they
+are recorded in every point and in provenance.json, and a change of tools
+recomputes the vcodec points (the anchors are kept).
 
 Systems: vcodec base layer alone (detector back end on the decoded latent) at
 each --base-qualities point; vcodec full decode at each --enh-qps per base
@@ -43,7 +49,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from vcodec.cli._args import add_input_size
+from vcodec.cli._args import add_base_tool_arguments, add_input_size
 from vcodec.cli.main import subcommand_main
 
 HELP = "evaluate rate vs detection accuracy / quality against x265, x264 and simulcast"
@@ -119,6 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PIXELS",
         help="also report the anchors with their detector at this long side (e.g. 416), labelled x265@N",
     )
+    add_base_tool_arguments(
+        parser.add_argument_group("base-layer encoder tools (as vcodec encode; every base and full point)"))
     parser.add_argument(
         "--base-qualities",
         type=_floats,
@@ -194,6 +202,10 @@ def run(args: argparse.Namespace) -> int:
         detector_weights=args.detector_weights,
         base_model=args.base_model,
         base_size=args.base_size,
+        base_effort=args.base_effort,
+        base_tune=args.base_tune,
+        base_p_offset=args.base_p_offset,
+        base_deadzone=args.base_deadzone,
         anchor_size=args.anchor_size,
         base_qualities=args.base_qualities,
         enh_qps=args.enh_qps,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from vcodec.errors import ConfigError
 
-__all__ = ["ANCHOR_NAMES", "EvalConfig"]
+__all__ = ["ANCHOR_NAMES", "EvalConfig", "base_tools"]
 
 #: single-layer anchor system name -> encoder
 ANCHOR_NAMES: dict[str, str] = {"x265": "libx265", "x264": "libx264"}
@@ -29,6 +29,12 @@ class EvalConfig:
     base_model: str | None = None
     #: the base layer's working size (long side); None = the base model's max_long_side
     base_size: int | None = None
+    #: the base encoder's tools, as ``vcodec encode`` takes them (None: the tune's or effort's value);
+    #: checked where the base layer is built (the run's first step), as the encoder checks them
+    base_effort: str = "fast"
+    base_tune: str = "default"
+    base_p_offset: float | None = None
+    base_deadzone: float | None = None
     #: also score the anchors with the detector at this long side (labelled ``x265@N``)
     anchor_size: int | None = None
     base_qualities: list[float] = field(default_factory=lambda: [0.15, 0.4, 0.65, 0.9])
@@ -101,3 +107,9 @@ class EvalConfig:
                 "need 0 <= score_threshold <= gt_min_score <= 1 (predictions are ranked "
                 "below the pseudo-ground-truth threshold)"
             )
+
+
+def base_tools(cfg: EvalConfig) -> dict[str, object]:
+    """The base encoder's options of a run, as points and provenance.json record them."""
+    return {"effort": cfg.base_effort, "tune": cfg.base_tune, "p_offset": cfg.base_p_offset,
+            "deadzone": cfg.base_deadzone}

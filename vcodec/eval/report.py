@@ -262,6 +262,16 @@ def _window(results: EvalResults) -> str:
     return "" if start is None else f" from frame {start}"
 
 
+def _base_tool_lines(settings: dict[str, Any]) -> list[str]:
+    """The base encoder's tools when the run did not use the defaults (older runs recorded none)."""
+    given = {"--base-effort": (settings.get("base_effort"), "fast"),
+             "--base-tune": (settings.get("base_tune"), "default"),
+             "--base-p-offset": (settings.get("base_p_offset"), None),
+             "--base-deadzone": (settings.get("base_deadzone"), None)}
+    chosen = [f"{opt} {v}" for opt, (v, default) in given.items() if v is not None and v != default]
+    return [f"- base layer coded with {' '.join(chosen)}"] if chosen else []
+
+
 def _training_lines(results: EvalResults) -> list[str]:
     """Whether the learned parts trained on the evaluated frames (a number on training frames
     flatters them)."""
@@ -298,6 +308,7 @@ def write_summary(results: EvalResults, path: Path) -> None:
         *_geometry_lines(results.detector_geometry),
         f"- vcodec {prov['vcodec_version']}, libavcodec {prov['libavcodec']}, torch {prov['torch']}, "
         f"preset {prov['settings']['preset']}, intra period {prov['settings']['intra_period']}",
+        *_base_tool_lines(prov["settings"]),
         "",
         *bd_section(results.bd_rate),
         "## Points",

@@ -97,9 +97,20 @@ def bd_entries(
     return [e.to_json() for e in _bd_entries(points, qualities)]
 
 
+def _base_layer(cfg: EvalConfig) -> Any:
+    """The learned base layer with the run's encoder tools (a ConfigError names a bad one)."""
+    from vcodec.codec.base_layer import get_base_factory, kind_for_mode
+
+    return get_base_factory(kind_for_mode("learned")).for_encoding(
+        cfg.base_model, cfg.base_size, cfg.base_effort, p_offset=cfg.base_p_offset,
+        p_deadzone=cfg.base_deadzone, tune=cfg.base_tune)
+
+
 def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalResults:
     """Run (or resume) an evaluation; returns what ``results.json`` holds (:meth:`EvalResults.to_json`)."""
     cfg.check()
+    # the base layer as the points code it: its tools are checked here, before anything is written
+    base = _base_layer(cfg) if cfg.base_qualities else None
     say = log or (lambda m: print(m, file=sys.stderr))
     out = Path(cfg.output)
     try:
@@ -107,13 +118,9 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
     except OSError as exc:
         raise OutputError(f"cannot create results folder {out}: {exc.strerror or exc}") from None
     ctx = _context(cfg)
-    if cfg.detector is None:
-        from vcodec.codec.base_layer import get_base_factory, kind_for_mode
-
-        if cfg.base_qualities:
-            base = get_base_factory(kind_for_mode("learned")).for_encoding(cfg.base_model)
-            cfg.detector = base.detector_name
-            ctx.cfg = cfg
+    if cfg.detector is None and base is not None:
+        cfg.detector = base.detector_name
+        ctx.cfg = cfg
     detector = ctx.detector
     n, fps = len(ctx.frames), float(ctx.info.fps)
     if cfg.intra_period is None:
@@ -189,12 +196,10 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
     # the analytics path's numerics (vcodec.detection.exact: the base points' detections)
     model_sig = ""
     training_overlap: tuple[TrainingOverlap, ...] | None = None
-    if cfg.base_qualities:
-        from vcodec.codec.base_layer import get_base_factory, kind_for_mode
+    if base is not None:
         from vcodec.detection.exact import EXACT_VERSION
         from vcodec.enhancement.packet import PAYLOAD_VERSION as ENH_PAYLOAD_VERSION
 
-        base = get_base_factory(kind_for_mode("learned")).for_encoding(cfg.base_model)
         record = base.layer_config(0.0, cfg.intra_period)
         # the adapted back end decides the base points' detections: retrained, it must recompute them
         parts = base.trained_parts(detector)

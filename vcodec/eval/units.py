@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vcodec.errors import ConfigError, InputError
-from vcodec.eval.config import ANCHOR_NAMES, EvalConfig
+from vcodec.eval.config import ANCHOR_NAMES, EvalConfig, base_tools
 from vcodec.eval.geometry import WorkingSize, detect_at, working_size
 from vcodec.eval.points import dets_to_json, fmt_q, kbps
 from vcodec.eval.scoring import _align, _quality, _renumber
@@ -124,6 +124,10 @@ def _vcodec_unit(cfg: EvalConfig, q: float, qps: list[int], need_base: bool) -> 
             base_model=cfg.base_model,
             base_quality=q,
             base_size=cfg.base_size,
+            base_effort=cfg.base_effort,
+            base_tune=cfg.base_tune,
+            base_p_offset=cfg.base_p_offset,
+            base_deadzone=cfg.base_deadzone,
             enh_codec=cfg.enh_codec,
             enh_qp=qp,
             preset=cfg.preset,
@@ -162,6 +166,7 @@ def _vcodec_unit(cfg: EvalConfig, q: float, qps: list[int], need_base: bool) -> 
                         "base_model": base_model,
                         "base_quality": q,
                         "base_size": cfg.base_size,
+                        "base_tools": base_tools(cfg),
                         "intra_period": cfg.intra_period or 32,
                         "note": "base-only decode + detector back end on T(y_hat); quality of x_base",
                     },
@@ -201,6 +206,7 @@ def _vcodec_unit(cfg: EvalConfig, q: float, qps: list[int], need_base: bool) -> 
                 "settings": {
                     "base_model": base_model,
                     "base_quality": q,
+                    "base_tools": base_tools(cfg),
                     "enh_codec": cfg.enh_codec,
                     "enh_qp": qp,
                     "inter_layer": cfg.inter_layer,
