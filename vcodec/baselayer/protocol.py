@@ -94,8 +94,9 @@ class BaseLayerEncoder(Protocol):
         ...
 
     @property
-    def last_decoded(self) -> torch.Tensor:
-        """The decoded state of the frame just coded (what the decoder will hold)."""
+    def last_decoded(self) -> torch.Tensor | None:
+        """The decoded state of the frame just coded (what the decoder will hold); a mode may give
+        None before its first frame."""
         ...
 
     def set_quality(self, quality: float) -> None:

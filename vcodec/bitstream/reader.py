@@ -83,13 +83,14 @@ class Damage:
     frame: int | None = None
 
 
-StreamSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+#: a path, the stream bytes, or a binary file object (``io.RawIOBase`` ones too, e.g. an HTTPStream)
+StreamSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | io.RawIOBase
 
 
 class _ByteSource:
     """``read_exact`` over a binary file object with a push-back buffer."""
 
-    def __init__(self, fobj: BinaryIO, name: str) -> None:
+    def __init__(self, fobj: BinaryIO | io.RawIOBase, name: str) -> None:
         self.fobj = fobj
         self.name = name
         self.offset = 0  # stream offset of the next byte handed out
@@ -149,7 +150,7 @@ class StreamReader:
         self.allow_open_end = allow_open_end
         self._owned: BinaryIO | None = None
         if isinstance(source, (bytes, bytearray, memoryview)):
-            fobj: BinaryIO = io.BytesIO(bytes(source))
+            fobj: BinaryIO | io.RawIOBase = io.BytesIO(bytes(source))
             self.name = name or "<bytes>"
         elif isinstance(source, (str, os.PathLike)):
             path = Path(source)

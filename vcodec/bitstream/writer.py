@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import Protocol
 
 from vcodec.bitstream.format import (
     END_PAYLOAD,
@@ -32,6 +32,13 @@ from vcodec.bitstream.headers import LayerConfig, SequenceHeader
 from vcodec.errors import ConfigError
 
 __all__ = ["StreamWriter", "pack_unit", "preamble_bytes"]
+
+
+class BinarySink(Protocol):
+    """What :class:`StreamWriter` writes to: anything with ``write(bytes)`` (a binary file, a pipe,
+    a socket wrapper, a queue); a ``flush()`` is called when there is one."""
+
+    def write(self, data: bytes, /) -> object: ...
 
 
 def preamble_bytes(minor: int = WRITE_MINOR) -> bytes:
@@ -66,7 +73,7 @@ class StreamWriter:
 
     def __init__(
         self,
-        sink: BinaryIO,
+        sink: BinarySink,
         header: SequenceHeader,
         layers: Iterable[LayerConfig],
         *,

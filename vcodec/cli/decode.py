@@ -32,12 +32,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vcodec._frame_ranges import format_frame_ranges, frame_ranges
 from vcodec.cli._io import write_json_report
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vcodec.codec.decoder import StreamInput
 
 HELP = "decode a stream: full pictures (people) or the base layer's coarse picture"
 
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     from vcodec.cli._args import is_url
 
-    source: object = args.stream
+    source: StreamInput = args.stream
     if args.annotate and (args.stream == "-" or is_url(args.stream)):
         raise ConfigError("--annotate reads the stream twice (pictures, then the base layer's detections); "
                           "save it to a file first: vcodec decode clip.vcs -o out.y4m --annotate out.mp4")

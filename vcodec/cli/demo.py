@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     from vcodec.codec.stats import mean_psnr
 
     stream_size = stream.stat().st_size
-    report = {
+    report: dict[str, Any] = {
         "input": str(source), "frames": summary.frames, "size": f"{info.width}x{info.height}",
         "fps": summary.fps, "base_model": summary.base_model, "enh_codec": summary.enh_codec,
         "bytes": {"base": summary.base_bytes, "enhancement": summary.enh_bytes, "stream": stream_size,

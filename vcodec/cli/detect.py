@@ -55,11 +55,14 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vcodec.cli._args import add_input_size
 from vcodec.cli.main import subcommand_main
 from vcodec.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vcodec.codec.decoder import StreamInput
 
 HELP = "detect objects in a video, or from a stream's base layer alone (COCO JSON, MOT or SFU-HW output)"
 
@@ -132,7 +135,7 @@ def run_stream(args: argparse.Namespace) -> int:
     # first frame (a one-line error naming both); without it the base layer builds its own
     detector = build_detector(args) if args.detector is not None else None
     annotate = _stream_annotation(args)
-    source: object = args.input
+    source: StreamInput = args.input
     if is_url(args.input):
         from vcodec.serve.client import open_url
 

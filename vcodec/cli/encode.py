@@ -144,7 +144,7 @@ def _progress(enabled: bool, total: int | None):  # noqa: ANN202 - tqdm or None
 class _Tee(io.RawIOBase):
     """Write the stream to a local sink and a live publisher at once."""
 
-    def __init__(self, *sinks: BinaryIO) -> None:
+    def __init__(self, *sinks: BinaryIO | io.RawIOBase) -> None:
         super().__init__()
         self.sinks = sinks
 

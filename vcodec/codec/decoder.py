@@ -47,11 +47,12 @@ reordering, stand-ins) in :mod:`vcodec.codec.full_decode`.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from vcodec.baselayer.protocol import BaseLayer, get_base_factory
 from vcodec.bitstream import BASE_LAYER, ENHANCEMENT_LAYER, Damage, StreamReader
@@ -61,9 +62,12 @@ from vcodec.codec.full_decode import full_frames, repeat_picture
 from vcodec.errors import BitstreamError, ConfigError
 from vcodec.io.frame import Frame, VideoInfo
 
+if TYPE_CHECKING:
+    from vcodec.baselayer.geometry import BaseGeometry
+
 __all__ = ["Decoder", "StreamInput"]
 
-StreamInput = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
+StreamInput = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO | io.RawIOBase
 
 
 class Decoder:
@@ -229,7 +233,9 @@ class Decoder:
         detector = self.detector()
         for event in self._events(want_enh=False):
             if isinstance(event, BaseDecoded):
-                yield event.index, self.base.detect(event.decoded, detector, event.geometry)
+                # the base modes' decoders set last_geometry on every decoded frame
+                yield event.index, self.base.detect(event.decoded, detector,
+                                                    cast("BaseGeometry", event.geometry))
             elif isinstance(event, BaseLost):
                 self.lost_frames.append(event.index)
 

@@ -12,7 +12,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from vcodec._atomic import AtomicOutput, OutputTarget
 from vcodec.baselayer.protocol import BaseLayer, get_base_factory, kind_for_mode
@@ -45,6 +45,9 @@ from vcodec.codec.ratecontrol import BaseRateController
 from vcodec.codec.stats import EncodeSummary, FrameStats, mean_psnr
 from vcodec.errors import ConfigError, EncoderError, InputError
 from vcodec.io.frame import Frame, VideoInfo
+
+if TYPE_CHECKING:
+    from vcodec.detection.base import SplitDetector
 
 __all__ = ["Encoder", "OutputTarget", "choose_inter_layer", "DB_PER_RATE_DOUBLING", "PROBE_MARGIN"]
 
@@ -463,8 +466,9 @@ class Encoder:
         if packets is None:
             boxes = None
             if self.roi:
-                dets = self.base.detect(
-                    self._base_enc.last_decoded, self._detector, self._base_enc.last_geometry
+                dets = self.base.detect(  # roi: __init__ built self._detector
+                    self._base_enc.last_decoded, cast("SplitDetector", self._detector),
+                    self._base_enc.last_geometry,
                 )
                 boxes = [tuple(float(v) for v in b) for b in dets.boxes]
             packets = lane.encode(index, frame, x_base, boxes)

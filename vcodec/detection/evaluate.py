@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,8 @@ def map_against(
     if len(reference) != len(predictions):
         raise InputError(f"map_against: {len(reference)} reference pictures but {len(predictions)} predicted")
     keep = None if classes is None else list(classes)
-    images, anns, dets = [], [], []
+    images, dets = [], []
+    anns: list[dict[str, Any]] = []
     for i, (ref, pred) in enumerate(zip(reference, predictions, strict=True)):
         images.append({"id": i, "width": max(ref.image_width, 1), "height": max(ref.image_height, 1)})
         r = ref.filter(reference_min_score, keep)

@@ -92,7 +92,7 @@ def load_tagged_state(path: Path, fmt: str, remedy: str) -> dict[str, torch.Tens
     return dict(blob["state_dict"])
 
 
-def load_shipped_yolox(variant: str = "nano", weights_dir: Path | None = None, **kw: float) -> Any:
+def load_shipped_yolox(variant: str = "nano", weights_dir: Path | None = None, **kw: Any) -> Any:
     """YOLOX with the weights shipped in the package (BatchNorm folded), sha256 checked."""
     from vcodec.detection.weights import load_state_dict_strict
     from vcodec.detection.yolox import YOLOX

@@ -49,6 +49,9 @@ class TorchvisionDetector(SplitDetector):
     """A torchvision ResNet-50-FPN detector split after ``layer2``."""
 
     input_format = "RGB float32 0..1, letterbox/pad grey 114, N x 3 x H x W (ImageNet normalisation in front)"
+    # ImageNet normalisation, registered as buffers in __init__
+    mean: Tensor
+    std: Tensor
 
     def __init__(
         self, name: str, weights: str | Path | None = None, split_after: str = "layer2", **kw: float

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from torch import Tensor, nn
@@ -96,10 +97,10 @@ class VcodecDet(BaseConvDetector):
         )
         self.preds = nn.ModuleList([nn.Conv2d(width, 5 + self.num_classes, 1) for _ in self.strides])
         prior = -float(np.log((1 - 0.01) / 0.01))
-        for p in self.preds:
-            nn.init.zeros_(p.weight)
-            nn.init.constant_(p.bias, prior)
-            nn.init.zeros_(p.bias[:4])
+        for p in self.preds:  # the nn.Conv2d (with bias) just built
+            nn.init.zeros_(cast(Tensor, p.weight))
+            nn.init.constant_(cast(Tensor, p.bias), prior)
+            nn.init.zeros_(cast(Tensor, p.bias)[:4])
         self.fused = False
         self.eval()
 

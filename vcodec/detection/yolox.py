@@ -24,7 +24,7 @@ nano, 96 for tiny); ``back`` = dark4 + dark5 + PAFPN neck + decoupled head + NMS
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -82,14 +82,19 @@ class BaseConv(nn.Module):
 def fuse_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A conv with bias computing ``bn(conv(x))`` in inference mode."""
     fused = nn.Conv2d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+        # torch types a Conv2d's kernel_size/stride/padding as tuple[int, ...]; they are 2-tuples
+        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
         groups=conv.groups, bias=True,
     )
     with torch.no_grad():
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        # the casts: an inference-mode BatchNorm has running statistics (track_running_stats, as
+        # BaseConv's) and the conv above was built with a bias
+        mean, var = cast(Tensor, bn.running_mean), cast(Tensor, bn.running_var)
+        fused_bias = cast(Tensor, fused.bias)
+        scale = bn.weight / torch.sqrt(var + bn.eps)
         fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
+        fused_bias.copy_((bias - mean) * scale + bn.bias)
     return fused
 
 
@@ -357,7 +362,7 @@ class YOLOX(BaseConvDetector):
                 m.eps, m.momentum = BN_EPS, BN_MOMENTUM
         bias = -float(np.log((1 - 0.01) / 0.01))
         for conv in list(self.head.cls_preds) + list(self.head.obj_preds):
-            nn.init.constant_(conv.bias, bias)
+            nn.init.constant_(cast(Tensor, conv.bias), bias)  # the prediction convs have a bias
 
     def front_modules(self) -> nn.Module:
         bb = self.backbone.backbone
@@ -500,7 +505,7 @@ def _onnx_conv_weights(path: Path) -> list[tuple[str, np.ndarray, np.ndarray | N
     return convs
 
 
-def build_yolox(variant: str, weights: str | Path | None = None, **kw: float) -> YOLOX:
+def build_yolox(variant: str, weights: str | Path | None = None, **kw: Any) -> YOLOX:
     """A YOLOX model; with ``weights`` (``.pth`` or ``.onnx``) loaded and fused, else random init."""
     model = YOLOX(variant, **kw)
     if weights is not None:

@@ -26,7 +26,9 @@ def planes_to_avframe(planes: list[np.ndarray] | tuple[np.ndarray, ...], depth: 
     frame = av.VideoFrame(w, h, pix_fmt_for(depth))
     dtype = np.dtype(np.uint8 if depth == 8 else "<u2")
     for dst, src in zip(frame.planes, planes, strict=False):
-        view = np.frombuffer(dst, dtype=dtype).reshape(-1, dst.line_size // dtype.itemsize)
+        # numpy's stubs for Python 3.10 refuse PyAV planes, which export the buffer protocol
+        view = np.frombuffer(dst, dtype=dtype).reshape(  # type: ignore[call-overload]
+            -1, dst.line_size // dtype.itemsize)
         view[: src.shape[0], : src.shape[1]] = src
     return frame
 
@@ -36,6 +38,7 @@ def avframe_to_planes(frame: av.VideoFrame) -> list[np.ndarray]:
     dtype = np.dtype(np.uint8 if frame.format.name == "yuv420p" else "<u2")
     out = []
     for p in frame.planes:
-        view = np.frombuffer(p, dtype=dtype).reshape(-1, p.line_size // dtype.itemsize)
+        view = np.frombuffer(p, dtype=dtype).reshape(  # type: ignore[call-overload]  # as in planes_to_avframe
+            -1, p.line_size // dtype.itemsize)
         out.append(view[: p.height, : p.width].astype(dtype.newbyteorder("="), copy=True))
     return out

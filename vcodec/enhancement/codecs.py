@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+from typing import Literal
 
 from vcodec.errors import CodecUnavailableError, ConfigError
 
@@ -144,7 +145,7 @@ DEFAULT_CODEC = "libx265"
 
 
 @cache
-def _codec_present(name: str, mode: str) -> bool:
+def _codec_present(name: str, mode: Literal["r", "w"]) -> bool:
     import av
 
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -46,7 +46,8 @@ class EnhancementDecoder:
         self.pix_fmt = pix_fmt_for(self.coded_depth)
         self._time_base = time_base(cfg.fps)
         self._decoder_name = decoder_for(CODECS[codec_name])
-        cc = av.CodecContext.create(self._decoder_name, "r")
+        # a video decoder: PyAV types create() by codec name only for literal names
+        cc = cast("av.VideoCodecContext", av.CodecContext.create(self._decoder_name, "r"))
         if extradata:
             cc.extradata = bytes(extradata)
         cc.thread_count = threads
@@ -109,7 +110,8 @@ class EnhancementDecoder:
         else:
             signed = unmap_residual(tuple(planes), self.coded_depth)
         key = bool(f.key_frame)
-        return idx, Residual(*signed, bit_depth=self.bit_depth, anchor=self.anchor, keyframe=key)
+        y, u, v = signed  # the three planes of the 4:2:0 format checked above
+        return idx, Residual(y, u, v, bit_depth=self.bit_depth, anchor=self.anchor, keyframe=key)
 
 
 def decode_sequence(

@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -308,8 +308,9 @@ class EnhancementEncoder:
         else:
             opts["crf"] = f"{self._enc_crf:g}"
 
-    def _open(self) -> av.codec.context.CodecContext:
-        cc = av.CodecContext.create(self.codec_name, "w")
+    def _open(self) -> av.VideoCodecContext:
+        # a video encoder: PyAV types create() by codec name only for literal names
+        cc = cast("av.VideoCodecContext", av.CodecContext.create(self.codec_name, "w"))
         cc.width, cc.height = self.width, self.height
         cc.pix_fmt = self.pix_fmt
         cc.time_base = time_base(self.fps)
@@ -320,7 +321,7 @@ class EnhancementEncoder:
         if self.codec_name == "libvpx-vp9":
             cc.bit_rate = 0  # constant-quality mode: crf with no bitrate target
             if self.qp is not None:
-                cc.qmin = cc.qmax = self._enc_qp
+                cc.qmin = cc.qmax = cast(int, self._enc_qp)  # _encoder_rate() set it from qp
         cc.thread_count = self.threads
         # parameter sets go to extradata (for the sequence header), not into every keyframe
         cc.flags |= int(av.codec.context.Flags.global_header)

@@ -128,16 +128,16 @@ def reconstruct(x_base: Frame | None, residual: Residual, *, index: int | None =
             raise InputError(
                 "this enhancement picture is a single-layer anchor; reconstruct it with x_base=None"
             )
-        planes = [np.clip(p, 0, top).astype(dtype) for p in residual.planes]
-        return Frame(*planes, bit_depth=residual.bit_depth, index=index or 0,
+        y, u, v = (np.clip(p, 0, top).astype(dtype) for p in residual.planes)
+        return Frame(y, u, v, bit_depth=residual.bit_depth, index=index or 0,
                      matrix=default_matrix(residual.width, residual.height))
     if x_base is None:
         raise InputError("a residual needs the base picture: pass the base layer's reconstruction as x_base")
     require_same_format(x_base, "base picture", residual, "the residual is")
-    planes = [
+    y, u, v = (
         np.clip(b.astype(np.int32) + r, 0, top).astype(dtype)
         for b, r in zip(x_base.planes, residual.planes, strict=False)
-    ]
-    return Frame(*planes, bit_depth=residual.bit_depth, index=x_base.index if index is None else index,
+    )
+    return Frame(y, u, v, bit_depth=residual.bit_depth, index=x_base.index if index is None else index,
                  matrix=x_base.matrix)
 

@@ -43,9 +43,12 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from vcodec.errors import ConfigError, EncoderError, InputError
+
+if TYPE_CHECKING:
+    from vcodec.baselayer.geometry import BaseGeometry
 
 __all__ = ["run_bench", "STAGES", "BENCH_SCHEMA_VERSION"]
 
@@ -174,7 +177,8 @@ def run_bench(
     warm = base.encoder(base_quality, intra_period)
     payload, _ = warm.encode_frame(clip[0], True)
     wdec = base.decoder()
-    base.detect(wdec.decode_frame(payload, True), detector, wdec.last_geometry)
+    # the geometry casts: the base decoders set last_geometry on every decoded frame
+    base.detect(wdec.decode_frame(payload, True), detector, cast("BaseGeometry", wdec.last_geometry))
     detector.detect(clip[0], mode="pad")
 
     def enc_settings(anchor: bool) -> dict[str, Any]:
@@ -193,7 +197,8 @@ def run_bench(
 
     def base_encode(picture: bool) -> tuple[list[tuple[bool, bytes]], list[Any]]:
         enc = base.encoder(base_quality, intra_period)
-        units, bases = [], []
+        units: list[tuple[bool, bytes]] = []
+        bases: list[Any] = []
         for f in clip:
             intra = f.index % intra_period == 0 or not units
             p, xb = enc.encode_frame(f, intra, picture=picture)
@@ -228,7 +233,8 @@ def run_bench(
         dec = base.decoder()
         found = 0
         for intra, p in units:
-            found += len(base.detect(dec.decode_frame(p, intra), detector, dec.last_geometry))
+            found += len(base.detect(dec.decode_frame(p, intra), detector,
+                                     cast("BaseGeometry", dec.last_geometry)))
         return found
 
     stages["base_decode_detect"], _ = _timed(n, base_decode_detect, repeat)
@@ -240,7 +246,8 @@ def run_bench(
             state = dec.decode_frame(p, intra)
             xbs.append(
                 base.reconstruct(
-                    state, dec.last_geometry, bit_depth=f.bit_depth, matrix=f.matrix, index=f.index
+                    state, cast("BaseGeometry", dec.last_geometry), bit_depth=f.bit_depth, matrix=f.matrix,
+                    index=f.index,
                 )
             )
         out = 0

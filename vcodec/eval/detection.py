@@ -91,7 +91,8 @@ def detection_map(
             f"{sorted(preds)[:5]}...); are the frame indexes of both sides the same?"
         )
     keep = None if classes is None else set(int(c) for c in classes)
-    images, anns, dets = [], [], []
+    images, dets = [], []
+    anns: list[dict[str, Any]] = []
     for i in frames:
         images.append({"id": i, "width": max(truth.width, 1), "height": max(truth.height, 1)})
         gt = truth.frame(i)

@@ -91,7 +91,8 @@ class FrameTruth:
         if not rows:
             return cls()
         a = np.asarray([r[:4] for r in rows], np.float32)
-        return cls(a, [r[4] for r in rows], [r[5] for r in rows], [r[6] for r in rows])
+        return cls(a, np.asarray([r[4] for r in rows], np.int64), np.asarray([r[5] for r in rows], np.int64),
+                   np.asarray([r[6] for r in rows], bool))
 
 
 @dataclass

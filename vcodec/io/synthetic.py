@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -189,7 +190,7 @@ def render(seed: int = SEED) -> list[Frame]:
 
 def write(out: Path, seed: int = SEED) -> str:
     """Write the clip to ``out``; returns its md5."""
-    info = VideoInfo(WIDTH, HEIGHT, FPS, 8, FRAMES, "bt601", str(out))
+    info = VideoInfo(WIDTH, HEIGHT, Fraction(FPS), 8, FRAMES, "bt601", str(out))
     with open_writer(out, info, format="y4m") as wr:
         for f in render(seed):
             wr.write(f)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from vcodec.bitstream.format import FRAME_TYPES
 from vcodec.bitstream.reader import StreamReader, Unit
@@ -92,7 +92,8 @@ class LiveTask:
 
     def _run(self) -> None:
         try:
-            self.producer(self.sink, self.stop_event)
+            # a binary file object (typeshed's io.RawIOBase is no typing.BinaryIO)
+            self.producer(cast(BinaryIO, self.sink), self.stop_event)
         except BaseException as exc:  # noqa: BLE001 - reported through the channel and the log
             self.error = exc
             log.error("live stream %s failed: %s", self.channel.name, exc)

@@ -153,7 +153,7 @@ async def serve_stored(request: web.Request, name: str, path: Path, keep: set[in
             sink = _BatchSink(put, chunk_bytes)
             raw_headers = [u.raw for u in reader.header_units
                            if u.type == UnitType.SEQUENCE_HEADER or u.layer in layers]
-            writer = StreamWriter(sink, reader.header, [c for i, c in reader.layers.items() if i in layers],  # type: ignore[arg-type]
+            writer = StreamWriter(sink, reader.header, [c for i, c in reader.layers.items() if i in layers],
                                   raw_headers=raw_headers, minor=reader.minor)
             for unit in reader:
                 if cancel.is_set():

@@ -10,7 +10,7 @@ depends on how they were made.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -221,7 +221,9 @@ class BaseEncoder:
             self._skip_model.check_previous(grid)
             flags = np.zeros((grid.rows, grid.cols), np.uint8)  # lambda 0: distortion is free, never copy
             if tools.rdo_lambda > 0:
-                copy_dist = weights.reshape(1, -1, 1, 1) * (((y - prev.double()) * gain).numpy()) ** 2
+                # a P-frame: encode_frame() refused one without a reference
+                ref = cast(torch.Tensor, prev)
+                copy_dist = weights.reshape(1, -1, 1, 1) * (((y - ref.double()) * gain).numpy()) ** 2
                 allowed = None
                 if tools.skip_mode == "zero" or moved is not None:
                     allowed = rdo.zero_blocks(sym, tools.skip_block)
@@ -433,6 +435,7 @@ class BaseDecoder:
             elif p.version >= 3:
                 field = self._decode_motion(p, dec, lh, lw)
                 self.last_motion = field
+                assert prev is not None  # a P-frame: _geometry() refused one without a reference
                 prev = motion.compensate(prev, field)
             means, idx = path.params_from_hyper(hyper, prev, gain)
             if tuple(idx.shape) != (1, self.codec.cfg.m, lh, lw):

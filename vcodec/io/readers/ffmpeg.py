@@ -67,7 +67,7 @@ class AVReader(VideoReader):
             self._container.close()
             raise
         self._reformatter = VideoReformatter()
-        self._frames_iter: Iterator[object] | None = None
+        self._frames_iter: Iterator[av.VideoFrame] | None = None
 
     def _setup(self, fmt: str | None, count_file: Path | None) -> None:
         source = self.source
@@ -118,14 +118,14 @@ class AVReader(VideoReader):
         except av.FFmpegError:
             return None
 
-    def _decoded(self) -> Iterator[object]:
+    def _decoded(self) -> Iterator[av.VideoFrame]:
         av = self._av
         try:
             yield from self._container.decode(self._stream)
         except av.FFmpegError as exc:
             raise InputError(f"{self.source}: decoding failed ({exc}); the stream is damaged") from None
 
-    def _next_av_frame(self) -> object | None:
+    def _next_av_frame(self) -> av.VideoFrame | None:
         if self._frames_iter is None:
             self._frames_iter = self._decoded()
         return next(self._frames_iter, None)
@@ -150,7 +150,7 @@ class AVReader(VideoReader):
             )
         src_name = avf.format.name
         full = src_name.startswith("yuvj") or int(avf.color_range or 0) == 2
-        kwargs: dict[str, object] = {"format": _TARGET_FORMATS[self._av_depth]}
+        kwargs: dict[str, Any] = {"format": _TARGET_FORMATS[self._av_depth]}
         if full:
             kwargs.update(src_color_range="JPEG", dst_color_range="MPEG")
         if not src_name.startswith(("yuv", "nv", "p0", "gray")):
@@ -165,7 +165,9 @@ class AVReader(VideoReader):
             p = out.planes[i]
             # rows are padded to line_size; astype makes the one owned, native-order copy
             row = p.line_size // src_dtype.itemsize
-            view = np.frombuffer(p, dtype=src_dtype, count=row * ph).reshape(ph, row)[:, :pw]
+            # numpy's stubs for Python 3.10 refuse PyAV planes, which export the buffer protocol
+            view = np.frombuffer(  # type: ignore[call-overload]
+                p, dtype=src_dtype, count=row * ph).reshape(ph, row)[:, :pw]
             planes.append(view.astype(dst_dtype))
         frame = Frame(planes[0], planes[1], planes[2], self._av_depth, index, self.info.matrix)
         return frame.with_bit_depth(self._depth)

@@ -7,7 +7,7 @@ import os
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from vcodec.errors import ConfigError, InputError
 from vcodec.io.naming import ELEMENTARY_FORMATS, RAW_EXTENSIONS
@@ -54,7 +54,8 @@ class _Prefixed(io.RawIOBase):
 
 def _sniff(stream: BinaryIO, name: str, n: int = 16) -> tuple[bytes, BinaryIO]:
     head = _read_exact(stream, n)
-    return head, _Prefixed(head, stream, name)
+    # a binary file object like the stream it wraps (typeshed's io.RawIOBase is no typing.BinaryIO)
+    return head, cast(BinaryIO, _Prefixed(head, stream, name))
 
 
 def open_video(
