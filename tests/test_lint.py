@@ -1,6 +1,7 @@
-"""Lint: ``ruff check vcodec tools tests`` stays clean under the config in pyproject.toml.
+"""Lint: ``ruff check vcodec tools tests`` and ``mypy vcodec`` stay clean under the config in
+pyproject.toml.
 
-ruff is pinned in the ``test`` extra (setup.cfg): ``pip install -e ".[test]"``.
+ruff and mypy are pinned in the ``test`` extra (setup.cfg): ``pip install -e ".[test]"``.
 """
 
 from __future__ import annotations
@@ -25,3 +26,18 @@ def test_ruff_check_is_clean() -> None:
         timeout=300,
     )
     assert proc.returncode == 0, f"ruff check vcodec tools tests failed:\n{proc.stdout}{proc.stderr}"
+
+
+def test_mypy_is_clean(tmp_path: Path) -> None:
+    assert importlib.util.find_spec("mypy") is not None, (
+        'mypy is not installed in this environment; install the test extra: pip install -e ".[test]"'
+    )
+    # a fresh cache in tmp_path: nothing is read from, or left in, a .mypy_cache of the repository
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy_cache"), "vcodec"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, f"mypy vcodec failed:\n{proc.stdout}{proc.stderr}"
