@@ -32,9 +32,12 @@ def test_mypy_is_clean(tmp_path: Path) -> None:
     assert importlib.util.find_spec("mypy") is not None, (
         'mypy is not installed in this environment; install the test extra: pip install -e ".[test]"'
     )
-    # a fresh cache in tmp_path: nothing is read from, or left in, a .mypy_cache of the repository
+    # a fresh cache in tmp_path: nothing is read from, or left in, a .mypy_cache of the repository;
+    # an ignore that a newer torch/av/numpy makes unnecessary is not our type error (only mypy is
+    # pinned), so the suite does not fail on it ("mypy vcodec" with the config still reports it)
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy_cache"), "vcodec"],
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "mypy_cache"),
+         "--no-warn-unused-ignores", "vcodec"],
         cwd=REPO,
         capture_output=True,
         text=True,
