@@ -335,3 +335,21 @@ def test_eval_refuses_bad_base_tools_before_writing(codec_test_model: Path, tmp_
     err = capsys.readouterr().err
     assert "dead zone 9.0 is invalid" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_eval_bootstrap_gives_every_scored_point_an_interval(codec_test_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "boot"
+    args = [*_common(codec_test_model, out), "--base-qualities", "0.5", "--enh-qps", "40",
+            "--anchors", "x265", "--anchor-qps", "40", "--bootstrap", "40", "--no-full-detect"]
+    assert eval_main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    by = {p["id"]: p for p in res["points"]}
+    for pid in ("reference", "vcodec-base_q0.50", "x265_qp40", "simulcast_q0.50_qp40"):
+        p = by[pid]
+        assert p["map50_low"] <= p["map50_high"], pid
+    # pseudo ground truth is the reference itself (up to the rounding of COCOeval's class mean)
+    assert (by["reference"]["map50_low"], by["reference"]["map50_high"]) == pytest.approx((1.0, 1.0))
+    # simulcast's detections are the base layer's: so is its interval
+    assert by["simulcast_q0.50_qp40"]["map50_low"] == by["vcodec-base_q0.50"]["map50_low"]
+    assert "map50_low" not in by["vcodec-full_q0.50_qp40"]  # no detections on its pixels were asked for
+    assert "[95 % interval]" in (out / "summary.md").read_text()

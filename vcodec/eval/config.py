@@ -51,6 +51,8 @@ class EvalConfig:
     #: frames (None: 5 for pseudo ground truth, 1 = every class for labelled ground truth)
     min_class_objects: int | None = None
     score_threshold: float = 0.01
+    #: 95 % interval of every point's mAP@0.5 over this many frame resamples (0: none)
+    bootstrap: int = 0
     track_min_score: float = 0.3
     full_detect: bool = True
     jobs: int = 1
@@ -100,6 +102,10 @@ class EvalConfig:
                 or self.min_class_objects < 1):
             raise ConfigError(f"min_class_objects {self.min_class_objects!r} is invalid; use an integer >= 1 "
                               "(1 = every class counts)")
+        if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int) \
+                or not 0 <= self.bootstrap <= 100_000:
+            raise ConfigError(f"bootstrap {self.bootstrap!r} is invalid; use 0 (off) or a number of "
+                              "resamples up to 100000 (e.g. 200)")
         if self.frames is not None and self.frames <= 0:
             raise ConfigError(f"frames must be positive, got {self.frames}")
         if not 0.0 <= self.score_threshold <= self.gt_min_score <= 1.0:

@@ -25,7 +25,10 @@ from vcodec.detection.base import COCO80, Detections
 from vcodec.errors import InputError
 from vcodec.eval.groundtruth import GroundTruth
 
-__all__ = ["PSEUDO_MIN_CLASS_OBJECTS", "ScoredClasses", "detection_map", "scored_classes"]
+__all__ = [
+    "BOOTSTRAP_SEED", "PSEUDO_MIN_CLASS_OBJECTS", "ScoredClasses", "detection_map", "map50_interval",
+    "scored_classes",
+]
 
 #: with pseudo ground truth, classes with fewer objects than this in the evaluated frames are left
 #: out of the class mean: they are mostly the reference detector's own rare mistakes (a "teddy
@@ -157,3 +160,42 @@ def detection_map(
 
     per_class = {COCO80[cat - 1]: mean_valid(prec[0, :, k]) for k, cat in enumerate(counted)}
     return {**result, "map50": mean_valid(prec[0]), "map": mean_valid(prec), "per_class_ap50": per_class}
+
+
+#: the resamples of :func:`map50_interval` are drawn from this seed: every point of a run (and every
+#: run of the same frames) is scored on the same resamples, so their intervals compare like for like
+BOOTSTRAP_SEED = 0
+
+
+def map50_interval(
+    truth: GroundTruth,
+    predictions: Mapping[int, Detections],
+    classes: Sequence[int] | None,
+    resamples: int,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of mAP@0.5 over ``resamples`` bootstrap resamples of the
+    annotated frames (drawn with replacement, as many as there are): how much of a difference
+    between two points could come from which frames happened to be evaluated.
+
+    A resample whose ground truth holds no object has no mAP and is left out; (NaN, NaN) when
+    none has one.
+    """
+    frames = list(truth.annotated)
+    rng = np.random.default_rng(seed)
+    values: list[float] = []
+    for _ in range(resamples):
+        picks = [int(i) for i in rng.choice(frames, size=len(frames), replace=True)] if frames else []
+        # a frame drawn twice is two images: renumber the resample 0..n-1
+        sample = GroundTruth({k: truth.frame(i) for k, i in enumerate(picks)}, truth.width, truth.height,
+                             truth.format, truth.source, truth.pseudo, False, list(range(len(picks))))
+        got = {k: predictions[i] for k, i in enumerate(picks) if i in predictions}
+        if not got and picks:  # the system delivered none of the drawn frames: it detected nothing
+            got = {0: Detections()}
+        v = float(detection_map(sample, got, classes)["map50"])
+        if np.isfinite(v):
+            values.append(v)
+    if not values:
+        return float("nan"), float("nan")
+    low, high = np.percentile(np.array(values), [2.5, 97.5])
+    return float(low), float(high)

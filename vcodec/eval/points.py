@@ -45,6 +45,8 @@ METRIC_COLUMNS = [
     "kbps_total",
     "kbps_stream",
     "map50",
+    "map50_low",
+    "map50_high",
     "map",
     "map50_full",
     "mota",
@@ -91,6 +93,9 @@ class EvalPoint:
     kbps_total: float | None = None
     kbps_stream: float | None = None
     map50: float | None = None
+    #: 95 % interval of map50 over frame resamples (``vcodec eval --bootstrap N``)
+    map50_low: float | None = None
+    map50_high: float | None = None
     map: float | None = None
     map50_full: float | None = None
     mota: float | None = None

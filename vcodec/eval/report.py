@@ -138,7 +138,8 @@ def points_table(rows: Sequence[EvalPoint]) -> str:
                 r.id,
                 _f(r.kbps_base, 1),
                 _f(r.kbps_total, 1),
-                _f(r.map50),
+                _f(r.map50) + ("" if r.map50_low is None or r.map50_high is None
+                               else f" [{_f(r.map50_low)}, {_f(r.map50_high)}]"),
                 _f(r.map),
                 _f(r.map50_full),
                 _f(r.mota),
@@ -152,7 +153,7 @@ def points_table(rows: Sequence[EvalPoint]) -> str:
             "point",
             "kbit/s base",
             "kbit/s total",
-            "mAP@0.5",
+            "mAP@0.5" + (" [95 % interval]" if any(r.map50_low is not None for r in rows) else ""),
             "mAP@[.5:.95]",
             "mAP@0.5 (full pixels)",
             "MOTA",

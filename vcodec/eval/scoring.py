@@ -14,7 +14,7 @@ import numpy as np
 
 from vcodec.errors import InputError
 from vcodec.eval.config import EvalConfig
-from vcodec.eval.detection import detection_map
+from vcodec.eval.detection import detection_map, map50_interval
 from vcodec.eval.groundtruth import GroundTruth
 from vcodec.eval.points import EvalPoint, dets_from_json, fmt_q
 from vcodec.eval.quality import QualityAccumulator
@@ -26,7 +26,9 @@ __all__ = ["anchor_size_system"]
 _CARRIED = (
     "base_quality", "qp", "kbps_base", "kbps_enh", "kbps_total", "kbps_stream", "encode_s", "decode_s"
 )
-_DETECTION_METRICS = frozenset({"map50", "map", "mota", "idf1"})
+_DETECTION_METRICS = frozenset({"map50", "map50_low", "map50_high", "map", "mota", "idf1"})
+#: measured only with ``--bootstrap N``
+_INTERVAL = frozenset({"map50_low", "map50_high"})
 
 
 def _align(refs: list[Any], decoded: dict[int, Any], what: str) -> dict[int, Any]:
@@ -76,6 +78,11 @@ def _score(
         values[col] = _plain(m["map50"])
         if key == "detections":
             values["map"] = _plain(m["map"])
+            if cfg.bootstrap:
+                low, high = map50_interval(truth, dets, classes, cfg.bootstrap)
+                values["map50_low"], values["map50_high"] = _plain(low), _plain(high)
+            else:
+                unmeasured |= _INTERVAL
             t = mot_metrics(gt_tracks, track_detections(dets.items(), min_score=cfg.track_min_score))
             values["mota"], values["idf1"] = _plain(t["mota"]), _plain(t["idf1"])
     return EvalPoint(
@@ -129,6 +136,8 @@ def _simulcast(rows: Sequence[EvalPoint]) -> list[EvalPoint]:
                     kbps_enh=a.kbps_total,
                     kbps_total=b.kbps_base + a.kbps_total,
                     map50=b.map50,
+                    map50_low=b.map50_low,
+                    map50_high=b.map50_high,
                     map=b.map,
                     mota=b.mota,
                     idf1=b.idf1,
@@ -136,8 +145,9 @@ def _simulcast(rows: Sequence[EvalPoint]) -> list[EvalPoint]:
                     psnr_y=a.psnr_y,
                     psnr_yuv=a.psnr_yuv,
                     ms_ssim=a.ms_ssim,
-                    # derived: no stream of its own to time
-                    unmeasured=frozenset({"kbps_stream", "encode_s", "decode_s"}),
+                    # derived: no stream of its own to time; the mAP interval is the base point's
+                    unmeasured=(frozenset({"kbps_stream", "encode_s", "decode_s"})
+                                | (_INTERVAL & b.unmeasured)),
                 )
             )
     return out
