@@ -51,3 +51,51 @@ def test_bad_bootstrap_counts_are_refused(bad: object) -> None:
     cfg = EvalConfig(input="x.y4m", output="out", bootstrap=bad)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="bootstrap"):
         cfg.check()
+
+
+def _reference_interval(truth: GroundTruth, preds: dict[int, Detections], classes: list[int] | None,
+                        resamples: int, seed: int = 0) -> tuple[float, float]:
+    """The definition: each resample scored afresh by detection_map, frames renumbered 0..n-1."""
+    frames = list(truth.annotated)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        picks = [int(i) for i in rng.choice(frames, size=len(frames), replace=True)]
+        sample = GroundTruth({k: truth.frame(i) for k, i in enumerate(picks)}, truth.width, truth.height,
+                             "test", "test", False, False, list(range(len(picks))))
+        got = {k: preds[i] for k, i in enumerate(picks) if i in preds} or {0: Detections()}
+        v = detection_map(sample, got, classes)["map50"]
+        if np.isfinite(v):
+            values.append(v)
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+@pytest.mark.parametrize("classes", [None, [0, 2]])
+def test_matching_once_equals_scoring_every_resample_afresh(classes: list[int] | None) -> None:
+    """Three classes (one rare), crowd regions, missing and empty frames, ties in score, jittered and
+    spurious boxes: the fast path gives exactly what scoring each resample from scratch gives."""
+    rng = np.random.default_rng(7)
+    frames: dict[int, FrameTruth] = {}
+    preds: dict[int, Detections] = {}
+    for i in range(24):
+        n = int(rng.integers(0, 4))
+        xy = rng.uniform(0, 150, (n, 2))
+        boxes = np.hstack([xy, xy + rng.uniform(10, 60, (n, 2))]).astype(np.float32)
+        cls = rng.choice([0, 0, 2, 2, 5], size=n)
+        frames[i] = FrameTruth(boxes, cls, ignore=rng.uniform(size=n) < 0.15)
+        if i % 7 == 3:
+            continue  # a frame the system did not deliver
+        keep = rng.uniform(size=n) < 0.7
+        jitter = rng.normal(0, 4, (int(keep.sum()), 4)).astype(np.float32)
+        extra = int(rng.integers(0, 3))
+        exy = rng.uniform(0, 150, (extra, 2))
+        pboxes = np.vstack([boxes[keep] + jitter, np.hstack([exy, exy + 30]).astype(np.float32)])
+        scores = np.round(rng.uniform(0.01, 1.0, len(pboxes)), 1).astype(np.float32)  # ties
+        pcls = np.concatenate([cls[keep], rng.choice([0, 2, 5], size=extra)])
+        order = np.argsort(-scores, kind="stable")
+        preds[i] = Detections(pboxes[order], scores[order], pcls[order].astype(np.int64))
+    truth = GroundTruth(frames, 220, 220, "test", "test", annotated=list(range(24)))
+    fast = map50_interval(truth, preds, classes, 60)
+    assert fast == pytest.approx(_reference_interval(truth, preds, classes, 60), abs=1e-12)
+    assert fast[0] < fast[1]

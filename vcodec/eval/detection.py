@@ -69,6 +69,93 @@ def scored_classes(counts: Mapping[int, int], minimum: int) -> ScoredClasses:
     return ScoredClasses(minimum, kept, {int(c): int(n) for c, n in counts.items() if n < minimum})
 
 
+@dataclass
+class _CocoInput:
+    """The in-memory COCO datasets of one scoring: images, ground truth and detections, and the
+    (1-based) categories that hold a counted ground-truth object."""
+
+    images: list[dict[str, Any]]
+    anns: list[dict[str, Any]]
+    dets: list[dict[str, Any]]
+
+    @property
+    def counted(self) -> list[int]:
+        return sorted({a["category_id"] for a in self.anns if not a["iscrowd"]})
+
+
+def _coco_input(truth: GroundTruth, preds: Mapping[int, Detections], classes: Sequence[int] | None
+                ) -> _CocoInput:
+    keep = None if classes is None else set(int(c) for c in classes)
+    out = _CocoInput([], [], [])
+    for i in truth.annotated:
+        out.images.append({"id": i, "width": max(truth.width, 1), "height": max(truth.height, 1)})
+        gt = truth.frame(i)
+        for b, c, ign in zip(gt.boxes, gt.class_ids, gt.ignore, strict=True):
+            if keep is not None and int(c) not in keep:
+                continue
+            w, h = float(b[2] - b[0]), float(b[3] - b[1])
+            out.anns.append(
+                {
+                    "id": len(out.anns) + 1,
+                    "image_id": i,
+                    "category_id": int(c) + 1,
+                    "iscrowd": int(bool(ign)),
+                    "bbox": [float(b[0]), float(b[1]), w, h],
+                    "area": w * h,
+                }
+            )
+        # a frame the system did not deliver counts as one without detections: its objects are missed
+        p = preds.get(i, Detections())
+        for b, s, c in zip(p.boxes, p.scores, p.class_ids, strict=True):
+            if keep is not None and int(c) not in keep:
+                continue
+            out.dets.append(
+                {
+                    "image_id": i,
+                    "category_id": int(c) + 1,
+                    "score": float(s),
+                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                }
+            )
+    return out
+
+
+def _evaluated(data: _CocoInput, max_dets: int) -> Any:
+    """pycocotools' ``COCOeval`` of ``data`` after ``evaluate()``: every image's matches, per class
+    and area range, which ``accumulate()`` then turns into precision (needs detections)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = COCO()
+    gt.dataset = {
+        "images": data.images,
+        "annotations": data.anns,
+        "categories": [{"id": c + 1, "name": COCO80[c]} for c in range(len(COCO80))],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        gt.createIndex()
+        dt = gt.loadRes(data.dets)
+        ev = COCOeval(gt, dt, "bbox")
+        ev.params.catIds = data.counted
+        ev.params.maxDets = [1, 10, int(max_dets)]
+        ev.evaluate()
+    return ev
+
+
+def _precision(ev: Any) -> np.ndarray:
+    """``accumulate()``'s precision at area "all" and the largest maxDets: [IoU, recall, class];
+    -1 = undefined (a class without ground truth)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev.accumulate()
+    # precision: [T IoU thresholds, R recall points, K classes, A areas, M maxDets].
+    # Read directly rather than via summarize(), whose stats[0] is hard-wired to 100 detections.
+    return np.asarray(ev.eval["precision"])[:, :, :, 0, -1]
+
+
+def _mean_valid(a: np.ndarray) -> float:
+    return float(np.mean(a[a > -1])) if (a > -1).any() else float("nan")
+
+
 def detection_map(
     truth: GroundTruth,
     predictions: Mapping[int, Detections] | Sequence[Detections],
@@ -83,9 +170,6 @@ def detection_map(
     ``{"map50", "map", "per_class_ap50": {name: ap}, "num_gt", "num_pred", "num_frames"}``;
     mAP is NaN when the ground truth holds no object.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     preds = dict(enumerate(predictions)) if not isinstance(predictions, Mapping) else dict(predictions)
     frames = list(truth.annotated)
     if frames and not any(i in preds for i in frames):
@@ -93,73 +177,21 @@ def detection_map(
             f"no predictions for any annotated frame (annotated: {frames[:5]}..., predicted: "
             f"{sorted(preds)[:5]}...); are the frame indexes of both sides the same?"
         )
-    keep = None if classes is None else set(int(c) for c in classes)
-    images, dets = [], []
-    anns: list[dict[str, Any]] = []
-    for i in frames:
-        images.append({"id": i, "width": max(truth.width, 1), "height": max(truth.height, 1)})
-        gt = truth.frame(i)
-        for b, c, ign in zip(gt.boxes, gt.class_ids, gt.ignore, strict=True):
-            if keep is not None and int(c) not in keep:
-                continue
-            w, h = float(b[2] - b[0]), float(b[3] - b[1])
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": i,
-                    "category_id": int(c) + 1,
-                    "iscrowd": int(bool(ign)),
-                    "bbox": [float(b[0]), float(b[1]), w, h],
-                    "area": w * h,
-                }
-            )
-        # a frame the system did not deliver counts as one without detections: its objects are missed
-        p = preds.get(i, Detections())
-        for b, s, c in zip(p.boxes, p.scores, p.class_ids, strict=True):
-            if keep is not None and int(c) not in keep:
-                continue
-            dets.append(
-                {
-                    "image_id": i,
-                    "category_id": int(c) + 1,
-                    "score": float(s),
-                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
-                }
-            )
-    counted = sorted({a["category_id"] for a in anns if not a["iscrowd"]})
+    data = _coco_input(truth, preds, classes)
+    counted = data.counted
     result: dict[str, Any] = {
-        "num_gt": sum(1 for a in anns if not a["iscrowd"]),
-        "num_pred": len(dets),
+        "num_gt": sum(1 for a in data.anns if not a["iscrowd"]),
+        "num_pred": len(data.dets),
         "num_frames": len(frames),
         "per_class_ap50": {},
     }
     if not counted:
         return {**result, "map50": float("nan"), "map": float("nan")}
-    if not dets:
+    if not data.dets:
         return {**result, "map50": 0.0, "map": 0.0, "per_class_ap50": {COCO80[c - 1]: 0.0 for c in counted}}
-    gt = COCO()
-    gt.dataset = {
-        "images": images,
-        "annotations": anns,
-        "categories": [{"id": c + 1, "name": COCO80[c]} for c in range(len(COCO80))],
-    }
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        gt.createIndex()
-        dt = gt.loadRes(dets)
-        ev = COCOeval(gt, dt, "bbox")
-        ev.params.catIds = counted
-        ev.params.maxDets = [1, 10, int(max_dets)]
-        ev.evaluate()
-        ev.accumulate()
-    # precision: [T IoU thresholds, R recall points, K classes, A areas, M maxDets]; -1 = undefined.
-    # Read directly rather than via summarize(), whose stats[0] is hard-wired to 100 detections.
-    prec = np.asarray(ev.eval["precision"])[:, :, :, 0, -1]
-
-    def mean_valid(a: np.ndarray) -> float:
-        return float(np.mean(a[a > -1])) if (a > -1).any() else float("nan")
-
-    per_class = {COCO80[cat - 1]: mean_valid(prec[0, :, k]) for k, cat in enumerate(counted)}
-    return {**result, "map50": mean_valid(prec[0]), "map": mean_valid(prec), "per_class_ap50": per_class}
+    prec = _precision(_evaluated(data, max_dets))
+    per_class = {COCO80[cat - 1]: _mean_valid(prec[0, :, k]) for k, cat in enumerate(counted)}
+    return {**result, "map50": _mean_valid(prec[0]), "map": _mean_valid(prec), "per_class_ap50": per_class}
 
 
 #: the resamples of :func:`map50_interval` are drawn from this seed: every point of a run (and every
@@ -173,28 +205,45 @@ def map50_interval(
     classes: Sequence[int] | None,
     resamples: int,
     seed: int = BOOTSTRAP_SEED,
+    max_dets: int = 300,
 ) -> tuple[float, float]:
     """The 2.5th and 97.5th percentiles of mAP@0.5 over ``resamples`` bootstrap resamples of the
     annotated frames (drawn with replacement, as many as there are): how much of a difference
     between two points could come from which frames happened to be evaluated.
 
-    A resample whose ground truth holds no object has no mAP and is left out; (NaN, NaN) when
-    none has one.
+    Each resample is scored as :func:`detection_map` scores a sequence whose frames are the drawn
+    ones (a frame drawn twice counts twice).  COCO matches detections to ground truth image by
+    image, so the images are matched once and only ``accumulate()`` runs per resample, on the
+    drawn images' matches in the drawn order (tests/test_eval_bootstrap.py checks this against
+    scoring each resample afresh).  A resample whose ground truth holds no counted object has no
+    mAP and is left out; (NaN, NaN) when none has one.
     """
     frames = list(truth.annotated)
+    data = _coco_input(truth, predictions, classes)
+    if not frames or not data.counted:
+        return float("nan"), float("nan")
+    has_gt = {i: False for i in frames}
+    for a in data.anns:
+        if not a["iscrowd"]:
+            has_gt[a["image_id"]] = True
+    ev = _evaluated(data, max_dets) if data.dets else None
+    if ev is not None:
+        matched = list(ev.evalImgs)  # [class][area range][image], images in ev's (sorted) order
+        position = {img: n for n, img in enumerate(ev._paramsEval.imgIds)}
+        n_images, n_areas = len(ev._paramsEval.imgIds), len(ev._paramsEval.areaRng)
     rng = np.random.default_rng(seed)
     values: list[float] = []
     for _ in range(resamples):
-        picks = [int(i) for i in rng.choice(frames, size=len(frames), replace=True)] if frames else []
-        # a frame drawn twice is two images: renumber the resample 0..n-1
-        sample = GroundTruth({k: truth.frame(i) for k, i in enumerate(picks)}, truth.width, truth.height,
-                             truth.format, truth.source, truth.pseudo, False, list(range(len(picks))))
-        got = {k: predictions[i] for k, i in enumerate(picks) if i in predictions}
-        if not got and picks:  # the system delivered none of the drawn frames: it detected nothing
-            got = {0: Detections()}
-        v = float(detection_map(sample, got, classes)["map50"])
-        if np.isfinite(v):
-            values.append(v)
+        picks = [int(i) for i in rng.choice(frames, size=len(frames), replace=True)]
+        if not any(has_gt[i] for i in picks):
+            continue
+        if ev is None:  # no detections at all: every counted object is missed
+            values.append(0.0)
+            continue
+        ev.evalImgs = [matched[(k * n_areas + a) * n_images + position[i]]
+                       for k in range(len(data.counted)) for a in range(n_areas) for i in picks]
+        ev.params.imgIds = ev._paramsEval.imgIds = list(range(len(picks)))
+        values.append(_mean_valid(_precision(ev)[0]))
     if not values:
         return float("nan"), float("nan")
     low, high = np.percentile(np.array(values), [2.5, 97.5])
