@@ -89,8 +89,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "map50-055", "vcodec/eval/detection.py",
-        '"map50": mean_valid(prec[0])',
-        '"map50": mean_valid(prec[1])',
+        '"map50": _mean_valid(prec[0])',
+        '"map50": _mean_valid(prec[1])',
         ("tests/test_eval_metrics.py", "tests/test_eval_oracles.py"),
         "mAP@0.5 read from the IoU 0.55 slice",
     ),
