@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -99,3 +101,38 @@ def test_matching_once_equals_scoring_every_resample_afresh(classes: list[int] |
     fast = map50_interval(truth, preds, classes, 60)
     assert fast == pytest.approx(_reference_interval(truth, preds, classes, 60), abs=1e-12)
     assert fast[0] < fast[1]
+
+
+def test_bd_bootstrap_tool_on_a_system_that_matches_the_anchor_at_half_the_rate(tmp_path: Path) -> None:
+    """tools/bd_bootstrap.py: a base layer whose detections at each point are the anchor's at the
+    same rank, at half the anchor's rate, needs 50 % fewer bits on every resample of the frames."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from bd_bootstrap import bd_interval
+
+    from vcodec.eval.points import dets_to_json
+
+    rng = np.random.default_rng(3)
+    frames = 16
+    truth = GroundTruth({i: FrameTruth(BOX, np.array([0])) for i in range(frames)}, 100, 100, "test", "test",
+                        pseudo=True)
+    (tmp_path / "points").mkdir()
+    (tmp_path / "groundtruth.json").write_text(json.dumps(truth.to_json()))
+    points = []
+    for rank, hit_rate in enumerate((0.3, 0.6, 0.8, 0.95)):
+        hits = {i: (_hit() if rng.uniform() < hit_rate else Detections()) for i in range(frames)}
+        rate = 10.0 * 2 ** rank
+        for system, pid, kbps in (("x265", f"x265_qp{40 - rank}", rate),
+                                  ("vcodec-base", f"vcodec-base_q{rank / 4:.2f}", rate / 2)):
+            m = detection_map(truth, hits)["map50"]
+            points.append({"id": pid, "system": system, "kbps_total": kbps, "map50": m,
+                           "kbps_base": kbps if system == "vcodec-base" else None})
+            stored = {"detections": dets_to_json(hits.items())}
+            (tmp_path / "points" / f"{pid}.json").write_text(json.dumps(stored))
+    (tmp_path / "results.json").write_text(json.dumps({"points": points}))
+    row = bd_interval(tmp_path, "x265", 100)
+    assert row["bd_rate"] == pytest.approx(-50.0)
+    assert row["interval"] == pytest.approx([-50.0, -50.0]) and row["share_at_most_0"] == 1.0
+    assert row["with_a_number"] > 50  # resamples whose curves are not monotonic give none

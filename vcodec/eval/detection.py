@@ -27,7 +27,7 @@ from vcodec.eval.groundtruth import GroundTruth
 
 __all__ = [
     "BOOTSTRAP_SEED", "PSEUDO_MIN_CLASS_OBJECTS", "ScoredClasses", "detection_map", "map50_interval",
-    "scored_classes",
+    "map50_resamples", "scored_classes",
 ]
 
 #: with pseudo ground truth, classes with fewer objects than this in the evaluated frames are left
@@ -199,29 +199,30 @@ def detection_map(
 BOOTSTRAP_SEED = 0
 
 
-def map50_interval(
+def map50_resamples(
     truth: GroundTruth,
     predictions: Mapping[int, Detections],
     classes: Sequence[int] | None,
     resamples: int,
     seed: int = BOOTSTRAP_SEED,
     max_dets: int = 300,
-) -> tuple[float, float]:
-    """The 2.5th and 97.5th percentiles of mAP@0.5 over ``resamples`` bootstrap resamples of the
-    annotated frames (drawn with replacement, as many as there are): how much of a difference
-    between two points could come from which frames happened to be evaluated.
+) -> np.ndarray:
+    """mAP@0.5 on each of ``resamples`` bootstrap resamples of the annotated frames (drawn with
+    replacement, as many as there are; NaN where the drawn frames hold no counted object).
 
-    Each resample is scored as :func:`detection_map` scores a sequence whose frames are the drawn
-    ones (a frame drawn twice counts twice).  COCO matches detections to ground truth image by
-    image, so the images are matched once and only ``accumulate()`` runs per resample, on the
-    drawn images' matches in the drawn order (tests/test_eval_bootstrap.py checks this against
-    scoring each resample afresh).  A resample whose ground truth holds no counted object has no
-    mAP and is left out; (NaN, NaN) when none has one.
+    The draws depend only on ``seed`` and the frame list, so two systems scored on the same frames
+    get the same resamples: element r of both arrays is a paired comparison (what a BD-rate
+    interval needs, ``tools/bd_bootstrap.py``).  Each resample is scored as
+    :func:`detection_map` scores a sequence whose frames are the drawn ones (a frame drawn twice
+    counts twice).  COCO matches detections to ground truth image by image, so the images are
+    matched once and only ``accumulate()`` runs per resample, on the drawn images' matches in the
+    drawn order (tests/test_eval_bootstrap.py checks this against scoring every resample afresh).
     """
     frames = list(truth.annotated)
+    out = np.full(resamples, np.nan)
     data = _coco_input(truth, predictions, classes)
     if not frames or not data.counted:
-        return float("nan"), float("nan")
+        return out
     has_gt = {i: False for i in frames}
     for a in data.anns:
         if not a["iscrowd"]:
@@ -232,19 +233,34 @@ def map50_interval(
         position = {img: n for n, img in enumerate(ev._paramsEval.imgIds)}
         n_images, n_areas = len(ev._paramsEval.imgIds), len(ev._paramsEval.areaRng)
     rng = np.random.default_rng(seed)
-    values: list[float] = []
-    for _ in range(resamples):
+    for r in range(resamples):
         picks = [int(i) for i in rng.choice(frames, size=len(frames), replace=True)]
         if not any(has_gt[i] for i in picks):
             continue
         if ev is None:  # no detections at all: every counted object is missed
-            values.append(0.0)
+            out[r] = 0.0
             continue
         ev.evalImgs = [matched[(k * n_areas + a) * n_images + position[i]]
                        for k in range(len(data.counted)) for a in range(n_areas) for i in picks]
         ev.params.imgIds = ev._paramsEval.imgIds = list(range(len(picks)))
-        values.append(_mean_valid(_precision(ev)[0]))
-    if not values:
+        out[r] = _mean_valid(_precision(ev)[0])
+    return out
+
+
+def map50_interval(
+    truth: GroundTruth,
+    predictions: Mapping[int, Detections],
+    classes: Sequence[int] | None,
+    resamples: int,
+    seed: int = BOOTSTRAP_SEED,
+    max_dets: int = 300,
+) -> tuple[float, float]:
+    """The 2.5th and 97.5th percentiles of :func:`map50_resamples`: how much of a difference
+    between two points could come from which frames happened to be evaluated.  Resamples without
+    a counted object are left out; (NaN, NaN) when none has one."""
+    values = map50_resamples(truth, predictions, classes, resamples, seed, max_dets)
+    values = values[np.isfinite(values)]
+    if not values.size:
         return float("nan"), float("nan")
-    low, high = np.percentile(np.array(values), [2.5, 97.5])
+    low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
