@@ -180,10 +180,10 @@ def test_base_tune_sets_the_p_frame_tools_records_them_and_decodes(
 
 def test_bad_base_tune_and_deadzone_are_usage_errors(tmp_path: Path, codec_test_model: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from vcodec.baselayer.learned.tools import TUNES
-    from vcodec.cli._args import TUNE_CHOICES
+    from vcodec.baselayer.learned.tools import EFFORTS, TUNES
+    from vcodec.cli._args import EFFORT_CHOICES, TUNE_CHOICES
 
-    assert TUNE_CHOICES == TUNES
+    assert TUNE_CHOICES == TUNES and EFFORT_CHOICES == EFFORTS
     out = tmp_path / "x.vcs"
     base = [str(SEQUENCE), "-o", str(out), "--frames", "2", "--base-model", str(codec_test_model)]
     assert encode_cli.main([*base, "--base-deadzone", "-1", *FAST_ENCODE]) == 2

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from vcodec.eval.bdrate import bd_rate_result  # noqa: E402
-from vcodec.eval.detection import PSEUDO_MIN_CLASS_OBJECTS, map50_resamples, scored_classes  # noqa: E402
+from vcodec.eval.detection import map50_resamples, truth_classes  # noqa: E402
 from vcodec.eval.groundtruth import GroundTruth  # noqa: E402
 from vcodec.eval.points import dets_from_json  # noqa: E402
 
@@ -38,8 +38,7 @@ def bd_interval(folder: Path, anchor: str, resamples: int, min_class_objects: in
                 ) -> dict[str, Any]:
     """The base layer against ``anchor`` (``x265``, ``x264``) in one results folder."""
     truth = GroundTruth.from_json(json.loads((folder / "groundtruth.json").read_text()))
-    minimum = min_class_objects or (PSEUDO_MIN_CLASS_OBJECTS if truth.pseudo else 1)
-    classes = scored_classes(truth.class_counts(), minimum).classes
+    classes = truth_classes(truth, min_class_objects).classes
     points = json.loads((folder / "results.json").read_text())["points"]
     base = sorted((p for p in points if p["system"] == "vcodec-base"), key=lambda p: p["kbps_base"])
     anchors = sorted((p for p in points if p["system"] == anchor), key=lambda p: p["kbps_total"])

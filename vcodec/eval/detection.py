@@ -27,7 +27,7 @@ from vcodec.eval.groundtruth import GroundTruth
 
 __all__ = [
     "BOOTSTRAP_SEED", "PSEUDO_MIN_CLASS_OBJECTS", "ScoredClasses", "detection_map", "map50_interval",
-    "map50_resamples", "scored_classes",
+    "map50_resamples", "scored_classes", "truth_classes",
 ]
 
 #: with pseudo ground truth, classes with fewer objects than this in the evaluated frames are left
@@ -67,6 +67,13 @@ def scored_classes(counts: Mapping[int, int], minimum: int) -> ScoredClasses:
     if not kept:
         return ScoredClasses(minimum, {int(c): int(n) for c, n in counts.items()}, {})
     return ScoredClasses(minimum, kept, {int(c): int(n) for c, n in counts.items() if n < minimum})
+
+
+def truth_classes(truth: GroundTruth, min_class_objects: int | None = None) -> ScoredClasses:
+    """The classes mAP averages for ``truth``: those with at least ``min_class_objects`` objects
+    (None: :data:`PSEUDO_MIN_CLASS_OBJECTS` for pseudo ground truth, every class for labels)."""
+    minimum = min_class_objects or (PSEUDO_MIN_CLASS_OBJECTS if truth.pseudo else 1)
+    return scored_classes(truth.class_counts(), minimum)
 
 
 @dataclass

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from vcodec._atomic import atomic_output
 from vcodec.errors import InputError
 from vcodec.eval.bdrate import BDResult
+from vcodec.eval.config import EvalConfig
 from vcodec.eval.output import write_text
 from vcodec.eval.points import BDEntry, EvalPoint, EvalResults
 
@@ -265,11 +267,10 @@ def _window(results: EvalResults) -> str:
 
 def _base_tool_lines(settings: dict[str, Any]) -> list[str]:
     """The base encoder's tools when the run did not use the defaults (older runs recorded none)."""
-    given = {"--base-effort": (settings.get("base_effort"), "fast"),
-             "--base-tune": (settings.get("base_tune"), "default"),
-             "--base-p-offset": (settings.get("base_p_offset"), None),
-             "--base-deadzone": (settings.get("base_deadzone"), None)}
-    chosen = [f"{opt} {v}" for opt, (v, default) in given.items() if v is not None and v != default]
+    defaults = {f.name: f.default for f in fields(EvalConfig)}
+    names = ("base_effort", "base_tune", "base_p_offset", "base_deadzone")
+    chosen = [f"--{n.replace('_', '-')} {settings[n]}" for n in names
+              if settings.get(n) is not None and settings[n] != defaults[n]]
     return [f"- base layer coded with {' '.join(chosen)}"] if chosen else []
 
 

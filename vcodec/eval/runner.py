@@ -49,7 +49,7 @@ from typing import Any
 from vcodec.errors import InputError, OutputError
 from vcodec.eval.config import ANCHOR_NAMES, EvalConfig
 from vcodec.eval.curves import bd_entries as _bd_entries
-from vcodec.eval.detection import PSEUDO_MIN_CLASS_OBJECTS, scored_classes
+from vcodec.eval.detection import truth_classes
 from vcodec.eval.groundtruth import load_ground_truth, pseudo_ground_truth
 from vcodec.eval.output import as_json, write_csv, write_json
 from vcodec.eval.points import METRIC_COLUMNS, EvalPoint, EvalResults, dets_from_json, dets_to_json, fmt_q
@@ -183,8 +183,7 @@ def run_eval(cfg: EvalConfig, log: Callable[[str], None] | None = None) -> EvalR
         )
     write_json(out / "groundtruth.json", truth.to_json())
     gt_tracks, ids_assigned = ground_truth_tracks(truth)
-    minimum = cfg.min_class_objects or (PSEUDO_MIN_CLASS_OBJECTS if truth.pseudo else 1)
-    scored = scored_classes(truth.class_counts(), minimum)
+    scored = truth_classes(truth, cfg.min_class_objects)
     gt_note = truth.describe() + (
         "; track ids of the ground truth assigned by the IoU/Kalman tracker" if ids_assigned else ""
     ) + "; " + scored.describe()
